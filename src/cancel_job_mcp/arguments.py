@@ -1,0 +1,80 @@
+"""Tool arguments: the published JSON Schema first, then the identifier rules every backend shares.
+
+The published input schema mirrors the documented contract word for word, so the rules that keep
+identifiers safe to route and to put in a provider's URL path live here, not in the schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft7Validator, ValidationError
+
+from .errors import invalid_argument
+
+MAX_IDENTIFIER_LENGTH = 128
+_IDENTIFIER = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
+_BACKEND_PREFIX = r"[A-Za-z0-9_-]{1,64}:"
+_RULES = {
+    "project_reference": (
+        re.compile(rf"(?:{_BACKEND_PREFIX})?{_IDENTIFIER}"),
+        "must be a project id or slug of 1-128 letters, digits, '_', '-' or '.', not starting with '.',"
+        " optionally prefixed by a backend name and ':' (as in 'local:my-project')",
+    ),
+    "job_id": (
+        re.compile(_IDENTIFIER),
+        "must be a job id of 1-128 letters, digits, '_', '-' or '.', not starting with '.'",
+    ),
+}
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def check_identifier(field: str, value: str) -> None:
+    pattern, rule = _RULES[field]
+    if pattern.fullmatch(value) is None:
+        raise invalid_argument(field, f"{rule}; got {_preview(value)}")
+
+
+def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Check tool arguments against the tool's input schema, then the identifier rules."""
+    values = dict(arguments or {})
+    errors = sorted(validator.iter_errors(values), key=lambda error: list(error.absolute_path))
+    if errors:
+        raise invalid_argument(*_describe(errors[0], validator.schema))
+    for field, value in values.items():
+        if field in _RULES:
+            check_identifier(field, value)
+    return values
+
+
+def _describe(error: ValidationError, schema: Mapping[str, Any]) -> tuple[str, str]:
+    """(field, rule) for the first schema violation, never echoing a long value back."""
+    field = "/".join(str(part) for part in error.absolute_path) or "arguments"
+    accepted = ", ".join(schema.get("properties", {}))
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return missing[0], f"is required (the tool takes: {accepted})"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
+        return _preview(extra[0]), f"is not an accepted field (the tool takes only: {accepted})"
+    if error.validator == "type":
+        return field, f"must be of type {error.validator_value}, got {_json_type(error.instance)}"
+    return field, _truncate(error.message)
+
+
+def _json_type(value: object) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _preview(value: str) -> str:
+    if value == "":
+        return "an empty string"
+    if len(value) > 40:
+        return f"{value[:20]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+def _truncate(message: str, limit: int = 200) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."

@@ -1,0 +1,178 @@
+"""The `local` backend: jobs submitted with `cancel-job-mcp submit`, run by detached supervisors."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from ...errors import ErrorCode, ToolError
+from ...record import ACTIVE_STATUSES, JobRecord, JobStatus, utc_now
+from . import procs, store, supervisor
+from .procs import ProcessIdentity
+
+T = TypeVar("T")
+
+DEFAULT_GRACE_SECONDS = 5.0
+# How long a canceller waits, past the grace period, for the supervisor to record the stop.
+SETTLE_MARGIN_SECONDS = 3.0
+# A job whose supervisor never registered within this time is considered lost.
+SUPERVISOR_START_SECONDS = 60.0
+POLL_SECONDS = 0.02
+
+
+def new_job_id() -> str:
+    return f"job_{secrets.token_urlsafe(9)}"
+
+
+def submit_job(
+    home: Path,
+    project: str,
+    command: list[str],
+    *,
+    name: str | None = None,
+    cwd: Path | None = None,
+    timeout_seconds: float = 0,
+    retries: int = 0,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+) -> JobRecord:
+    """Record a job as `submitted` and start its supervisor; returns the record as it is now."""
+    now = utc_now()
+    workdir = os.fspath((cwd or Path.cwd()).resolve())
+    record = JobRecord(
+        id=new_job_id(),
+        project_id=project,
+        environment_id=None,
+        branch_id=None,
+        cron_job_id=None,
+        batch_id=None,
+        name=name or Path(command[0]).name,
+        status=JobStatus.SUBMITTED,
+        target=shlex.join(command),
+        config={"command": command, "cwd": workdir},
+        timeout_seconds=timeout_seconds,
+        backoff_limit=retries,
+        exit_code=None,
+        failed_reason=None,
+        started_at=None,
+        completed_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    db = store.database_path(home)
+    with store.connect(db) as conn:
+        store.insert(conn, record, grace_seconds)
+        identity = supervisor.spawn(home, record["id"])
+        store.set_supervisor(conn, record["id"], identity.encode())
+        row = store.get(conn, record["id"])
+    assert row is not None
+    return row.record
+
+
+class LocalBackend:
+    """Cancels and reads jobs of the local runtime stored under `home`."""
+
+    kind = "local"
+
+    def __init__(self, home: Path, name: str = "local") -> None:
+        self.name = name
+        self.home = home
+        self._db_path = store.database_path(home)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        row = await self._db(store.find, project, job_id)
+        if row is None:
+            raise _not_found(project, job_id)
+        return (await anyio.to_thread.run_sync(self._reconcile, row)).record
+
+    async def list_jobs(self, project: str | None, status: str | None) -> list[JobRecord]:
+        rows = await self._db(store.select, project, None)
+        reconciled = [await anyio.to_thread.run_sync(self._reconcile, row) for row in rows]
+        return [row.record for row in reconciled if status is None or row.status == status]
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        won, row = await self._db(store.request_cancel, project, job_id)
+        if row is None:
+            raise _not_found(project, job_id, " Nothing was canceled.")
+        if row.status != JobStatus.CANCELED:
+            finished = row.record["completed_at"] or row.record["updated_at"]
+            raise ToolError(
+                ErrorCode.NOT_CANCELLABLE,
+                f"Job {job_id!r} already {row.status} at {finished}; only submitted or working jobs"
+                " can be canceled. Its record is unchanged.",
+            )
+        return await self._settle_cancel(won, row)
+
+    async def _settle_cancel(self, won: bool, row: store.JobRow) -> JobRecord:
+        """Stop the canceled job's processes and wait until the stop is recorded (or time runs out)."""
+        job_id = row.record["id"]
+        leader = ProcessIdentity.decode(row.process) if row.process else None
+        if won and leader is not None:
+            await anyio.to_thread.run_sync(procs.terminate_group, leader, row.grace_seconds)
+        deadline = time.monotonic() + row.grace_seconds + SETTLE_MARGIN_SECONDS
+        while True:
+            current = await self._db(store.get, job_id)
+            assert current is not None
+            if current.record["completed_at"] is not None:
+                return current.record
+            leader = ProcessIdentity.decode(current.process) if current.process else None
+            group_alive = leader is not None and procs.group_running(leader)
+            if not group_alive and not _supervisor_alive(current):
+                await self._db(store.record_stop, job_id, None)
+            elif time.monotonic() >= deadline:
+                if leader is not None and group_alive:
+                    # The canceller that won is gone and so is the supervisor: stop the job ourselves.
+                    await anyio.to_thread.run_sync(procs.terminate_group, leader, current.grace_seconds)
+                await self._db(store.record_stop, job_id, None)
+            else:
+                await anyio.sleep(POLL_SECONDS)
+
+    def _reconcile(self, row: store.JobRow) -> store.JobRow:
+        """Fail an active job whose supervisor is gone, stopping any processes it left behind."""
+        if row.status not in ACTIVE_STATUSES or _supervisor_alive(row):
+            return row
+        if row.supervisor is None:
+            created = datetime.fromisoformat(row.record["created_at"])
+            if datetime.now(UTC) - created < timedelta(seconds=SUPERVISOR_START_SECONDS):
+                return row
+            reason = "The job's supervisor never started; the job did not run."
+        else:
+            pid = ProcessIdentity.decode(row.supervisor).pid
+            reason = f"The job's supervisor (pid {pid}) is gone, so the job was stopped and marked failed."
+        if row.process is not None:
+            procs.terminate_group(ProcessIdentity.decode(row.process), row.grace_seconds)
+        with store.connect(self._db_path) as conn:
+            store.fail_if_active(conn, row.record["id"], reason)
+            current = store.get(conn, row.record["id"])
+        assert current is not None
+        return current
+
+    async def _db(self, operation: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(partial(self._run, operation, *args))
+
+    def _run(self, operation: Callable[..., T], *args: object) -> T:
+        with store.connect(self._db_path) as conn:
+            return operation(conn, *args)
+
+
+def _supervisor_alive(row: store.JobRow) -> bool:
+    return row.supervisor is not None and procs.is_running(ProcessIdentity.decode(row.supervisor))
+
+
+def _not_found(project: str, job_id: str, consequence: str = "") -> ToolError:
+    return ToolError(
+        ErrorCode.NOT_FOUND,
+        f"No job {job_id!r} in project {project!r} on the local runtime.{consequence}"
+        " A job is found only within the project it was submitted to: check both values.",
+    )

@@ -1,0 +1,167 @@
+"""The command line: `serve` for MCP clients, and `submit`, `jobs`, `show`, `cancel` for people."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .config import data_home
+from .errors import ToolError
+from .record import JobRecord, JobStatus
+from .routing import Router
+from .service import JobService
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--log-level", choices=LOG_LEVELS, default=default, help="log verbosity on stderr (default: warning)"
+    )
+    parser.add_argument(
+        "--home", type=Path, default=default, help="state directory (default: $CANCEL_JOB_MCP_HOME or the user data dir)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cancel-job-mcp", description="An MCP server that cancels and finds jobs wherever they run."
+    )
+    _add_common(parser, default=None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        _add_common(sub, default=argparse.SUPPRESS)
+        return sub
+
+    serve = command("serve", "serve MCP over stdio (the default) or Streamable HTTP")
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+
+    submit = command("submit", "run a command as a job of the local runtime and print its record")
+    submit.add_argument("--project", required=True, help="the project the job belongs to")
+    submit.add_argument("--name", help="a human-readable name (default: the command's name)")
+    submit.add_argument("--timeout", type=float, default=0, metavar="SECONDS", help="time limit; 0 = none")
+    submit.add_argument("--retries", type=int, default=0, metavar="N", help="reruns after a non-zero exit")
+    submit.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
+    submit.add_argument(
+        "--grace-period", type=float, default=5.0, metavar="SECONDS",
+        help="time between SIGTERM and SIGKILL when the job is stopped (default: 5)",
+    )  # fmt: skip
+    submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+
+    jobs = command("jobs", "list local jobs as a table, newest first")
+    jobs.add_argument("--project", help="only this project's jobs")
+    jobs.add_argument("--status", choices=[status.value for status in JobStatus], help="only jobs in this status")
+
+    for name, help_text in (("show", "print a job's record as JSON"), ("cancel", "cancel a job; print its record")):
+        sub = command(name, help_text)
+        sub.add_argument("project_reference")
+        sub.add_argument("job_id")
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _service(home: Path) -> JobService:
+    return JobService(Router.local_only(home))
+
+
+def _print_record(record: JobRecord) -> None:
+    print(json.dumps(record, indent=2))
+
+
+def _run_serve(args: argparse.Namespace, home: Path) -> int:
+    from .server import build_server
+    from .transports import serve_http, serve_stdio
+
+    service = _service(home)
+    server = build_server(service)
+
+    async def serve() -> None:
+        try:
+            if getattr(args, "transport", "stdio") == "http":
+                await serve_http(server, args.host, args.port, args.log_level)
+            else:
+                await serve_stdio(server)
+        finally:
+            await service.aclose()
+
+    anyio.run(serve)
+    return 0
+
+
+def _run_submit(args: argparse.Namespace, home: Path) -> int:
+    from .backends.local import submit_job
+
+    command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
+    if not command:
+        print("submit: give the command to run after '--'", file=sys.stderr)
+        return 2
+    if args.timeout < 0 or args.retries < 0 or args.grace_period < 0:
+        print("submit: --timeout, --retries and --grace-period must not be negative", file=sys.stderr)
+        return 2
+    record = submit_job(
+        home, args.project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
+        retries=args.retries, grace_seconds=args.grace_period,
+    )  # fmt: skip
+    _print_record(record)
+    return 0
+
+
+def _run_jobs(args: argparse.Namespace, home: Path) -> int:
+    from .backends.local import LocalBackend
+
+    records = anyio.run(LocalBackend(home).list_jobs, args.project, args.status)
+    columns = ("id", "project_id", "status", "name", "created_at", "exit_code")
+    rows = [[str(record[column] if record[column] is not None else "-") for column in columns] for record in records]
+    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=False)]
+    for row in [list(columns), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _run_record_command(
+    action: Callable[[JobService, str, str], Awaitable[JobRecord]],
+) -> Callable[[argparse.Namespace, Path], int]:
+    def run(args: argparse.Namespace, home: Path) -> int:
+        service = _service(home)
+        try:
+            record = anyio.run(action, service, args.project_reference, args.job_id)
+        except ToolError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+        _print_record(record)
+        return 0
+
+    return run
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Path], int]] = {
+    "serve": _run_serve,
+    "submit": _run_submit,
+    "jobs": _run_jobs,
+    "show": _run_record_command(JobService.get_job),
+    "cancel": _run_record_command(JobService.cancel_job),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.log_level = args.log_level or "warning"
+    configure_logging(args.log_level)
+    home = args.home or data_home()
+    sys.exit(COMMANDS[args.command or "serve"](args, home))
