@@ -12,9 +12,9 @@ from typing import Any
 
 from jsonschema import Draft7Validator, ValidationError
 
-from .errors import invalid_argument
+from .errors import ErrorCode, ToolError, invalid_argument
 
-MAX_IDENTIFIER_LENGTH = 128
+_MAX_REPORTED = 5
 _IDENTIFIER = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
 _BACKEND_PREFIX = r"[A-Za-z0-9_-]{1,64}:"
 _RULES = {
@@ -42,7 +42,8 @@ def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] 
     values = dict(arguments or {})
     errors = sorted(validator.iter_errors(values), key=lambda error: list(error.absolute_path))
     if errors:
-        raise invalid_argument(*_describe(errors[0], validator.schema))
+        problems = [": ".join(_describe(error, validator.schema)) for error in errors[:_MAX_REPORTED]]
+        raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(problems))
     for field, value in values.items():
         if field in _RULES:
             check_identifier(field, value)

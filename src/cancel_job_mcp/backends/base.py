@@ -1,8 +1,9 @@
-"""The one small async interface every backend implements."""
+"""The one small async interface every backend implements, and the settings a backend is made from."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ..record import JobRecord
 
@@ -21,3 +22,24 @@ class Backend(Protocol):
     async def get_job(self, project: str, job_id: str) -> JobRecord: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """One `[backends.NAME]` table of the configuration file (or the defaults for a kind).
+
+    `token_env` names the environment variable that holds the secret; the secret itself is read
+    from the environment by the backend when it is created and never stored here.
+    """
+
+    name: str
+    kind: str
+    base_url: str | None = None
+    token_env: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    projects: tuple[str, ...] = ()
+    # How long cancel_job waits for a canceled job to reach a terminal status (0 = do not wait).
+    settle_timeout: float = 10.0
+    # Kind-specific keys of the table, e.g. `home` for local or `account` for talonic.
+    options: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,141 @@
+"""Shared test helpers: a state directory per test, the real CLI, and the server as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+from mcp import StdioServerParameters
+
+from cancel_job_mcp.schemas import load_schema
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "cancel_job_mcp"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "CANCEL_JOB_MCP_HOME": str(home), **extra}
+
+
+def run_cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env_for(home), capture_output=True, text=True, check=check, timeout=60)
+
+
+def submit(home: Path, project: str, *command: str, options: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Submit a local job through the real CLI; returns its record."""
+    done = run_cli(home, "submit", "--project", project, *options, "--", *command)
+    record: dict[str, Any] = json.loads(done.stdout)
+    return record
+
+
+def stdio_server(home: Path, *args: str, **env: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "cancel_job_mcp", *args], env=env_for(home, **env))
+
+
+def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `condition()` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"condition not met within {timeout} s: {condition}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class HttpServer:
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/mcp"
+
+
+def start_http_server(home: Path, *args: str, **env: str) -> HttpServer:
+    port = free_port()
+    process = subprocess.Popen(
+        [*CLI, "serve", "--transport", "http", "--port", str(port), *args],
+        env=env_for(home, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: process.poll() is not None or _port_open(port), timeout=30)
+    except BaseException:
+        process.kill()
+        raise
+    if process.poll() is not None:
+        raise RuntimeError(f"server exited: {process.communicate()[1]}")
+    return HttpServer(process, port)
+
+
+def stop_http_server(server: HttpServer) -> str:
+    """Stop the server; returns what it wrote on stdout (which must stay empty)."""
+    server.process.terminate()
+    try:
+        stdout, _ = server.process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        stdout, _ = server.process.communicate()
+    return stdout
+
+
+@pytest.fixture
+def http_server(home: Path) -> Iterator[HttpServer]:
+    server = start_http_server(home)
+    yield server
+    assert stop_http_server(server) == "", "the HTTP server wrote to stdout"
+
+
+@pytest.fixture(scope="session")
+def record_validator() -> Draft7Validator:
+    return Draft7Validator(load_schema("cancel_job.output"))
+
+
+def process_group_alive(pgid: int) -> bool:
+    """True while any non-zombie process of group `pgid` exists (read from /proc)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
