@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from ..record import JobRecord
+
+
+class JobPage(TypedDict):
+    """One page of a job listing, newest first. `next_cursor` is the backend's own cursor, or None."""
+
+    jobs: list[JobRecord]
+    next_cursor: str | None
 
 
 class Backend(Protocol):
@@ -20,6 +27,10 @@ class Backend(Protocol):
     async def cancel_job(self, project: str, job_id: str) -> JobRecord: ...
 
     async def get_job(self, project: str, job_id: str) -> JobRecord: ...
+
+    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        """Newest first; `status` filters (by the backend itself where the provider cannot)."""
+        ...
 
     async def aclose(self) -> None: ...
 
