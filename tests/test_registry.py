@@ -47,7 +47,8 @@ def test_valid_against_the_registry_schema(server_json: dict[str, Any]) -> None:
     schema = json.loads(SCHEMA_PATH.read_text())
     Draft7Validator.check_schema(schema)
     errors = sorted(Draft7Validator(schema).iter_errors(server_json), key=lambda error: list(error.path))
-    assert not errors, "\n".join(f"{'/'.join(map(str, error.path)) or '(root)'}: {error.message}" for error in errors)
+    problems = [f"{'/'.join(map(str, error.path)) or '(root)'}: {error.message}" for error in errors]
+    assert not problems, "\n".join(problems)
 
 
 def test_current_schema_name_and_description(server_json: dict[str, Any]) -> None:
@@ -85,7 +86,8 @@ def test_pypi_packages_stdio_and_streamable_http(server_json: dict[str, Any]) ->
 
 
 def named_default(package: dict[str, Any], name: str) -> str:
-    value: str = next(argument["default"] for argument in package["packageArguments"] if argument.get("name") == name)
+    arguments = package["packageArguments"]
+    value: str = next(argument["default"] for argument in arguments if argument.get("name") == name)
     return value
 
 
