@@ -105,7 +105,6 @@ def test_http_package_arguments_match_the_cli(server_json: dict[str, Any]) -> No
     assert (args.command, args.transport, args.port) == ("serve", "http", int(named_default(http, "--port")))
 
 
-
 def test_environment_variables(server_json: dict[str, Any]) -> None:
     for package in server_json["packages"]:
         variables = {variable["name"]: variable for variable in package["environmentVariables"]}
