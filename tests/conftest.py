@@ -139,3 +139,30 @@ def process_group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             return True
     return False
+
+
+def job_process_group(home: Path, job_id: str) -> int | None:
+    """The process group id of the job's current attempt, as the runtime recorded it."""
+    import sqlite3
+
+    with sqlite3.connect(home / "jobs.sqlite3") as conn:
+        row = conn.execute("SELECT process FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return int(row[0].split(":")[0]) if row and row[0] else None
+
+
+def wait_for_process_group(home: Path, job_id: str) -> int:
+    """Wait until the job's command runs; returns its process group id."""
+    pgid: int = wait_until(lambda: (pgid := job_process_group(home, job_id)) and process_group_alive(pgid) and pgid)
+    return pgid
+
+
+def show(home: Path, project: str, job_id: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(run_cli(home, "show", project, job_id).stdout)
+    return record
+
+
+def client(target: Any, mode: str = "auto") -> Any:
+    """An MCP client with response caching off, so every call really reaches the server."""
+    from mcp import Client
+
+    return Client(target, mode=mode, cache=None)  # type: ignore[arg-type]
