@@ -39,7 +39,9 @@ def env_for(home: Path, **extra: str) -> dict[str, str]:
 
 
 def run_cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env_for(home), capture_output=True, text=True, check=check, timeout=60)
+    return subprocess.run(
+        [*CLI, *args], env=env_for(home), capture_output=True, text=True, check=check, timeout=60
+    )
 
 
 def submit(home: Path, project: str, *command: str, options: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -50,7 +52,9 @@ def submit(home: Path, project: str, *command: str, options: tuple[str, ...] = (
 
 
 def stdio_server(home: Path, *args: str, **env: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "cancel_job_mcp", *args], env=env_for(home, **env))
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "cancel_job_mcp", *args], env=env_for(home, **env)
+    )
 
 
 def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -152,7 +156,9 @@ def job_process_group(home: Path, job_id: str) -> int | None:
 
 def wait_for_process_group(home: Path, job_id: str) -> int:
     """Wait until the job's command runs; returns its process group id."""
-    pgid: int = wait_until(lambda: (pgid := job_process_group(home, job_id)) and process_group_alive(pgid) and pgid)
+    pgid: int = wait_until(
+        lambda: (pgid := job_process_group(home, job_id)) and process_group_alive(pgid) and pgid
+    )
     return pgid
 
 

@@ -159,7 +159,9 @@ def test_racing_cancels_and_completions_agree_with_the_final_record(home: Path) 
     for _ in range(8):
         job = submit(home, "race", "true")
         done = run_cancel(home, "race", job["id"])
-        final = wait_until(lambda job=job: (record := show(home, "race", job["id"]))["completed_at"] and record)
+        final = wait_until(
+            lambda job=job: (record := show(home, "race", job["id"]))["completed_at"] and record
+        )
         if done.returncode == 0:
             assert json.loads(done.stdout)["status"] == "canceled"
             assert final["status"] == "canceled"
@@ -193,8 +195,14 @@ async def test_unknown_job_and_other_project_give_not_found_and_stop_nothing(hom
 
 INVALID_ARGUMENTS = {
     "missing field": ({"project_reference": "demo"}, "job_id: is required"),
-    "extra field": ({"project_reference": "demo", "job_id": "x", "force": True}, "'force': is not an accepted"),
-    "wrong type": ({"project_reference": "demo", "job_id": 42}, "job_id: must be of type string, got integer"),
+    "extra field": (
+        {"project_reference": "demo", "job_id": "x", "force": True},
+        "'force': is not an accepted",
+    ),
+    "wrong type": (
+        {"project_reference": "demo", "job_id": 42},
+        "job_id: must be of type string, got integer",
+    ),
     "empty string": ({"project_reference": "demo", "job_id": ""}, "job_id: must be a job id"),
     "10 kB string": ({"project_reference": "d" * 10_240, "job_id": "x"}, "(10240 characters)"),
     "path-like": ({"project_reference": "../x", "job_id": "x"}, "project_reference: must be"),

@@ -51,8 +51,9 @@ async def test_an_unexpected_exception_is_an_internal_error_that_leaks_nothing(
     assert failed.is_error
     text = failed.content[0].text
     assert text.startswith("internal_error: ")
-    assert "canary" not in text and "boom" not in text and "/srv" not in text
-    assert after.is_error and after.content[0].text.startswith("not_found: "), "the server must keep serving"
+    for leaked in ("canary", "boom", "/srv"):
+        assert leaked not in text
+    assert after.content[0].text.startswith("not_found: "), "the server must keep serving"
 
 
 @pytest.mark.anyio
@@ -66,7 +67,9 @@ async def test_an_unknown_tool_is_a_protocol_error(home: Path) -> None:
 @pytest.mark.anyio
 async def test_an_unknown_backend_prefix_is_unknown_project(home: Path) -> None:
     async with client(stdio_server(home)) as session:
-        result = await session.call_tool("cancel_job", {"project_reference": "nowhere:demo", "job_id": "job_1"})
+        result = await session.call_tool(
+            "cancel_job", {"project_reference": "nowhere:demo", "job_id": "job_1"}
+        )
     assert result.is_error
     assert result.content[0].text.startswith("unknown_project: There is no backend named 'nowhere'.")
 
@@ -75,7 +78,9 @@ def test_http_refuses_a_foreign_host_or_origin(http_server: HttpServer) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     bad_host = httpx.post(http_server.url, json=body, headers={**headers, "Host": "evil.example.com"})
-    bad_origin = httpx.post(http_server.url, json=body, headers={**headers, "Origin": "http://evil.example.com"})
+    bad_origin = httpx.post(
+        http_server.url, json=body, headers={**headers, "Origin": "http://evil.example.com"}
+    )
     assert bad_host.status_code == 421
     assert bad_origin.status_code == 403
 
@@ -119,7 +124,8 @@ def test_stdout_carries_only_protocol_messages_even_at_debug_level(home: Path) -
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert server.stdin is not None and server.stdout is not None
+    assert server.stdin is not None
+    assert server.stdout is not None
     for message in messages:
         server.stdin.write(json.dumps(message) + "\n")
     server.stdin.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft7Validator, ValidationError
 
@@ -42,7 +42,8 @@ def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] 
     values = dict(arguments or {})
     errors = sorted(validator.iter_errors(values), key=lambda error: list(error.absolute_path))
     if errors:
-        problems = [": ".join(_describe(error, validator.schema)) for error in errors[:_MAX_REPORTED]]
+        accepted = list(cast(Mapping[str, Any], validator.schema).get("properties", {}))
+        problems = [": ".join(_describe(error, accepted)) for error in errors[:_MAX_REPORTED]]
         raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(problems))
     for field, value in values.items():
         if field in _RULES:
@@ -50,16 +51,17 @@ def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] 
     return values
 
 
-def _describe(error: ValidationError, schema: Mapping[str, Any]) -> tuple[str, str]:
-    """(field, rule) for the first schema violation, never echoing a long value back."""
+def _describe(error: ValidationError, accepted: list[str]) -> tuple[str, str]:
+    """(field, rule) for one schema violation, never echoing a long value back."""
     field = "/".join(str(part) for part in error.absolute_path) or "arguments"
-    accepted = ", ".join(schema.get("properties", {}))
+    fields = ", ".join(accepted)
+    instance = cast(dict[str, Any], error.instance)
     if error.validator == "required":
-        missing = [name for name in error.validator_value if name not in error.instance]
-        return missing[0], f"is required (the tool takes: {accepted})"
+        missing = [name for name in cast(list[str], error.validator_value) if name not in instance]
+        return missing[0], f"is required (the tool takes: {fields})"
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(schema.get("properties", {})))
-        return _preview(extra[0]), f"is not an accepted field (the tool takes only: {accepted})"
+        extra = sorted(set(instance) - set(accepted))
+        return _preview(extra[0]), f"is not an accepted field (the tool takes only: {fields})"
     if error.validator == "type":
         return field, f"must be of type {error.validator_value}, got {_json_type(error.instance)}"
     return field, _truncate(error.message)

@@ -26,7 +26,10 @@ def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
         "--log-level", choices=LOG_LEVELS, default=default, help="log verbosity on stderr (default: warning)"
     )
     parser.add_argument(
-        "--home", type=Path, default=default, help="state directory (default: $CANCEL_JOB_MCP_HOME or the user data dir)"
+        "--home",
+        type=Path,
+        default=default,
+        help="state directory (default: $CANCEL_JOB_MCP_HOME or the user data dir)",
     )
 
 
@@ -61,9 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = command("jobs", "list local jobs as a table, newest first")
     jobs.add_argument("--project", help="only this project's jobs")
-    jobs.add_argument("--status", choices=[status.value for status in JobStatus], help="only jobs in this status")
+    jobs.add_argument(
+        "--status", choices=[status.value for status in JobStatus], help="only jobs in this status"
+    )
 
-    for name, help_text in (("show", "print a job's record as JSON"), ("cancel", "cancel a job; print its record")):
+    for name, help_text in (
+        ("show", "print a job's record as JSON"),
+        ("cancel", "cancel a job; print its record"),
+    ):
         sub = command(name, help_text)
         sub.add_argument("project_reference")
         sub.add_argument("job_id")
@@ -125,13 +133,28 @@ def _run_submit(args: argparse.Namespace, home: Path) -> int:
 def _run_jobs(args: argparse.Namespace, home: Path) -> int:
     from .backends.local import LocalBackend
 
-    records = anyio.run(LocalBackend(home).list_jobs, args.project, args.status)
-    columns = ("id", "project_id", "status", "name", "created_at", "exit_code")
-    rows = [[str(record[column] if record[column] is not None else "-") for column in columns] for record in records]
+    backend = LocalBackend(home)
+    records: list[JobRecord] = []
+    cursor = None
+    while True:
+        page = anyio.run(backend.list_any_project, args.project, args.status, 100, cursor)
+        records += page["jobs"]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    _print_table(records, ("id", "project_id", "status", "name", "created_at", "exit_code"))
+    return 0
+
+
+def _print_table(records: list[JobRecord], columns: tuple[str, ...]) -> None:
+    rows = [[_cell(record, column) for column in columns] for record in records]
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=False)]
     for row in [list(columns), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
+
+
+def _cell(record: JobRecord, column: str) -> str:
+    value = record.get(column)
+    return "-" if value is None else str(value)
 
 
 def _run_record_command(

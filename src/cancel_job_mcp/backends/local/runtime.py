@@ -16,6 +16,7 @@ import anyio
 
 from ...errors import ErrorCode, ToolError
 from ...record import ACTIVE_STATUSES, JobRecord, JobStatus, utc_now
+from ..base import JobPage
 from . import procs, store, supervisor
 from .procs import ProcessIdentity
 
@@ -96,10 +97,19 @@ class LocalBackend:
             raise _not_found(project, job_id)
         return (await anyio.to_thread.run_sync(self._reconcile, row)).record
 
-    async def list_jobs(self, project: str | None, status: str | None) -> list[JobRecord]:
-        rows = await self._db(store.select, project, None)
+    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        return await self.list_any_project(project, status, limit, cursor)
+
+    async def list_any_project(
+        self, project: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> JobPage:
+        """Like `list_jobs`, with `project=None` meaning every project. The cursor is a sequence number."""
+        before = _parse_cursor(cursor)
+        rows = await self._db(store.select, project, status, limit, before)
         reconciled = [await anyio.to_thread.run_sync(self._reconcile, row) for row in rows]
-        return [row.record for row in reconciled if status is None or row.status == status]
+        jobs = [row.record for row in reconciled if status is None or row.status == status]
+        next_cursor = str(rows[-1].sequence) if len(rows) == limit else None
+        return JobPage(jobs=jobs, next_cursor=next_cursor)
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
         won, row = await self._db(store.request_cancel, project, job_id)
@@ -164,6 +174,14 @@ class LocalBackend:
     def _run(self, operation: Callable[..., T], *args: object) -> T:
         with store.connect(self._db_path) as conn:
             return operation(conn, *args)
+
+
+def _parse_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise ToolError(ErrorCode.INVALID_ARGUMENT, "cursor: is not a cursor this backend returned")
+    return int(cursor)
 
 
 def _supervisor_alive(row: store.JobRow) -> bool:

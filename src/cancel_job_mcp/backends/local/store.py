@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ...record import ACTIVE_STATUSES, JobRecord, JobStatus, utc_now
 
@@ -47,6 +47,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project_id, status);
 """
 _ACTIVE = tuple(ACTIVE_STATUSES)
 _RECORD_COLUMNS = tuple(JobRecord.__annotations__)
+_AFTER_NEWEST = 2**63 - 1
 _initialized: set[Path] = set()
 
 
@@ -55,6 +56,7 @@ class JobRow:
     """A job as stored: the public record plus the runtime's own bookkeeping."""
 
     record: JobRecord
+    sequence: int
     grace_seconds: float
     attempt: int
     supervisor: str | None
@@ -96,10 +98,11 @@ def _initialize(conn: sqlite3.Connection) -> None:
 def _row(row: sqlite3.Row | None) -> JobRow | None:
     if row is None:
         return None
-    values: dict[str, Any] = {column: row[column] for column in _RECORD_COLUMNS}
+    values = {column: row[column] for column in _RECORD_COLUMNS}
     values["config"] = json.loads(values["config"])
     return JobRow(
-        record=JobRecord(**values),
+        record=cast(JobRecord, values),
+        sequence=row["rowid"],
         grace_seconds=row["grace_seconds"],
         attempt=row["attempt"],
         supervisor=row["supervisor"],
@@ -119,23 +122,27 @@ def insert(conn: sqlite3.Connection, record: JobRecord, grace_seconds: float) ->
 
 
 def get(conn: sqlite3.Connection, job_id: str) -> JobRow | None:
-    return _one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+    return _one(conn, "SELECT rowid, * FROM jobs WHERE id = ?", (job_id,))
 
 
 def find(conn: sqlite3.Connection, project_id: str, job_id: str) -> JobRow | None:
-    return _one(conn, "SELECT * FROM jobs WHERE id = ? AND project_id = ?", (job_id, project_id))
+    return _one(conn, "SELECT rowid, * FROM jobs WHERE id = ? AND project_id = ?", (job_id, project_id))
 
 
-def select(conn: sqlite3.Connection, project_id: str | None, status: str | None) -> list[JobRow]:
-    clauses, params = [], []
+def select(
+    conn: sqlite3.Connection, project_id: str | None, status: str | None, limit: int, before: int | None
+) -> list[JobRow]:
+    """Up to `limit` jobs, newest first, older than sequence `before` when given."""
+    clauses: list[str] = ["rowid < ?"]
+    params: list[object] = [before if before is not None else _AFTER_NEWEST]
     if project_id is not None:
         clauses.append("project_id = ?")
         params.append(project_id)
     if status is not None:
         clauses.append("status = ?")
         params.append(status)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(f"SELECT * FROM jobs {where} ORDER BY rowid DESC", params).fetchall()
+    sql = f"SELECT rowid, * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY rowid DESC LIMIT ?"
+    rows = conn.execute(sql, (*params, limit)).fetchall()
     return [row for row in map(_row, rows) if row is not None]
 
 
@@ -149,7 +156,7 @@ def request_cancel(conn: sqlite3.Connection, project_id: str, job_id: str) -> tu
     won = _one(
         conn,
         "UPDATE jobs SET status = ?, failed_reason = ?, updated_at = ?"
-        " WHERE id = ? AND project_id = ? AND status IN (?, ?) RETURNING *",
+        " WHERE id = ? AND project_id = ? AND status IN (?, ?) RETURNING rowid, *",
         (JobStatus.CANCELED, "Canceled on request.", now, job_id, project_id, *_ACTIVE),
     )
     if won is not None:

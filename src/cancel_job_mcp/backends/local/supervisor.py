@@ -51,7 +51,9 @@ def supervise(home: Path, job_id: str) -> None:
                         start_new_session=True,
                     )  # fmt: skip
                 except OSError as error:
-                    store.finish(conn, job_id, JobStatus.FAILED, None, f"Could not start {command[0]!r}: {error}")
+                    store.finish(
+                        conn, job_id, JobStatus.FAILED, None, f"Could not start {command[0]!r}: {error}"
+                    )
                     return
             leader = procs.identify(child.pid)
             if not store.mark_working(conn, job_id, leader.encode(), attempt):
