@@ -62,7 +62,7 @@ import httpx
 from .. import __version__
 from ..errors import ErrorCode, ToolError, invalid_argument
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, format_timestamp
-from .base import BackendSettings
+from .base import BackendSettings, JobPage
 
 logger = logging.getLogger("cancel_job_mcp.backends.http")
 
@@ -286,6 +286,66 @@ async def settle(
     return record
 
 
+def _refused_by_state(error: ProviderError) -> bool:
+    return error.status == 409
+
+
+async def cancel_and_settle(
+    client: HttpBackendClient,
+    job_id: str,
+    post: Callable[[], Awaitable[JobRecord]],
+    get: Callable[[], Awaitable[JobRecord]],
+    *,
+    refused: Callable[[ProviderError], bool] = _refused_by_state,
+) -> JobRecord:
+    """The cancel flow every hosted backend shares.
+
+    1. `post()` sends the cancel. If the provider refuses it in a way `refused` recognises (a 409 by
+       default), `get()` reads the job: already canceled gives that record (canceling twice is not an
+       error), any other terminal status gives `not_cancellable` naming it, and an active job re-raises
+       the provider's refusal.
+    2. A 2xx whose record is completed or failed means the job had already finished: `not_cancellable`.
+    3. Otherwise poll `get()` until the job is terminal or `settings.settle_timeout` passes, and return
+       the last record (it may still be active if the provider is slow to stop it).
+    """
+    try:
+        record = await post()
+    except ProviderError as error:
+        if not refused(error):
+            raise
+        current = await get()
+        if current["status"] == JobStatus.CANCELED:
+            return current
+        if current["status"] in TERMINAL_STATUSES:
+            raise not_cancellable(client.provider, job_id, current) from None
+        raise
+    if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise not_cancellable(client.provider, job_id, record)
+    return await settle(record, get, client.settings.settle_timeout, client.settle_interval)
+
+
+async def filtered_page(
+    fetch: Callable[[str | None], Awaitable[tuple[list[JobRecord], str | None]]],
+    keep: Callable[[JobRecord], bool],
+    cursor: str | None,
+    max_pages: int = 5,
+) -> JobPage:
+    """One page of a listing the backend filters itself, consuming whole provider pages.
+
+    `fetch(cursor)` returns one provider page and the cursor of the next (None at the end). Pages whose
+    jobs are all filtered out are skipped, up to `max_pages` provider requests; the page returned may
+    hold fewer jobs than asked for (or none) while `next_cursor` is not None: only None means the end.
+    """
+    pages = 0
+    while True:
+        jobs, next_cursor = await fetch(cursor)
+        pages += 1
+        kept = [job for job in jobs if keep(job)]
+        if kept or next_cursor is None or pages >= max_pages:
+            return JobPage(jobs=kept, next_cursor=next_cursor)
+        cursor = next_cursor
+
+
 # --- rate-limit headers ----------------------------------------------------------------------------
 
 
@@ -369,6 +429,7 @@ class HttpBackendClient:
         self.base_url = (settings.base_url or default_base_url).rstrip("/")
         self.token_env = settings.token_env or default_token_env
         self.retry = RetryPolicy.from_settings(settings)
+        self.settle_interval = settle_interval(settings)
         self._token = read_token(settings, default_token_env, required=token_required)
         self._auth_header = auth_header
         self._auth_scheme = auth_scheme
