@@ -8,6 +8,7 @@ import httpx
 import pytest
 from mcp import MCPError
 
+from cancel_job_mcp.backends.base import BackendSettings
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
@@ -43,7 +44,8 @@ async def test_an_unexpected_exception_is_an_internal_error_that_leaks_nothing(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     backend = ExplodingBackend()
-    server = build_server(JobService(Router({"local": lambda: backend}, default="local")))
+    settings = BackendSettings(name="local", kind="local", projects=("*",))
+    server = build_server(JobService(Router([settings], factory=lambda _: backend)))
     arguments = {"project_reference": "demo", "job_id": "job_1"}
     async with client(server, "legacy") as session:
         failed = await session.call_tool("cancel_job", arguments)

@@ -12,13 +12,14 @@ from typing import Any
 
 import anyio
 
-from .config import data_home
+from .config import Config, ConfigError, data_home, load_config
 from .errors import ToolError
 from .record import JobRecord, JobStatus
 from .routing import Router
 from .service import JobService
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+Command = Callable[[argparse.Namespace, Path, Config], int]
 
 
 def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -30,6 +31,12 @@ def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
         type=Path,
         default=default,
         help="state directory (default: $CANCEL_JOB_MCP_HOME or the user data dir)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        help="TOML configuration file (default: $CANCEL_JOB_MCP_CONFIG, else HOME/config.toml if it exists)",
     )
 
 
@@ -84,19 +91,19 @@ def configure_logging(level: str) -> None:
     )
 
 
-def _service(home: Path) -> JobService:
-    return JobService(Router.local_only(home))
+def _service(config: Config) -> JobService:
+    return JobService(Router.from_config(config))
 
 
 def _print_record(record: JobRecord) -> None:
     print(json.dumps(record, indent=2))
 
 
-def _run_serve(args: argparse.Namespace, home: Path) -> int:
+def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
     from .server import build_server
     from .transports import serve_http, serve_stdio
 
-    service = _service(home)
+    service = _service(config)
     server = build_server(service)
 
     async def serve() -> None:
@@ -112,7 +119,7 @@ def _run_serve(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
-def _run_submit(args: argparse.Namespace, home: Path) -> int:
+def _run_submit(args: argparse.Namespace, home: Path, config: Config) -> int:
     from .backends.local import submit_job
 
     command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
@@ -130,7 +137,7 @@ def _run_submit(args: argparse.Namespace, home: Path) -> int:
     return 0
 
 
-def _run_jobs(args: argparse.Namespace, home: Path) -> int:
+def _run_jobs(args: argparse.Namespace, home: Path, config: Config) -> int:
     from .backends.local import LocalBackend
 
     backend = LocalBackend(home)
@@ -159,9 +166,9 @@ def _cell(record: JobRecord, column: str) -> str:
 
 def _run_record_command(
     action: Callable[[JobService, str, str], Awaitable[JobRecord]],
-) -> Callable[[argparse.Namespace, Path], int]:
-    def run(args: argparse.Namespace, home: Path) -> int:
-        service = _service(home)
+) -> Command:
+    def run(args: argparse.Namespace, home: Path, config: Config) -> int:
+        service = _service(config)
         try:
             record = anyio.run(action, service, args.project_reference, args.job_id)
         except ToolError as error:
@@ -173,7 +180,7 @@ def _run_record_command(
     return run
 
 
-COMMANDS: dict[str, Callable[[argparse.Namespace, Path], int]] = {
+COMMANDS: dict[str, Command] = {
     "serve": _run_serve,
     "submit": _run_submit,
     "jobs": _run_jobs,
@@ -187,4 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     args.log_level = args.log_level or "warning"
     configure_logging(args.log_level)
     home = args.home or data_home()
-    sys.exit(COMMANDS[args.command or "serve"](args, home))
+    try:
+        config = load_config(args.config, home)
+    except ConfigError as error:
+        print(f"cancel-job-mcp: configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(COMMANDS[args.command or "serve"](args, home, config))

@@ -1,64 +1,72 @@
-"""Which backend serves a project reference: the one place that decides."""
+"""Which backend serves a project reference: the one place that decides.
+
+`NAME:REF` sends REF to backend NAME; any other reference goes to the first backend, in file
+order, one of whose `projects` patterns matches it. Backends are created on first use, so a
+server start imports none of them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatchcase
+from importlib import import_module
 
-from .backends import Backend
+from .backends.base import Backend, BackendSettings
+from .config import KINDS, Config
 from .errors import ErrorCode, ToolError
 
-BackendFactory = Callable[[], Backend]
+BackendFactory = Callable[[BackendSettings], Backend]
 
 
 @dataclass(frozen=True)
 class Route:
     backend: Backend
+    settings: BackendSettings
     project: str
 
 
+def create_backend(settings: BackendSettings) -> Backend:
+    backend: Backend = import_module(KINDS[settings.kind].module).create(settings)
+    return backend
+
+
 class Router:
-    """Sends `NAME:REF` to backend NAME, and every other reference to the default backend.
-
-    Backends are created on first use, so a server start imports none of them.
-    """
-
-    def __init__(self, factories: Mapping[str, BackendFactory], default: str | None) -> None:
-        self._factories = dict(factories)
-        self._default = default
+    def __init__(self, backends: Sequence[BackendSettings], factory: BackendFactory = create_backend) -> None:
+        self._settings = {settings.name: settings for settings in backends}
+        self._factory = factory
         self._backends: dict[str, Backend] = {}
 
     @classmethod
-    def local_only(cls, home: Path) -> Router:
-        def make_local() -> Backend:
-            from .backends.local import LocalBackend
-
-            return LocalBackend(home)
-
-        return cls({"local": make_local}, default="local")
+    def from_config(cls, config: Config) -> Router:
+        return cls(config.backends)
 
     def route(self, project_reference: str) -> Route:
         name, separator, project = project_reference.partition(":")
         if separator:
-            if name not in self._factories:
+            if name not in self._settings:
                 raise self._unknown(f"There is no backend named {name!r}.")
-            return Route(self._backend(name), project)
-        if self._default is None:
-            raise self._unknown(f"No backend serves project {project_reference!r}.")
-        return Route(self._backend(self._default), project_reference)
+            return self._route(name, project)
+        for settings in self._settings.values():
+            if any(fnmatchcase(project_reference, pattern) for pattern in settings.projects):
+                return self._route(settings.name, project_reference)
+        raise self._unknown(f"No backend serves project {project_reference!r}.")
+
+    def _route(self, name: str, project: str) -> Route:
+        if name not in self._backends:
+            self._backends[name] = self._factory(self._settings[name])
+        return Route(self._backends[name], self._settings[name], project)
 
     def _unknown(self, problem: str) -> ToolError:
-        backends = ", ".join(sorted(self._factories)) or "none"
+        served = "; ".join(
+            f"{settings.name} ({', '.join(settings.projects) or 'only as ' + settings.name + ':REF'})"
+            for settings in self._settings.values()
+        )
         return ToolError(
             ErrorCode.UNKNOWN_PROJECT,
-            f"{problem} Name a configured backend as 'NAME:PROJECT' (configured backends: {backends}).",
+            f"{problem} Use a project a backend serves, or name the backend as 'NAME:PROJECT'."
+            f" Backends: {served or 'none'}.",
         )
-
-    def _backend(self, name: str) -> Backend:
-        if name not in self._backends:
-            self._backends[name] = self._factories[name]()
-        return self._backends[name]
 
     async def aclose(self) -> None:
         for backend in self._backends.values():

@@ -1,5 +1,12 @@
 """The embedded local job runtime: SQLite state and detached supervisors on this machine."""
 
+from pathlib import Path
+
+from ..base import BackendSettings
 from .runtime import LocalBackend, submit_job
 
-__all__ = ["LocalBackend", "submit_job"]
+__all__ = ["LocalBackend", "create", "submit_job"]
+
+
+def create(settings: BackendSettings) -> LocalBackend:
+    return LocalBackend(Path(settings.options["home"]), name=settings.name)
