@@ -18,7 +18,7 @@ from .arguments import validate_arguments
 from .errors import ErrorCode, ToolError
 from .record import JobRecord
 from .schemas import load_schema
-from .service import JobService
+from .service import JobService, Progress
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ INTERNAL_ERROR_MESSAGE = (
     " Nothing more was changed; check the job's state before retrying, and report this if it persists."
 )
 
-ToolRunner = Callable[[JobService, dict[str, Any]], Awaitable[JobRecord]]
+ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[JobRecord]]
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,8 @@ def _spec(
     return ToolSpec(tool, Draft7Validator(input_schema), run)
 
 
-async def _cancel_job(service: JobService, arguments: dict[str, Any]) -> JobRecord:
-    return await service.cancel_job(arguments["project_reference"], arguments["job_id"])
+async def _cancel_job(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobRecord:
+    return await service.cancel_job(arguments["project_reference"], arguments["job_id"], progress)
 
 
 def tool_specs() -> dict[str, ToolSpec]:
@@ -111,9 +111,13 @@ def build_server(service: JobService) -> Server[Any]:
         spec = specs.get(params.name)
         if spec is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+
+        async def progress(done: float, total: float, message: str) -> None:
+            await ctx.session.report_progress(done, total, message)
+
         try:
             arguments = validate_arguments(spec.validator, params.arguments)
-            record = await spec.run(service, arguments)
+            record = await spec.run(service, arguments, progress)
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
             return error_result(str(error))

@@ -1,19 +1,42 @@
-"""What the tools and the CLI do, once: check identifiers, route, call the backend."""
+"""What the tools and the CLI do, once: check identifiers, route, call the backend, and for a
+cancel, wait until the job has really stopped."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+
 from .arguments import check_identifier
-from .record import JobRecord
+from .errors import ToolError
+from .record import JobRecord, is_terminal
 from .routing import Route, Router
+
+log = logging.getLogger(__name__)
+
+# progress(seconds waited so far, wait budget, message)
+Progress = Callable[[float, float, str], Awaitable[None]]
+
+FIRST_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 2.0
 
 
 class JobService:
     def __init__(self, router: Router) -> None:
         self.router = router
 
-    async def cancel_job(self, project_reference: str, job_id: str) -> JobRecord:
+    async def cancel_job(
+        self, project_reference: str, job_id: str, progress: Progress | None = None
+    ) -> JobRecord:
+        """Cancel, then poll until the job is terminal or the backend's wait budget runs out.
+
+        A provider that accepts a stop request may still report the job running (Ray answers
+        "stopped: true" for a RUNNING job), so the record returned is the latest one read.
+        """
         route = self._route(project_reference, job_id)
-        return await route.backend.cancel_job(route.project, job_id)
+        record = await route.backend.cancel_job(route.project, job_id)
+        return await self._settle(route, record, progress)
 
     async def get_job(self, project_reference: str, job_id: str) -> JobRecord:
         route = self._route(project_reference, job_id)
@@ -23,6 +46,25 @@ class JobService:
         check_identifier("project_reference", project_reference)
         check_identifier("job_id", job_id)
         return self.router.route(project_reference)
+
+    async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
+        budget = route.settings.settle_timeout
+        started = anyio.current_time()
+        interval = FIRST_POLL_SECONDS
+        while not is_terminal(record):
+            waited = anyio.current_time() - started
+            if waited >= budget:
+                break
+            if progress is not None:
+                await progress(waited, budget, f"Cancel accepted; waiting for job {record['id']} to stop.")
+            await anyio.sleep(min(interval, budget - waited))
+            interval = min(interval * 2, MAX_POLL_SECONDS)
+            try:
+                record = await route.backend.get_job(route.project, record["id"])
+            except ToolError as error:
+                log.warning("could not read job %s while waiting for it to stop: %s", record["id"], error)
+                break
+        return record
 
     async def aclose(self) -> None:
         await self.router.aclose()
