@@ -1,0 +1,347 @@
+"""The `ray` backend: jobs of a Ray cluster, through the Jobs REST API of its dashboard.
+
+The server talks HTTP only (it does not need the `ray` package). The dashboard address is the
+backend's `base_url`, else `$RAY_ADDRESS` when that is an http(s) URL, else http://127.0.0.1:8265.
+A cluster is one project: `project_id` is the project reference given (e.g. `cluster1` in
+`ray:cluster1`); which references reach this backend is the router's decision (`projects`).
+
+Requests (checked against a Ray 2.60 head node):
+
+- cancel: `POST /api/jobs/{id}/stop`. `{"stopped": true}` means Ray *asked* the job to stop; the job
+  is usually still RUNNING (or PENDING) right after, and the returned record (from a GET made at once)
+  says so. The caller polls `get_job` until the job is terminal. `{"stopped": false}` (HTTP 200)
+  means Ray has nothing to stop, i.e. the job already finished: `not_cancellable`, naming its status.
+  A job started by a driver calling `ray.init` (type DRIVER) cannot be stopped (HTTP 400).
+- read: `GET /api/jobs/{id}`, which accepts a submission id or a Ray job id. Unknown: HTTP 404 with
+  a text/plain body ("Job X does not exist"): `not_found`.
+- list: `GET /api/jobs/`, every job of the cluster in one answer (a JSON array in 2.60; a dict in
+  older versions). This backend sorts it newest first (by `start_time`, then id), filters by status
+  and pages it itself. The cursor is `<start_time in epoch ms>:<id>` of the last job of the previous
+  page; the next page holds the jobs that sort after it, so jobs submitted in between do not shift it.
+
+Auth: none by default. For a cluster behind a proxy or with Ray token auth, set `token_env` to the
+variable holding the token; it is sent as `Authorization: Bearer <token>`, or in the header named by
+the option `auth_header` (with the scheme of the option `auth_scheme`, "" for the bare token).
+
+Mapping to the record: id = submission_id (a driver's job_id for DRIVER jobs), name = metadata.name
+else the id, target = entrypoint, exit_code = driver_exit_code, failed_reason = the first line of
+Ray's message on FAILED and STOPPED (Ray appends up to 20,000 characters of logs to a failure
+message; they are dropped), created_at = start_time (Ray sets it at submission), started_at = the
+same once the job left PENDING, completed_at = end_time, updated_at = the later of the two. Ray has
+no timeout or retry count: timeout_seconds = backoff_limit = 0. `config` keeps the entrypoint, its
+resources, the metadata and the runtime_env with the values of `env_vars` redacted and credentials
+removed from URLs, plus `_provider` (Ray's own status, id, job type and error type).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ErrorCode, ToolError, invalid_argument
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
+from ._http import (
+    BackendConfigError,
+    HttpBackendClient,
+    ProviderError,
+    checked_cursor,
+    checked_limit,
+    checked_segment,
+    checked_status,
+    latest,
+    malformed,
+    normalize_timestamp,
+    not_cancellable,
+    required_timestamp,
+)
+from .base import Backend, BackendSettings, JobPage
+
+PROVIDER = "Ray"
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8265"
+ADDRESS_ENV = "RAY_ADDRESS"
+MAX_PAGE = 1000
+REDACTED = "<redacted>"
+FAILED_REASON_LIMIT = 500
+
+# A submission id (Ray's own are `raysubmit_` + 16 characters) or a Ray job id (hex, e.g. 02000000).
+SUBMISSION_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+SUBMISSION_ID_RULE = (
+    "must be a Ray submission id or job id: 1-128 letters, digits, '_', '-' or '.', not starting with '.'"
+)
+_CURSOR = re.compile(r"(-?\d{1,20}):(.+)")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+STATUS_MAP: Mapping[str, JobStatus] = {
+    "PENDING": JobStatus.SUBMITTED,
+    "RUNNING": JobStatus.WORKING,
+    "SUCCEEDED": JobStatus.COMPLETED,
+    "FAILED": JobStatus.FAILED,
+    "STOPPED": JobStatus.CANCELED,
+}
+RESOURCE_FIELDS = ("entrypoint_num_cpus", "entrypoint_num_gpus", "entrypoint_memory", "entrypoint_resources")
+
+
+# --- the mapping (pure) ----------------------------------------------------------------------------
+
+
+def to_record(payload: Any, project: str) -> JobRecord:
+    """The record for one Ray `JobDetails` object (as `GET /api/jobs/{id}` returns it)."""
+    if not isinstance(payload, dict):
+        raise malformed(PROVIDER, "expected a job object")
+    job_id = _job_id(payload)
+    raw_status = payload.get("status")
+    if not isinstance(raw_status, str):
+        raise malformed(PROVIDER, f"job {job_id!r} has no status")
+    status = STATUS_MAP.get(raw_status.upper(), JobStatus.SUBMITTED)
+    created_at = required_timestamp(payload.get("start_time"), "start_time", PROVIDER)
+    ended = normalize_timestamp(payload.get("end_time"), "end_time", PROVIDER)
+    completed_at = ended if status in TERMINAL_STATUSES else None
+    metadata = payload.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    exit_code = payload.get("driver_exit_code")
+    return JobRecord(
+        id=job_id,
+        project_id=project,
+        environment_id=None,
+        branch_id=None,
+        cron_job_id=None,
+        batch_id=None,
+        name=name if isinstance(name, str) and name.strip() else job_id,
+        status=status,
+        target=str(payload.get("entrypoint") or ""),
+        config=_config(payload, job_id, raw_status),
+        timeout_seconds=0,
+        backoff_limit=0,
+        exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
+        failed_reason=_failed_reason(payload, status, raw_status),
+        started_at=None if status is JobStatus.SUBMITTED else created_at,
+        completed_at=completed_at,
+        created_at=created_at,
+        updated_at=latest(created_at, completed_at) or created_at,
+    )
+
+
+def _job_id(payload: dict[str, Any]) -> str:
+    for key in ("submission_id", "job_id"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+    raise malformed(PROVIDER, "a job has neither a submission_id nor a job_id")
+
+
+def _config(payload: dict[str, Any], job_id: str, raw_status: str) -> dict[str, Any]:
+    config: dict[str, Any] = {"entrypoint": payload.get("entrypoint")}
+    for key in RESOURCE_FIELDS:
+        if payload.get(key) is not None:
+            config[key] = payload[key]
+    metadata = payload.get("metadata")
+    config["metadata"] = dict(metadata) if isinstance(metadata, dict) else {}
+    config["runtime_env"] = redact_runtime_env(payload.get("runtime_env"))
+    config["_provider"] = {
+        "name": "ray",
+        "status": raw_status,
+        "raw_id": job_id,
+        "type": payload.get("type"),
+        "job_id": payload.get("job_id"),
+        "error_type": payload.get("error_type"),
+    }
+    return config
+
+
+def redact_runtime_env(runtime_env: Any) -> dict[str, Any]:
+    """A copy of a runtime_env without secrets: `env_vars` values redacted, URL credentials removed."""
+    if not isinstance(runtime_env, dict):
+        return {}
+    cleaned: dict[str, Any] = {}
+    for key, value in runtime_env.items():
+        if key == "env_vars" and isinstance(value, dict):
+            cleaned[key] = {name: REDACTED for name in value}
+        else:
+            cleaned[key] = _strip_url_credentials(value)
+    return cleaned
+
+
+def _strip_url_credentials(value: Any) -> Any:
+    if isinstance(value, str):
+        return _URL_CREDENTIALS.sub(rf"\g<scheme>{REDACTED}@", value)
+    if isinstance(value, list):
+        return [_strip_url_credentials(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _strip_url_credentials(item) for key, item in value.items()}
+    return value
+
+
+def _failed_reason(payload: dict[str, Any], status: JobStatus, raw_status: str) -> str | None:
+    if status not in (JobStatus.FAILED, JobStatus.CANCELED):
+        return None
+    message = payload.get("message")
+    lines = message.strip().splitlines() if isinstance(message, str) else []
+    first_line = lines[0].strip() if lines else ""
+    # "Job entrypoint command failed with exit code 3, last available logs (truncated to 20,000 chars):"
+    first_line = re.sub(r",? *last available logs.*$", "", first_line).strip()
+    if len(first_line) > FAILED_REASON_LIMIT:
+        first_line = first_line[: FAILED_REASON_LIMIT - 3] + "..."
+    if first_line:
+        return first_line
+    error_type = payload.get("error_type")
+    return error_type if isinstance(error_type, str) and error_type else f"Ray reports the job {raw_status}."
+
+
+# --- the backend -----------------------------------------------------------------------------------
+
+
+def dashboard_url(settings: BackendSettings, environ: Mapping[str, str] | None = None) -> str:
+    """The dashboard's base URL: `settings.base_url`, else `$RAY_ADDRESS`, else the local default."""
+    env = os.environ if environ is None else environ
+    configured = settings.base_url or env.get(ADDRESS_ENV, "").strip()
+    if not configured:
+        return DEFAULT_DASHBOARD_URL
+    source = "base_url" if settings.base_url else ADDRESS_ENV
+    parts = urlsplit(configured)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise BackendConfigError(
+            f"backend {settings.name!r} (ray): {source}={configured!r} is not the HTTP address of a Ray"
+            " dashboard. The server uses the Jobs REST API, so give the dashboard URL, e.g."
+            " http://127.0.0.1:8265 (not a ray:// client address or a GCS host:port)."
+        )
+    return configured.rstrip("/")
+
+
+class RayBackend:
+    """Cancels, reads and lists the jobs of one Ray cluster."""
+
+    kind = "ray"
+
+    def __init__(self, settings: BackendSettings, environ: Mapping[str, str] | None = None) -> None:
+        self.name = settings.name
+        self.settings = settings
+        options = settings.options
+        auth_scheme = options.get("auth_scheme", "Bearer")
+        self.http = HttpBackendClient(
+            settings,
+            provider=PROVIDER,
+            default_base_url=dashboard_url(settings, environ),
+            default_token_env=None,
+            auth_header=str(options.get("auth_header", "Authorization")),
+            auth_scheme=str(auth_scheme) if auth_scheme else None,
+            token_required=False,
+        )
+        self.base_url = self.http.base_url
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        segment = _segment(job_id)
+        try:
+            answer = await self.http.request_json("POST", f"/api/jobs/{segment}/stop", what=f"job {job_id!r}")
+        except ProviderError as exc:
+            if exc.status == 404:
+                raise self._not_found(project, job_id, " Nothing was stopped.") from None
+            if exc.status == 400:
+                raise ToolError(
+                    ErrorCode.NOT_CANCELLABLE,
+                    f"Job {job_id!r} on Ray cluster {project!r} is not a submitted job: Ray can stop only"
+                    " jobs submitted through the Jobs API, not a driver script that called ray.init."
+                    " Nothing was changed.",
+                ) from None
+            raise
+        stopped = answer.get("stopped") if isinstance(answer, dict) else None
+        if not isinstance(stopped, bool):
+            raise malformed(PROVIDER, "the stop answer lacks a boolean 'stopped'")
+        record = await self.get_job(project, job_id)
+        if stopped:
+            return record
+        if record["status"] in TERMINAL_STATUSES:
+            raise not_cancellable(f"Ray cluster {project!r}", job_id, record)
+        raise ToolError(
+            ErrorCode.NOT_CANCELLABLE,
+            f"Ray did not stop job {job_id!r}: it reports the job {record['status']} but has no running"
+            " supervisor for it (the job may be finishing right now). Read the job again in a moment.",
+        )
+
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        segment = _segment(job_id)
+        try:
+            payload = await self.http.request_json("GET", f"/api/jobs/{segment}", what=f"job {job_id!r}")
+        except ProviderError as exc:
+            if exc.status == 404:
+                raise self._not_found(project, job_id) from None
+            raise
+        return to_record(payload, project)
+
+    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        wanted = checked_status(status)
+        size = checked_limit(limit, MAX_PAGE)
+        after = _parse_cursor(checked_cursor(cursor))
+        payload = await self.http.request_json("GET", "/api/jobs/", what="job listing")
+        return page_of(payload, project, wanted, size, after)
+
+    def _not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+        return ToolError(
+            ErrorCode.NOT_FOUND,
+            f"Ray cluster {project!r} ({self.base_url}) has no job {job_id!r}.{consequence} Give the"
+            " job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
+        )
+
+
+def _segment(job_id: str) -> str:
+    return checked_segment("job_id", job_id, SUBMISSION_ID, SUBMISSION_ID_RULE)
+
+
+def listed_jobs(payload: Any) -> list[Any]:
+    """The job objects of a listing: a JSON array (Ray 2.x), or a dict by submission id (older Ray)."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        jobs = payload.get("jobs")
+        if isinstance(jobs, list):
+            return jobs
+        if all(isinstance(value, dict) for value in payload.values()):
+            return [
+                value if value.get("submission_id") else {**value, "submission_id": key}
+                for key, value in payload.items()
+            ]
+    raise malformed(PROVIDER, "the job listing is neither a list nor an object of jobs")
+
+
+def page_of(
+    payload: Any, project: str, status: JobStatus | None, limit: int, after: tuple[int, str] | None
+) -> JobPage:
+    """One page of a listing answer: newest first, only `status` (if given), after the cursor `after`."""
+    keyed = []
+    for item in listed_jobs(payload):
+        record = to_record(item, project)
+        key = _sort_key(item, record)
+        if (status is None or record["status"] == status) and (after is None or key < after):
+            keyed.append((key, record))
+    keyed.sort(key=lambda pair: pair[0], reverse=True)
+    page = keyed[:limit]
+    next_cursor = None
+    if len(keyed) > limit:
+        start, last_id = page[-1][0]
+        next_cursor = f"{start}:{last_id}"
+    return JobPage(jobs=[record for _, record in page], next_cursor=next_cursor)
+
+
+def _sort_key(item: dict[str, Any], record: JobRecord) -> tuple[int, str]:
+    start = item.get("start_time")
+    millis = int(start) if isinstance(start, int | float) and not isinstance(start, bool) else 0
+    return millis, record["id"]
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if cursor is None:
+        return None
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise invalid_argument("cursor", "must be the next_cursor of a previous listing, unchanged")
+    return int(match.group(1)), match.group(2)
+
+
+def create(settings: BackendSettings) -> Backend:
+    """The backend for one `[backends.NAME]` table of kind `ray` (raises BackendConfigError if unusable)."""
+    return RayBackend(settings)
