@@ -324,12 +324,19 @@ async def test_plain_text_404_is_not_found(fake: FakeDashboard) -> None:
 @pytest.mark.anyio
 async def test_a_driver_job_cannot_be_stopped(fake: FakeDashboard) -> None:
     fake.text("POST", "/api/jobs/02000000/stop", "Can only stop submission type jobs", 400)
+    fake.json("GET", "/api/jobs/02000000", payload("driver"))
+    # Any other 400 (say, from a proxy in front of the dashboard) stays invalid_argument.
+    fake.text("POST", "/api/jobs/echo-ok/stop", "Bad Request", 400)
+    fake.json("GET", "/api/jobs/echo-ok", payload("succeeded"))
     backend = create(settings(fake.url))
     with pytest.raises(ToolError) as caught:
         await backend.cancel_job(PROJECT, "02000000")
-    await backend.aclose()
     assert caught.value.code == ErrorCode.NOT_CANCELLABLE
     assert "ray.init" in caught.value.message
+    with pytest.raises(ToolError) as caught:
+        await backend.cancel_job(PROJECT, "echo-ok")
+    assert caught.value.code == ErrorCode.INVALID_ARGUMENT
+    await backend.aclose()
 
 
 @pytest.mark.anyio

@@ -241,7 +241,8 @@ class RayBackend:
         except ProviderError as exc:
             if exc.status == 404:
                 raise self._not_found(project, job_id, " Nothing was stopped.") from None
-            if exc.status == 400:
+            if exc.status == 400 and await self._is_driver(project, job_id):
+                # Ray's text/plain answer: "Can only stop submission type jobs".
                 raise ToolError(
                     ErrorCode.NOT_CANCELLABLE,
                     f"Job {job_id!r} on Ray cluster {project!r} is not a submitted job: Ray can stop only"
@@ -279,6 +280,10 @@ class RayBackend:
         after = _parse_cursor(checked_cursor(cursor))
         payload = await self.http.request_json("GET", "/api/jobs/", what="job listing")
         return page_of(payload, project, wanted, size, after)
+
+    async def _is_driver(self, project: str, job_id: str) -> bool:
+        record = await self.get_job(project, job_id)
+        return bool(record["config"]["_provider"]["type"] == "DRIVER")
 
     def _not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
         return ToolError(
