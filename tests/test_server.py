@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from tempfile import mkdtemp
 
 import httpx
 import pytest
 from mcp import MCPError
 
 from cancel_job_mcp.backends.base import BackendSettings
+from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
@@ -45,7 +47,9 @@ async def test_an_unexpected_exception_is_an_internal_error_that_leaks_nothing(
 ) -> None:
     backend = ExplodingBackend()
     settings = BackendSettings(name="local", kind="local", projects=("*",))
-    server = build_server(JobService(Router([settings], factory=lambda _: backend)))
+    server = build_server(
+        JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "key"))
+    )
     arguments = {"project_reference": "demo", "job_id": "job_1"}
     async with client(server, "legacy") as session:
         failed = await session.call_tool("cancel_job", arguments)

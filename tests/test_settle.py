@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from tempfile import mkdtemp
 from typing import Any
 
 import anyio
 import pytest
 
 from cancel_job_mcp.backends.base import BackendSettings, JobPage
+from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
 from cancel_job_mcp.server import build_server
@@ -50,7 +53,9 @@ class SlowStopBackend:
 
 def server_with(backend: SlowStopBackend, settle_timeout: float) -> Any:
     settings = BackendSettings(name="slow", kind="slow", projects=("*",), settle_timeout=settle_timeout)
-    return build_server(JobService(Router([settings], factory=lambda _: backend)))
+    return build_server(
+        JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "key"))
+    )
 
 
 ARGUMENTS = {"project_reference": "demo", "job_id": "job-1"}

@@ -12,7 +12,9 @@ from typing import Any
 
 import anyio
 
+from .backends.base import JobPage
 from .config import Config, ConfigError, data_home, load_config
+from .cursors import CursorCodec
 from .errors import ToolError
 from .record import JobRecord, JobStatus
 from .routing import Router
@@ -45,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cancel-job-mcp", description="An MCP server that cancels and finds jobs wherever they run."
     )
     _add_common(parser, default=None)
+    parser.set_defaults(transport="stdio", read_only=False)  # bare `cancel-job-mcp` serves stdio
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -56,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
+    serve.add_argument(
+        "--read-only",
+        action="store_true",
+        help="publish only get_job and list_jobs (or read_only = true in the config)",
+    )
 
     submit = command("submit", "run a command as a job of the local runtime and print its record")
     submit.add_argument("--project", required=True, help="the project the job belongs to")
@@ -69,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
-    jobs = command("jobs", "list local jobs as a table, newest first")
-    jobs.add_argument("--project", help="only this project's jobs")
+    jobs = command("jobs", "list jobs as a table, newest first")
+    jobs.add_argument("--project", help="a project reference, on any backend (default: every local job)")
     jobs.add_argument(
         "--status", choices=[status.value for status in JobStatus], help="only jobs in this status"
     )
@@ -91,8 +99,8 @@ def configure_logging(level: str) -> None:
     )
 
 
-def _service(config: Config) -> JobService:
-    return JobService(Router.from_config(config))
+def _service(config: Config, home: Path) -> JobService:
+    return JobService(Router.from_config(config), CursorCodec(home / "cursor.key"))
 
 
 def _print_record(record: JobRecord) -> None:
@@ -103,12 +111,12 @@ def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
     from .server import build_server
     from .transports import serve_http, serve_stdio
 
-    service = _service(config)
-    server = build_server(service)
+    service = _service(config, home)
+    server = build_server(service, read_only=args.read_only or config.read_only)
 
     async def serve() -> None:
         try:
-            if getattr(args, "transport", "stdio") == "http":
+            if args.transport == "http":
                 await serve_http(server, args.host, args.port, args.log_level)
             else:
                 await serve_stdio(server)
@@ -138,16 +146,31 @@ def _run_submit(args: argparse.Namespace, home: Path, config: Config) -> int:
 
 
 def _run_jobs(args: argparse.Namespace, home: Path, config: Config) -> int:
-    from .backends.local import LocalBackend
+    """With --project, any backend's listing (the list_jobs tool's code); without, every local job."""
+    if args.project is None:
+        from .backends.local import LocalBackend
 
-    backend = LocalBackend(home)
+        backend = LocalBackend(home)
+
+        async def page(cursor: str | None) -> JobPage:
+            return await backend.list_any_project(None, args.status, 100, cursor)
+    else:
+        service = _service(config, home)
+
+        async def page(cursor: str | None) -> JobPage:
+            return await service.list_jobs(args.project, args.status, 100, cursor)
+
     records: list[JobRecord] = []
     cursor = None
-    while True:
-        page = anyio.run(backend.list_any_project, args.project, args.status, 100, cursor)
-        records += page["jobs"]
-        if (cursor := page["next_cursor"]) is None:
-            break
+    try:
+        while True:
+            listing = anyio.run(page, cursor)
+            records += listing["jobs"]
+            if (cursor := listing["next_cursor"]) is None:
+                break
+    except ToolError as error:
+        print(str(error), file=sys.stderr)
+        return 1
     _print_table(records, ("id", "project_id", "status", "name", "created_at", "exit_code"))
     return 0
 
@@ -168,7 +191,7 @@ def _run_record_command(
     action: Callable[[JobService, str, str], Awaitable[JobRecord]],
 ) -> Command:
     def run(args: argparse.Namespace, home: Path, config: Config) -> int:
-        service = _service(config)
+        service = _service(config, home)
         try:
             record = anyio.run(action, service, args.project_reference, args.job_id)
         except ToolError as error:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from mcp.server import Server, ServerRequestContext
 
 from . import __version__
 from .arguments import validate_arguments
+from .backends.base import JobPage
 from .errors import ErrorCode, ToolError
 from .record import JobRecord
 from .schemas import load_schema
@@ -23,27 +24,45 @@ from .service import JobService, Progress
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
-    "Cancels jobs wherever they run: the local job runtime on this machine, hosted providers, or a Ray"
-    " cluster. Every job belongs to a project: pass the project reference and the job id exactly as the"
-    " user or the job's submitter gave them. A 'NAME:' prefix on the project reference picks a backend."
+    "Finds and cancels jobs wherever they run: the local job runtime on this machine, hosted providers, or"
+    " a Ray cluster. Every job belongs to a project: pass the project reference and the job id exactly as"
+    " the user or the job's submitter gave them; a 'NAME:' prefix on the project reference picks a"
+    " backend. To stop a job the user describes, find it with list_jobs, confirm with get_job, then"
+    " cancel_job."
+)
+ERROR_CODES = (
+    " Failures start with a code: invalid_argument (a value breaks the rule named), unknown_project (no"
+    " backend serves that project), not_found (no such job in that project), unauthorized, rate_limited,"
+    " upstream_unavailable, upstream_error, internal_error."
 )
 CANCEL_JOB_DESCRIPTION = (
     "Cancel a submitted or running job and return its job record. This is destructive: the job's"
     " processes are stopped and cannot be resumed (local jobs get SIGTERM, then SIGKILL after a grace"
-    " period), so only call it when the user wants that job stopped. On success the record comes back"
-    " with status 'canceled'; canceling a job that is already canceled returns its record unchanged."
-    " A job is looked up only within the named project, so a wrong project stops nothing. Failures"
-    " start with a code: invalid_argument (a value breaks the rule named), unknown_project (no backend"
-    " serves that project), not_found (no such job in that project; nothing was stopped),"
-    " not_cancellable (the job already completed or failed; its status is in the message),"
-    " unauthorized, rate_limited, upstream_unavailable, internal_error."
+    " period), so only call it when the user wants that job stopped; if unsure which job, find it first"
+    " with list_jobs or get_job. On success the record comes back with status 'canceled'; canceling a job"
+    " that is already canceled returns its record unchanged. A job is looked up only within the named"
+    " project, so a wrong project stops nothing (not_found). A job that already completed or failed gives"
+    " not_cancellable with its status." + ERROR_CODES
+)
+GET_JOB_DESCRIPTION = (
+    "Read one job's current record without changing anything: its status (submitted, working, completed,"
+    " failed, canceled), name, target, timestamps, exit code and failure reason. Use it to check a job"
+    " before canceling it, or to confirm that a cancel took effect. Takes the same project_reference and"
+    " job_id as cancel_job." + ERROR_CODES
+)
+LIST_JOBS_DESCRIPTION = (
+    "List a project's jobs, newest first, without changing anything: use it to find the job_id of the job"
+    " the user means (match on name, target, status and created_at), then get_job or cancel_job it."
+    " Optional: status to keep one lifecycle status (e.g. 'working' for running jobs), limit (1-100,"
+    " default 20), and cursor: pass back next_cursor from the previous answer, unchanged, for the next"
+    " page. Returns {jobs, next_cursor}; next_cursor is null on the last page." + ERROR_CODES
 )
 INTERNAL_ERROR_MESSAGE = (
     f"{ErrorCode.INTERNAL_ERROR}: The server hit an unexpected problem and could not finish the request."
     " Nothing more was changed; check the job's state before retrying, and report this if it persists."
 )
 
-ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[JobRecord]]
+ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -52,10 +71,12 @@ class ToolSpec:
     validator: Draft7Validator
     run: ToolRunner
 
+    @property
+    def read_only(self) -> bool:
+        return bool(self.tool.annotations and self.tool.annotations.read_only_hint)
 
-def _spec(
-    name: str, title: str, description: str, annotations: types.ToolAnnotations, run: ToolRunner
-) -> ToolSpec:
+
+def _spec(name: str, title: str, description: str, read_only: bool, run: ToolRunner) -> ToolSpec:
     input_schema = load_schema(f"{name}.input")
     tool = types.Tool(
         name=name,
@@ -63,7 +84,12 @@ def _spec(
         description=description,
         input_schema=input_schema,
         output_schema=load_schema(f"{name}.output"),
-        annotations=annotations,
+        annotations=types.ToolAnnotations(
+            read_only_hint=read_only,
+            destructive_hint=not read_only,
+            idempotent_hint=True,
+            open_world_hint=True,
+        ),
     )
     return ToolSpec(tool, Draft7Validator(input_schema), run)
 
@@ -72,32 +98,43 @@ async def _cancel_job(service: JobService, arguments: dict[str, Any], progress: 
     return await service.cancel_job(arguments["project_reference"], arguments["job_id"], progress)
 
 
-def tool_specs() -> dict[str, ToolSpec]:
-    cancel_job = _spec(
-        "cancel_job",
-        "Cancel job",
-        CANCEL_JOB_DESCRIPTION,
-        types.ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
-        ),
-        _cancel_job,
+async def _get_job(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobRecord:
+    return await service.get_job(arguments["project_reference"], arguments["job_id"])
+
+
+async def _list_jobs(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobPage:
+    return await service.list_jobs(
+        arguments["project_reference"],
+        arguments.get("status"),
+        arguments.get("limit", 20),
+        arguments.get("cursor"),
     )
-    return {cancel_job.tool.name: cancel_job}
+
+
+def tool_specs() -> dict[str, ToolSpec]:
+    specs = (
+        _spec("cancel_job", "Cancel job", CANCEL_JOB_DESCRIPTION, False, _cancel_job),
+        _spec("get_job", "Get job", GET_JOB_DESCRIPTION, True, _get_job),
+        _spec("list_jobs", "List jobs", LIST_JOBS_DESCRIPTION, True, _list_jobs),
+    )
+    return {spec.tool.name: spec for spec in specs}
 
 
 def error_result(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
 
 
-def success_result(record: JobRecord) -> types.CallToolResult:
+def success_result(structured: Mapping[str, Any]) -> types.CallToolResult:
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=json.dumps(record))],
-        structured_content=dict(record),
+        content=[types.TextContent(type="text", text=json.dumps(structured))],
+        structured_content=dict(structured),
     )
 
 
-def build_server(service: JobService) -> Server[Any]:
-    specs = tool_specs()
+def build_server(service: JobService, read_only: bool = False) -> Server[Any]:
+    """The MCP server; `read_only` publishes (and serves) only the tools that change nothing."""
+    every_spec = tool_specs()
+    specs = {name: spec for name, spec in every_spec.items() if spec.read_only or not read_only}
     listing = types.ListToolsResult(tools=[spec.tool for spec in specs.values()])
 
     async def list_tools(
@@ -110,21 +147,22 @@ def build_server(service: JobService) -> Server[Any]:
     ) -> types.CallToolResult:
         spec = specs.get(params.name)
         if spec is None:
-            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+            disabled = " (this server is read-only)" if params.name in every_spec else ""
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}{disabled}")
 
         async def progress(done: float, total: float, message: str) -> None:
             await ctx.session.report_progress(done, total, message)
 
         try:
             arguments = validate_arguments(spec.validator, params.arguments)
-            record = await spec.run(service, arguments, progress)
+            structured = await spec.run(service, arguments, progress)
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
             return error_result(str(error))
         except Exception:
             log.exception("%s failed unexpectedly", params.name)
             return error_result(INTERNAL_ERROR_MESSAGE)
-        return success_result(record)
+        return success_result(structured)
 
     return Server(
         "cancel-job-mcp",

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from .arguments import check_identifier
+from .backends.base import JobPage
+from .cursors import CursorCodec
 from .errors import ToolError
 from .record import JobRecord, is_terminal
 from .routing import Route, Router
@@ -23,8 +25,9 @@ MAX_POLL_SECONDS = 2.0
 
 
 class JobService:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, cursors: CursorCodec) -> None:
         self.router = router
+        self.cursors = cursors
 
     async def cancel_job(
         self, project_reference: str, job_id: str, progress: Progress | None = None
@@ -41,6 +44,21 @@ class JobService:
     async def get_job(self, project_reference: str, job_id: str) -> JobRecord:
         route = self._route(project_reference, job_id)
         return await route.backend.get_job(route.project, job_id)
+
+    async def list_jobs(
+        self, project_reference: str, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> JobPage:
+        """A page of the project's jobs, newest first; `next_cursor` is opaque and tamper-evident."""
+        check_identifier("project_reference", project_reference)
+        route = self.router.route(project_reference)
+        query = {"backend": route.settings.name, "project": route.project, "status": status}
+        native = self.cursors.decode(query, cursor) if cursor is not None else None
+        page = await route.backend.list_jobs(route.project, status, limit, native)
+        next_cursor = page["next_cursor"]
+        return JobPage(
+            jobs=page["jobs"],
+            next_cursor=self.cursors.encode(query, next_cursor) if next_cursor is not None else None,
+        )
 
     def _route(self, project_reference: str, job_id: str) -> Route:
         check_identifier("project_reference", project_reference)
