@@ -70,7 +70,6 @@ USER_AGENT = f"cancel-job-mcp/{__version__}"
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_RETRY_WAIT = 10.0
 DEFAULT_RETRY_BACKOFF = 0.5
-DEFAULT_SETTLE_INTERVAL = 1.0
 RETRIED_STATUSES = frozenset({429, 503})
 _MESSAGE_LIMIT = 160
 _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error")
@@ -271,26 +270,11 @@ def not_found(provider: str, project: str, job_id: str, consequence: str = "") -
     )
 
 
-async def settle(
-    first: JobRecord, fetch: Callable[[], Awaitable[JobRecord]], wait_for: float, interval: float
-) -> JobRecord:
-    """Poll `fetch` until the record is terminal or `wait_for` seconds pass; the last record seen."""
-    record = first
-    deadline = time.monotonic() + wait_for
-    while record["status"] not in TERMINAL_STATUSES:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        await anyio.sleep(min(interval, remaining))
-        record = await fetch()
-    return record
-
-
 def _refused_by_state(error: ProviderError) -> bool:
     return error.status == 409
 
 
-async def cancel_and_settle(
+async def cancel_with_followup(
     client: HttpBackendClient,
     job_id: str,
     post: Callable[[], Awaitable[JobRecord]],
@@ -298,15 +282,14 @@ async def cancel_and_settle(
     *,
     refused: Callable[[ProviderError], bool] = _refused_by_state,
 ) -> JobRecord:
-    """The cancel flow every hosted backend shares.
+    """The cancel flow every hosted backend shares (waiting for the job to stop is the service's job).
 
     1. `post()` sends the cancel. If the provider refuses it in a way `refused` recognises (a 409 by
        default), `get()` reads the job: already canceled gives that record (canceling twice is not an
        error), any other terminal status gives `not_cancellable` naming it, and an active job re-raises
        the provider's refusal.
     2. A 2xx whose record is completed or failed means the job had already finished: `not_cancellable`.
-    3. Otherwise poll `get()` until the job is terminal or `settings.settle_timeout` passes, and return
-       the last record (it may still be active if the provider is slow to stop it).
+    3. Otherwise the record as the provider returned it (it may still be active: the service polls).
     """
     try:
         record = await post()
@@ -321,7 +304,7 @@ async def cancel_and_settle(
         raise
     if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise not_cancellable(client.provider, job_id, record)
-    return await settle(record, get, client.settings.settle_timeout, client.settle_interval)
+    return record
 
 
 async def filtered_page(
@@ -429,7 +412,6 @@ class HttpBackendClient:
         self.base_url = (settings.base_url or default_base_url).rstrip("/")
         self.token_env = settings.token_env or default_token_env
         self.retry = RetryPolicy.from_settings(settings)
-        self.settle_interval = settle_interval(settings)
         self._token = read_token(settings, default_token_env, required=token_required)
         self._auth_header = auth_header
         self._auth_scheme = auth_scheme
@@ -605,13 +587,6 @@ class HttpBackendClient:
         if len(text) > _MESSAGE_LIMIT:
             text = text[: _MESSAGE_LIMIT - 3] + "..."
         return text
-
-
-def settle_interval(settings: BackendSettings) -> float:
-    try:
-        return float(settings.options.get("settle_interval", DEFAULT_SETTLE_INTERVAL))
-    except (TypeError, ValueError) as exc:
-        raise BackendConfigError(f"backend {settings.name!r}: settle_interval must be a number") from exc
 
 
 def _json_type(value: Any) -> str:

@@ -1,0 +1,268 @@
+"""The `digitalocean` backend: App Platform job invocations, through the DigitalOcean API v2.
+
+- Base URL `https://api.digitalocean.com`; `Authorization: Bearer <token>` from `$DIGITALOCEAN_TOKEN`.
+- `project_reference` is the app id. Cancel `POST /v2/apps/{app_id}/job-invocations/{id}/cancel`,
+  read `GET /v2/apps/{app_id}/job-invocations/{id}`, list `GET /v2/apps/{app_id}/job-invocations`
+  with `page`/`per_page` (per_page at most 200).
+- Both ids are plain strings in the spec (its own example invocation id is not a valid UUID), so they
+  are checked against `^[A-Za-z0-9_-]{1,128}$` (no '.', '/', '%' or spaces), not as UUIDs.
+
+Project scoping: the app id is part of every path and DigitalOcean has no lookup by invocation id
+alone, so an invocation of another app answers 404 -> `not_found` and is never canceled.
+
+Decisions where the documents are silent or contradict each other:
+
+- Response wrapper: the spec's description says `{"job_invocation": ...}`, its schema is the bare
+  object, its example wraps a one-element list, and godo decodes an object. All three are read:
+  `body.get("job_invocation", body)`, then the first element if that is a list. `trigger` and
+  `trigger.scheduled` may likewise be lists (as in the example) and are read the same way.
+- Status (`phase`): PENDING -> submitted, UNKNOWN -> submitted (undocumented, so non-terminal and a
+  client polls again), RUNNING -> working, SUCCEEDED -> completed, FAILED -> failed, CANCELED ->
+  canceled, SKIPPED -> canceled with `failed_reason` "skipped: the invocation never ran" (it did not
+  run and will not: neither a success nor a failure of the job). Unrecognised phases -> submitted.
+  The raw phase is kept in `config["phase"]`.
+- Record: id = `id`; project_id = the app id; name = target = `job_name` (id when absent); cron_job_id
+  = "{app_id}:{job_name}" when the trigger type is SCHEDULE/SCHEDULED (synthetic: DigitalOcean has no
+  cron-job object), else null; config = `{app_id, job_name, deployment_id, trigger, phase}`;
+  timeout_seconds = backoff_limit = 0 (the app spec's job timeout would cost an extra call per job, so
+  it is not fetched); failed_reason for FAILED/CANCELED is `progress.steps[].reason.message` when
+  present, else the phase; updated_at = the latest of completed_at, started_at and created_at.
+- No 409 is documented for an invocation that has already finished. On cancel, any 4xx other than
+  401/403/404/429 is checked with a GET: a finished invocation gives `not_cancellable` with its phase,
+  an active one re-raises the provider's error. A 200 whose invocation is SUCCEEDED/FAILED is also
+  `not_cancellable`.
+- List: DigitalOcean cannot filter by phase, so the status filter is applied here, one provider page
+  at a time (a page may hold fewer jobs than `limit`; only `next_cursor` null means the end). The
+  cursor is `"{page}:{per_page}"`, so a continuation keeps the page size it started with. There is a
+  next page when `links.pages.next` is present, or when `meta.total` says more remain.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import invalid_argument
+from ..record import JobRecord, JobStatus
+from ._http import (
+    HttpBackendClient,
+    ProviderError,
+    cancel_with_followup,
+    checked_limit,
+    checked_segment,
+    checked_status,
+    filtered_page,
+    latest,
+    malformed,
+    normalize_timestamp,
+    optional_str,
+    require_fields,
+    required_timestamp,
+)
+from .base import Backend, BackendSettings, JobPage
+
+PROVIDER = "DigitalOcean"
+KIND = "digitalocean"
+DEFAULT_BASE_URL = "https://api.digitalocean.com"
+DEFAULT_TOKEN_ENV = "DIGITALOCEAN_TOKEN"
+MAX_PAGE = 200
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_APP_RULE = "DigitalOcean expects an app id of 1-128 letters, digits, '_' or '-'"
+_JOB_RULE = "DigitalOcean expects a job invocation id of 1-128 letters, digits, '_' or '-'"
+_CURSOR = re.compile(r"([1-9][0-9]{0,8}):([1-9][0-9]{0,2})")
+_PHASES = {
+    "UNKNOWN": JobStatus.SUBMITTED,
+    "PENDING": JobStatus.SUBMITTED,
+    "RUNNING": JobStatus.WORKING,
+    "SUCCEEDED": JobStatus.COMPLETED,
+    "FAILED": JobStatus.FAILED,
+    "CANCELED": JobStatus.CANCELED,
+    "SKIPPED": JobStatus.CANCELED,
+}
+SKIPPED_REASON = "skipped: the invocation never ran"
+
+
+def map_status(phase: str) -> JobStatus:
+    """A job invocation's `phase` -> our status (unrecognised phases -> submitted)."""
+    return _PHASES.get(phase.upper(), JobStatus.SUBMITTED)
+
+
+def to_record(payload: dict[str, Any], project: str) -> JobRecord:
+    """A job invocation (bare, `{"job_invocation": {...}}` or `{"job_invocation": [{...}]}`) as a record.
+
+    `project` is the app id the invocation was asked for (the invocation itself does not carry it).
+    """
+    inner: Any = payload.get("job_invocation", payload) if isinstance(payload, dict) else payload
+    inner = _first(inner)
+    job = require_fields(inner, ("id", "phase", "created_at"), PROVIDER, "job invocation")
+    phase = str(job["phase"])
+    status = map_status(phase)
+    job_name = optional_str(job.get("job_name"))
+    trigger = _trigger(job.get("trigger"))
+    trigger_type = str(trigger.get("type") or "").upper() if trigger else ""
+    created = required_timestamp(job["created_at"], "created_at", PROVIDER)
+    started = normalize_timestamp(job.get("started_at"), "started_at", PROVIDER)
+    completed = normalize_timestamp(job.get("completed_at"), "completed_at", PROVIDER)
+    config = {
+        "app_id": project,
+        "job_name": job_name,
+        "deployment_id": optional_str(job.get("deployment_id")),
+        "trigger": trigger,
+        "phase": phase,
+    }
+    return JobRecord(
+        id=str(job["id"]),
+        project_id=project,
+        environment_id=None,
+        branch_id=None,
+        cron_job_id=f"{project}:{job_name}" if job_name and trigger_type.startswith("SCHEDULE") else None,
+        batch_id=None,
+        name=job_name or str(job["id"]),
+        status=status,
+        target=job_name or "",
+        config={key: value for key, value in config.items() if value is not None},
+        timeout_seconds=0,
+        backoff_limit=0,
+        exit_code=None,
+        failed_reason=_failed_reason(job, phase.upper()),
+        started_at=started,
+        completed_at=completed,
+        created_at=created,
+        updated_at=latest(completed, started, created) or created,
+    )
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, list):
+        if not value:
+            raise malformed(PROVIDER, "the job invocation list is empty")
+        return value[0]
+    return value
+
+
+def _trigger(value: Any) -> dict[str, Any] | None:
+    if value is None or value == []:
+        return None
+    trigger = _first(value)
+    if not isinstance(trigger, dict):
+        raise malformed(PROVIDER, "'trigger' is not an object")
+    trigger = dict(trigger)
+    if isinstance(trigger.get("scheduled"), list):
+        trigger["scheduled"] = trigger["scheduled"][0] if trigger["scheduled"] else None
+    if isinstance(trigger.get("manual"), list):
+        trigger["manual"] = trigger["manual"][0] if trigger["manual"] else None
+    return trigger
+
+
+def _failed_reason(job: dict[str, Any], phase: str) -> str | None:
+    if phase == "SKIPPED":
+        return SKIPPED_REASON
+    if phase not in ("FAILED", "CANCELED"):
+        return None
+    progress = job.get("progress")
+    steps = progress.get("steps") if isinstance(progress, dict) else None
+    for step in steps if isinstance(steps, list) else []:
+        reason = step.get("reason") if isinstance(step, dict) else None
+        message = reason.get("message") if isinstance(reason, dict) else None
+        if isinstance(message, str) and message:
+            return message
+    return phase.lower()
+
+
+def _parse_cursor(cursor: str | None, limit: int) -> tuple[int, int]:
+    if cursor is None:
+        return 1, checked_limit(limit, MAX_PAGE)
+    match = _CURSOR.fullmatch(cursor)
+    if match is None or int(match.group(2)) > MAX_PAGE:
+        raise invalid_argument("cursor", "must be the next_cursor of a previous listing, unchanged")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _has_next(body: dict[str, Any], page: int, per_page: int, received: int) -> bool:
+    links = body.get("links")
+    pages = links.get("pages") if isinstance(links, dict) else None
+    if isinstance(pages, dict) and pages.get("next"):
+        return True
+    meta = body.get("meta")
+    total = meta.get("total") if isinstance(meta, dict) else None
+    if isinstance(total, int):
+        return (page - 1) * per_page + received < total
+    return False
+
+
+def _refused(error: ProviderError) -> bool:
+    return error.status is not None and 400 <= error.status < 500 and error.status not in (401, 403, 404, 429)
+
+
+class DigitalOceanBackend:
+    kind = KIND
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.name = settings.name
+        self.http = HttpBackendClient(
+            settings,
+            provider=PROVIDER,
+            default_base_url=DEFAULT_BASE_URL,
+            default_token_env=DEFAULT_TOKEN_ENV,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    def _app_path(self, app_id: str) -> str:
+        return f"/v2/apps/{checked_segment('project_reference', app_id, _ID, _APP_RULE)}/job-invocations"
+
+    def _job_path(self, app_id: str, job_id: str) -> str:
+        return f"{self._app_path(app_id)}/{checked_segment('job_id', job_id, _ID, _JOB_RULE)}"
+
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        body = await self.http.request_json(
+            "GET", self._job_path(project, job_id), what=_what(project, job_id)
+        )
+        return to_record(_object(body), project)
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        path = self._job_path(project, job_id)
+
+        async def post() -> JobRecord:
+            body = await self.http.request_json("POST", f"{path}/cancel", what=_what(project, job_id))
+            return to_record(_object(body), project)
+
+        return await cancel_with_followup(
+            self.http, job_id, post, lambda: self.get_job(project, job_id), refused=_refused
+        )
+
+    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        path = self._app_path(project)
+        wanted = checked_status(status)
+        _, per_page = _parse_cursor(cursor, limit)
+
+        async def fetch(page_cursor: str | None) -> tuple[list[JobRecord], str | None]:
+            page, size = _parse_cursor(page_cursor, limit)
+            params = {"page": page, "per_page": size}
+            body = await self.http.request_json("GET", path, params=params, what=f"app {project!r}")
+            if not isinstance(body, dict) or not isinstance(body.get("job_invocations", []), list):
+                raise malformed(PROVIDER, "the invocation list lacks 'job_invocations'")
+            items = body.get("job_invocations") or []
+            jobs = [to_record(_object(item), project) for item in items]
+            more = bool(items) and _has_next(body, page, size, len(items))
+            return jobs, f"{page + 1}:{size}" if more else None
+
+        start = cursor if cursor is not None else f"1:{per_page}"
+        return await filtered_page(fetch, lambda job: wanted is None or job["status"] == wanted, start)
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if isinstance(body, list):
+        return {"job_invocation": body}
+    if not isinstance(body, dict):
+        raise malformed(PROVIDER, "the job invocation is not an object")
+    return body
+
+
+def _what(project: str, job_id: str) -> str:
+    return f"job invocation {job_id!r} in app {project!r}"
+
+
+def create(settings: BackendSettings) -> Backend:
+    return DigitalOceanBackend(settings)

@@ -1,0 +1,326 @@
+"""The shared HTTP machinery against every fake provider: error codes, retries, timeouts, secrets."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+
+from cancel_job_mcp import __version__
+from cancel_job_mcp.backends._http import (
+    BackendConfigError,
+    HttpBackendClient,
+    encode_segment,
+    normalize_timestamp,
+    parse_retry_after,
+)
+from cancel_job_mcp.backends.base import Backend
+from cancel_job_mcp.errors import ErrorCode, ToolError
+
+from .conftest import free_port
+from .fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, FakeTalonic, Fault, ProviderCase, backend_settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=PROVIDERS, ids=str)
+def case(request: pytest.FixtureRequest) -> ProviderCase:
+    param: ProviderCase = request.param
+    return param
+
+
+@pytest.fixture
+def fake(case: ProviderCase) -> Iterator[FakeProvider]:
+    server = case.fake(CANARY_TOKEN)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def token_env(case: ProviderCase, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(case.token_env, CANARY_TOKEN)
+    return case.token_env
+
+
+@pytest.fixture
+async def backend(case: ProviderCase, fake: FakeProvider, token_env: str) -> AsyncIterator[Backend]:
+    made = case.module.create(backend_settings(case.kind, fake.url))
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level(logging.DEBUG)
+    yield
+    assert CANARY_TOKEN not in caplog.text
+
+
+async def expect_error(awaitable: Any, code: ErrorCode) -> ToolError:
+    with pytest.raises(ToolError) as caught:
+        await awaitable
+    assert caught.value.code == code, caught.value.message
+    assert CANARY_TOKEN not in str(caught.value)
+    return caught.value
+
+
+def set_wait(case: ProviderCase, fake: FakeProvider, seconds: float) -> None:
+    if isinstance(fake, FakeTalonic):
+        fake.reset_in = seconds
+    else:
+        fake.retry_after = str(seconds)
+
+
+# --- the happy path: headers -------------------------------------------------------------------------
+
+
+async def test_requests_carry_auth_and_user_agent(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    job_id = case.add_active(fake)
+    record = await backend.cancel_job(case.project, job_id)
+    assert record["status"] == "canceled"
+    assert len(fake.requests) == case.cancel_requests
+    for request in fake.requests:
+        assert request.headers["user-agent"] == f"cancel-job-mcp/{__version__}"
+        assert CANARY_TOKEN in (
+            request.headers.get("authorization", "") + request.headers.get("x-api-key", "")
+        )
+    assert fake.requests_to("POST", "/cancel")[0].path.endswith(f"/{job_id}/cancel")
+
+
+async def test_one_client_reused_and_closed(case: ProviderCase, fake: FakeProvider, token_env: str) -> None:
+    made = case.module.create(backend_settings(case.kind, fake.url))
+    http: HttpBackendClient = made.http  # type: ignore[attr-defined]
+    assert http._client is None, "the client is created on first use"
+    job_id = case.add_active(fake)
+    await made.get_job(case.project, job_id)
+    first = http._client
+    await made.get_job(case.project, job_id)
+    assert http._client is first is not None
+    await made.aclose()
+    assert first.is_closed
+    assert http._client is None
+
+
+# --- error mapping -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        (Fault.BAD_REQUEST, ErrorCode.INVALID_ARGUMENT),
+        (Fault.UNAUTHORIZED, ErrorCode.UNAUTHORIZED),
+        (Fault.FORBIDDEN, ErrorCode.UNAUTHORIZED),
+        (Fault.NOT_FOUND, ErrorCode.NOT_FOUND),
+        (Fault.SERVER_ERROR, ErrorCode.UPSTREAM_UNAVAILABLE),
+        (Fault.MALFORMED_JSON, ErrorCode.UPSTREAM_ERROR),
+        (Fault.MISSING_FIELDS, ErrorCode.UPSTREAM_ERROR),
+    ],
+)
+async def test_fault_maps_to_code_without_retry(
+    case: ProviderCase, fake: FakeProvider, backend: Backend, fault: Fault, code: ErrorCode
+) -> None:
+    job_id = case.add_active(fake)
+    fake.fail_always(fault, method="POST")
+    await expect_error(backend.cancel_job(case.project, job_id), code)
+    assert len(fake.requests_to("POST")) == 1, "only 429 and 503 are retried"
+    fake.clear_faults()
+    fake.fail_always(fault, method="GET")
+    await expect_error(backend.get_job(case.project, job_id), code)
+    assert len(fake.requests_to("GET")) == len(fake.requests) - 1
+
+
+async def test_wrong_token_is_unauthorized_and_names_the_variable(
+    case: ProviderCase, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(case.token_env, "wrong-token")
+    made = case.module.create(backend_settings(case.kind, fake.url))
+    try:
+        error = await expect_error(made.get_job(case.project, case.add_active(fake)), ErrorCode.UNAUTHORIZED)
+    finally:
+        await made.aclose()
+    assert case.token_env in error.message
+    assert "wrong-token" not in error.message
+
+
+async def test_conflict_names_the_current_status(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    job_id = case.add_finished(fake)
+    error = await expect_error(backend.cancel_job(case.project, job_id), ErrorCode.NOT_CANCELLABLE)
+    assert "completed" in error.message
+    assert job_id in error.message
+
+
+async def test_injected_conflict_on_an_active_job(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    job_id = case.add_active(fake)
+    fake.fail(Fault.CONFLICT, method="POST")
+    await expect_error(backend.cancel_job(case.project, job_id), ErrorCode.NOT_CANCELLABLE)
+
+
+@pytest.mark.parametrize("fault", [Fault.RATE_LIMITED, Fault.UNAVAILABLE])
+async def test_rate_limit_and_unavailable_are_retried(
+    case: ProviderCase, fake: FakeProvider, backend: Backend, fault: Fault
+) -> None:
+    job_id = case.add_active(fake)
+    fake.fail(fault, times=2)
+    record = await backend.cancel_job(case.project, job_id)
+    assert record["status"] == "canceled"
+    assert len(fake.requests) == case.cancel_requests + 2
+
+
+async def test_rate_limited_forever_gives_up(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    job_id = case.add_active(fake)
+    fake.fail_always(Fault.RATE_LIMITED)
+    await expect_error(backend.cancel_job(case.project, job_id), ErrorCode.RATE_LIMITED)
+    assert len(fake.requests) == 3  # max_retries=2
+    assert not fake.requests_to("POST") or case.cancel_requests == 1
+
+
+async def test_wait_is_honoured(case: ProviderCase, fake: FakeProvider, backend: Backend) -> None:
+    job_id = case.add_active(fake)
+    set_wait(case, fake, 0.25)
+    fake.fail(Fault.RATE_LIMITED)
+    started = time.monotonic()
+    await backend.get_job(case.project, job_id)
+    # Talonic's ISO reset has one-second resolution at best; the others say 0.25 s.
+    assert time.monotonic() - started >= 0.15
+    assert len(fake.requests) == 2
+
+
+async def test_wait_above_the_cap_is_not_slept(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    job_id = case.add_active(fake)
+    set_wait(case, fake, 30)
+    fake.fail_always(Fault.RATE_LIMITED)
+    started = time.monotonic()
+    error = await expect_error(backend.get_job(case.project, job_id), ErrorCode.RATE_LIMITED)
+    assert time.monotonic() - started < 1
+    assert len(fake.requests) == 1
+    assert "retry after 30 s" in error.message or "retry after 29 s" in error.message
+    assert 28 <= error.retry_after <= 30  # type: ignore[attr-defined]
+
+
+async def test_hang_past_read_timeout(case: ProviderCase, fake: FakeProvider, backend: Backend) -> None:
+    job_id = case.add_active(fake)
+    fake.fail(Fault.HANG)
+    started = time.monotonic()
+    error = await expect_error(backend.cancel_job(case.project, job_id), ErrorCode.UPSTREAM_UNAVAILABLE)
+    assert time.monotonic() - started < 2
+    assert "did not answer in time" in error.message
+    assert len(fake.requests) == 1, "a timeout is not retried"
+
+
+async def test_connection_refused(case: ProviderCase, token_env: str) -> None:
+    made = case.module.create(backend_settings(case.kind, f"http://127.0.0.1:{free_port()}"))
+    try:
+        job_id = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+        error = await expect_error(made.cancel_job(case.project, job_id), ErrorCode.UPSTREAM_UNAVAILABLE)
+    finally:
+        await made.aclose()
+    assert "could not be reached" in error.message
+
+
+async def test_bad_path_segment_sends_nothing(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    for call in (backend.cancel_job, backend.get_job):
+        error = await expect_error(call(case.project, case.bad_job_id), ErrorCode.INVALID_ARGUMENT)
+        assert error.message.startswith("job_id:")
+    if case.kind != "talonic":  # Talonic serves one account name; any other is not_found (tested there)
+        error = await expect_error(
+            backend.cancel_job("proj/../x", case.add_active(fake)), ErrorCode.INVALID_ARGUMENT
+        )
+        assert error.message.startswith("project_reference:")
+    assert fake.requests == []
+
+
+async def test_missing_token_is_a_config_error(case: ProviderCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(case.token_env, raising=False)
+    with pytest.raises(BackendConfigError, match=case.token_env):
+        case.module.create(backend_settings(case.kind, "http://127.0.0.1:9"))
+    monkeypatch.setenv("MY_OTHER_VAR", CANARY_TOKEN)
+    made = case.module.create(backend_settings(case.kind, "http://127.0.0.1:9", token_env="MY_OTHER_VAR"))
+    await made.aclose()
+
+
+# --- secrets -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", [Fault.UNAUTHORIZED, Fault.BAD_REQUEST, Fault.SERVER_ERROR, Fault.CONFLICT])
+async def test_echoed_secrets_are_not_repeated(
+    case: ProviderCase, fake: FakeProvider, backend: Backend, fault: Fault
+) -> None:
+    def echoing(status: int, code: str, message: str, path: str) -> Any:
+        return {
+            "message": f"token {CANARY_TOKEN} rejected",
+            "detail": f"Authorization: Bearer {CANARY_TOKEN}",
+        }
+
+    fake.error_body = echoing  # type: ignore[method-assign]
+    job_id = case.add_active(fake)
+    fake.fail_always(fault, method="POST")
+    with pytest.raises(ToolError) as caught:
+        await backend.cancel_job(case.project, job_id)
+    assert CANARY_TOKEN not in str(caught.value)
+    assert "Authorization" not in caught.value.message
+
+
+async def test_provider_message_is_short_and_kept(
+    case: ProviderCase, fake: FakeProvider, backend: Backend
+) -> None:
+    fake.error_body = lambda status, code, message, path: {"message": "limit\nmust be 1-100 " + "x" * 500}  # type: ignore[method-assign]
+    fake.fail(Fault.BAD_REQUEST)
+    error = await expect_error(
+        backend.get_job(case.project, case.add_active(fake)), ErrorCode.INVALID_ARGUMENT
+    )
+    assert "limit must be 1-100" in error.message
+    assert len(error.message) < 300
+
+
+# --- pure helpers --------------------------------------------------------------------------------------
+
+
+def test_parse_retry_after_forms() -> None:
+    now = 1_800_000_000.0
+    assert parse_retry_after({"Retry-After": "7"}, now) == 7
+    http_date = format_datetime(datetime.fromtimestamp(now + 12, UTC), usegmt=True)
+    assert parse_retry_after({"retry-after": http_date}, now) == pytest.approx(12, abs=1)
+    assert parse_retry_after({"ratelimit-reset": str(int(now + 40))}, now) == 40
+    assert parse_retry_after({"X-RateLimit-Reset": str(int((now + 5) * 1000))}, now) == pytest.approx(5)
+    iso = (datetime.fromtimestamp(now, UTC) + timedelta(seconds=90)).isoformat().replace("+00:00", "Z")
+    assert parse_retry_after({"X-RateLimit-Reset": iso}, now) == pytest.approx(90)
+    assert parse_retry_after({"X-RateLimit-Reset": "15"}, now) == 15  # a small number is a delta
+    assert parse_retry_after({"Retry-After": "-3"}, now) == 0
+    assert parse_retry_after({"ratelimit-reset": str(int(now - 100))}, now) == 0
+    assert parse_retry_after({"Retry-After": "soon"}, now) is None
+    assert parse_retry_after({}, now) is None
+
+
+def test_segments_are_percent_encoded() -> None:
+    assert encode_segment("a/b c%") == "a%2Fb%20c%25"
+    assert encode_segment("abc-_.~") == "abc-_.~"
+
+
+def test_timestamps_are_normalized_to_utc() -> None:
+    assert normalize_timestamp("2025-09-11T11:04:05Z", "t", "P") == "2025-09-11T11:04:05.000Z"
+    assert normalize_timestamp("2025-09-11T13:04:05+02:00", "t", "P") == "2025-09-11T11:04:05.000Z"
+    assert normalize_timestamp("2025-09-11T11:04:05", "t", "P") == "2025-09-11T11:04:05.000Z"
+    assert normalize_timestamp(1_757_588_645, "t", "P") == "2025-09-11T11:04:05.000Z"
+    assert normalize_timestamp(1_757_588_645_123, "t", "P") == "2025-09-11T11:04:05.123Z"
+    assert normalize_timestamp(None, "t", "P") is None
+    with pytest.raises(ToolError) as caught:
+        normalize_timestamp("<string>", "started_at", "P")
+    assert caught.value.code == ErrorCode.UPSTREAM_ERROR
+    assert "started_at" in caught.value.message
