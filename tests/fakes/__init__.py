@@ -123,8 +123,8 @@ PROVIDERS = [
 ]
 
 
-def documented_example(filename: str, marker: str = "{") -> Any:
-    """The first JSON object after `marker` in one of the provider documents of tests/fixtures/api-docs."""
+def documented_example(filename: str, marker: str = "\n{") -> Any:
+    """The first JSON object at or after `marker` in a provider document of tests/fixtures/api-docs."""
     import json
     from pathlib import Path
 
