@@ -68,7 +68,7 @@ def test_lists_cancel_job(home: Path, target: list[str]) -> None:
     code, documents, stderr = inspector(home, target, "--method", "tools/list")
     assert code == 0, stderr
     tools = {tool["name"]: tool for tool in documents[0]["result"]["tools"]}
-    assert list(tools) == ["cancel_job"]
+    assert "cancel_job" in tools, list(tools)
     tool = tools["cancel_job"]
     assert tool["inputSchema"]["required"] == ["project_reference", "job_id"]
     assert tool["outputSchema"]["type"] == "object"
