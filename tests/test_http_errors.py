@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -85,6 +86,7 @@ async def test_requests_carry_auth_and_user_agent(
     job_id = case.add_active(fake)
     record = await backend.cancel_job(case.project, job_id)
     assert record["status"] == "canceled"
+    assert CANARY_TOKEN not in json.dumps(record)
     assert len(fake.requests) == case.cancel_requests
     for request in fake.requests:
         assert request.headers["user-agent"] == f"cancel-job-mcp/{__version__}"
@@ -163,7 +165,8 @@ async def test_injected_conflict_on_an_active_job(
 ) -> None:
     job_id = case.add_active(fake)
     fake.fail(Fault.CONFLICT, method="POST")
-    await expect_error(backend.cancel_job(case.project, job_id), ErrorCode.NOT_CANCELLABLE)
+    error = await expect_error(backend.cancel_job(case.project, job_id), ErrorCode.NOT_CANCELLABLE)
+    assert "working" in error.message
 
 
 @pytest.mark.parametrize("fault", [Fault.RATE_LIMITED, Fault.UNAVAILABLE])

@@ -301,6 +301,12 @@ async def cancel_with_followup(
             return current
         if current["status"] in TERMINAL_STATUSES:
             raise not_cancellable(client.provider, job_id, current) from None
+        if error.code == ErrorCode.NOT_CANCELLABLE:
+            raise ToolError(
+                ErrorCode.NOT_CANCELLABLE,
+                f"{client.provider} refused to cancel job {job_id!r} (HTTP {error.status}) although it reads"
+                f" {current['status']}; it may be changing state: read it again before retrying.",
+            ) from None
         raise
     if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise not_cancellable(client.provider, job_id, record)
