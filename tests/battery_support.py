@@ -1,0 +1,190 @@
+"""Shared by the test_battery_* files: a raw JSON-RPC driver for the stdio server, and small readers.
+
+`RawStdioServer` starts `cancel-job-mcp` as a subprocess and speaks newline-delimited JSON-RPC to it
+directly, so a test can send any JSON at all as tool arguments (an MCP client would refuse some of it
+before sending), knows the server's pid (for kill -9 and VmRSS), and keeps its stderr in a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import queue
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .conftest import CLI, env_for
+
+PROTOCOL_VERSION = "2025-11-25"
+INTERNAL_ERROR = -32603
+KNOWN_CODES = (
+    "invalid_argument",
+    "unknown_project",
+    "not_found",
+    "not_cancellable",
+    "unauthorized",
+    "rate_limited",
+    "upstream_unavailable",
+    "upstream_error",
+    "read_only",
+)
+
+
+class ProtocolError(AssertionError):
+    """The server broke the protocol: no answer in time, a malformed line, or it exited."""
+
+
+class RawStdioServer:
+    def __init__(self, home: Path, *args: str, stderr_path: Path, env: dict[str, str] | None = None) -> None:
+        self.stderr_path = stderr_path
+        self._stderr = stderr_path.open("wb")
+        self.process = subprocess.Popen(
+            [*CLI, *args],
+            env=env_for(home, **(env or {})),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self.pid = self.process.pid
+        self._lines: queue.Queue[bytes | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._next_id = 0
+        self.sent = 0
+        self.notifications: list[dict[str, Any]] = []
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def initialize(self) -> dict[str, Any]:
+        answer = self.request(
+            "initialize",
+            {
+                "protocolVersion": PROTOCOL_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "battery", "version": "0"},
+            },
+        )
+        assert "result" in answer, answer
+        self.notify("notifications/initialized")
+        return answer
+
+    def _write(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise ProtocolError(f"the server exited (code {self.process.poll()})") from None
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        self._write({"jsonrpc": "2.0", "method": method, **({"params": params} if params else {})})
+
+    def send(self, method: str, params: Any) -> int:
+        """Send a request without waiting for its answer; returns its id."""
+        self._next_id += 1
+        self.sent += 1
+        self._write({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params})
+        return self._next_id
+
+    def receive(self, request_id: int, timeout: float = 30.0) -> dict[str, Any]:
+        """The answer to `request_id`; notifications met on the way are kept in `notifications`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProtocolError(f"no answer to request {request_id} within {timeout} s")
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise ProtocolError(f"the server closed stdout (exit code {self.process.poll()})")
+            try:
+                message = json.loads(line)
+            except ValueError:
+                raise ProtocolError(f"not JSON on stdout: {line[:200]!r}") from None
+            if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+                raise ProtocolError(f"not a JSON-RPC 2.0 message: {line[:200]!r}")
+            if "id" not in message:
+                self.notifications.append(message)
+                continue
+            if message["id"] != request_id:
+                raise ProtocolError(f"answer to id {message['id']!r} while waiting for {request_id}")
+            return message
+
+    def request(self, method: str, params: Any, timeout: float = 30.0) -> dict[str, Any]:
+        return self.receive(self.send(method, params), timeout)
+
+    def call_tool(self, name: str, arguments: Any, timeout: float = 30.0) -> dict[str, Any]:
+        """A tools/call's JSON-RPC answer, as received (`result` or `error`)."""
+        return self.request("tools/call", {"name": name, "arguments": arguments}, timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def close(self) -> str:
+        """Close stdin (the server exits), wait; returns its stderr."""
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stderr.close()
+        return self.stderr_path.read_text(errors="replace")
+
+
+def tool_result(answer: dict[str, Any]) -> dict[str, Any]:
+    """The CallToolResult of a JSON-RPC answer; fails on a protocol-level error."""
+    assert "error" not in answer, f"JSON-RPC error: {answer['error']}"
+    result: dict[str, Any] = answer["result"]
+    return result
+
+
+def error_code(result: dict[str, Any]) -> str | None:
+    """The leading code of an isError result's text, else None."""
+    if not result.get("isError"):
+        return None
+    text: str = result["content"][0]["text"]
+    return text.split(":", 1)[0]
+
+
+def structured(result: dict[str, Any]) -> dict[str, Any]:
+    assert not result.get("isError"), result["content"][0]["text"]
+    record: dict[str, Any] = result["structuredContent"]
+    assert json.loads(result["content"][0]["text"]) == record
+    return record
+
+
+def vm_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def db_row(home: Path, job_id: str) -> dict[str, Any]:
+    with sqlite3.connect(home / "jobs.sqlite3") as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    assert row is not None, job_id
+    return dict(row)
+
+
+def integrity_check(home: Path) -> str:
+    with sqlite3.connect(home / "jobs.sqlite3") as conn:
+        result: str = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    return result
