@@ -8,17 +8,20 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .backends.base import JobPage
-from .config import Config, ConfigError, data_home, load_config
+from .config import HTTP_TOKENS_ENV, Config, ConfigError, data_home, load_config
 from .cursors import CursorCodec
 from .errors import ToolError
 from .record import JobRecord, JobStatus
 from .routing import Router
 from .service import JobService
+
+if TYPE_CHECKING:
+    from mcp.server import Server
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 Command = Callable[[argparse.Namespace, Path, Config], int]
@@ -47,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cancel-job-mcp", description="An MCP server that cancels and finds jobs wherever they run."
     )
     _add_common(parser, default=None)
-    parser.set_defaults(transport="stdio", read_only=False)  # bare `cancel-job-mcp` serves stdio
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -57,12 +59,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = command("serve", "serve MCP over stdio (the default) or Streamable HTTP")
     serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
-    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default: 8000)")
     serve.add_argument(
         "--read-only",
         action="store_true",
-        help="publish only get_job and list_jobs (or read_only = true in the config)",
+        help="publish only get_job and list_jobs (the config's read_only = true does the same)",
+    )
+    serve.add_argument(
+        "--call-timeout", type=float, default=120.0, metavar="SECONDS", help="limit per tool call"
+    )
+    serve.add_argument("--max-concurrent-calls", type=int, default=64, metavar="N", help="limit per process")
+    http = serve.add_argument_group("HTTP")
+    http.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
+    http.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    http.add_argument(
+        "--stateless", action="store_true", help="no sessions: any replica can serve any request"
+    )
+    http.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="uvicorn worker processes (implies --stateless)"
+    )
+    http.add_argument(
+        "--token-file", help=f"bearer tokens, one a line (also: ${HTTP_TOKENS_ENV}, comma-separated)"
+    )
+    http.add_argument(
+        "--allowed-host", action="append", default=[], metavar="HOST[:PORT]", help="accepted Host"
+    )
+    http.add_argument(
+        "--allowed-origin", action="append", default=[], metavar="ORIGIN", help="accepted Origin"
+    )
+    http.add_argument("--max-body-bytes", type=int, default=1_048_576, metavar="N", help="request body cap")
+    http.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve beyond loopback without bearer tokens (only behind a layer that authenticates)",
     )
 
     submit = command("submit", "run a command as a job of the local runtime and print its record")
@@ -107,23 +135,56 @@ def _print_record(record: JobRecord) -> None:
     print(json.dumps(record, indent=2))
 
 
-def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
-    from .server import build_server
-    from .transports import serve_http, serve_stdio
+def build_mcp_server(options: dict[str, Any]) -> tuple[Server[Any], JobService]:
+    """The MCP server and its service from plain options (what an HTTP worker process receives)."""
+    from .server import CallLimits, build_server
 
+    home = Path(options["home"])
+    config = load_config(Path(options["config"]) if options["config"] else None, home)
     service = _service(config, home)
-    server = build_server(service, read_only=args.read_only or config.read_only)
+    limits = CallLimits(options["call_timeout"], options["max_concurrent_calls"])
+    return build_server(service, options["read_only"] or config.read_only, limits), service
 
-    async def serve() -> None:
-        try:
-            if args.transport == "http":
-                await serve_http(server, args.host, args.port, args.log_level)
-            else:
-                await serve_stdio(server)
-        finally:
-            await service.aclose()
 
-    anyio.run(serve)
+def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
+    from .transports import HttpOptions, ServeError, run_http_workers, serve_http, serve_stdio
+
+    server_options = {
+        "home": str(home),
+        "config": str(args.config) if args.config else None,
+        "read_only": args.read_only,
+        "call_timeout": args.call_timeout,
+        "max_concurrent_calls": args.max_concurrent_calls,
+    }
+    http = HttpOptions(
+        host=args.host,
+        port=args.port,
+        stateless=args.stateless or args.workers > 1,
+        workers=args.workers,
+        allowed_hosts=tuple(args.allowed_host),
+        allowed_origins=tuple(args.allowed_origin),
+        max_body_bytes=args.max_body_bytes,
+        token_file=args.token_file,
+        allow_unauthenticated=args.allow_unauthenticated,
+        log_level=args.log_level,
+        server_options=server_options,
+    )
+    try:
+        if args.transport == "http" and args.workers > 1:
+            run_http_workers(http)
+            return 0
+        server, service = build_mcp_server(server_options)
+
+        async def serve() -> None:
+            try:
+                await (serve_http(server, http) if args.transport == "http" else serve_stdio(server))
+            finally:
+                await service.aclose()
+
+        anyio.run(serve)
+    except ServeError as error:
+        print(f"cancel-job-mcp: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -213,7 +274,10 @@ COMMANDS: dict[str, Command] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # a bare `cancel-job-mcp [global options]` serves stdio
+        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "serve"])
     args.log_level = args.log_level or "warning"
     configure_logging(args.log_level)
     home = args.home or data_home()
@@ -222,4 +286,4 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"cancel-job-mcp: configuration error: {error}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(COMMANDS[args.command or "serve"](args, home, config))
+    sys.exit(COMMANDS[args.command](args, home, config))

@@ -23,6 +23,7 @@ from .backends.base import BackendSettings
 APP_NAME = "cancel-job-mcp"
 HOME_ENV = "CANCEL_JOB_MCP_HOME"
 CONFIG_ENV = "CANCEL_JOB_MCP_CONFIG"
+HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_ERROR = "upstream_error"
-    READ_ONLY = "read_only"
+    BUSY = "busy"
+    TIMEOUT = "timeout"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import mcp_types as types
 from jsonschema import Draft7Validator
 from mcp import MCPError
@@ -33,7 +34,7 @@ INSTRUCTIONS = (
 ERROR_CODES = (
     " Failures start with a code: invalid_argument (a value breaks the rule named), unknown_project (no"
     " backend serves that project), not_found (no such job in that project), unauthorized, rate_limited,"
-    " upstream_unavailable, upstream_error, internal_error."
+    " upstream_unavailable, upstream_error, busy, timeout, internal_error."
 )
 CANCEL_JOB_DESCRIPTION = (
     "Cancel a submitted or running job and return its job record. This is destructive: the job's"
@@ -131,9 +132,20 @@ def success_result(structured: Mapping[str, Any]) -> types.CallToolResult:
     )
 
 
-def build_server(service: JobService, read_only: bool = False) -> Server[Any]:
+@dataclass(frozen=True)
+class CallLimits:
+    """Per-process limits on tool calls: beyond them a clear error, never a hang."""
+
+    timeout_seconds: float = 120.0
+    max_concurrent: int = 64
+
+
+def build_server(
+    service: JobService, read_only: bool = False, limits: CallLimits = CallLimits()
+) -> Server[Any]:
     """The MCP server; `read_only` publishes (and serves) only the tools that change nothing."""
     every_spec = tool_specs()
+    in_flight = 0
     specs = {name: spec for name, spec in every_spec.items() if spec.read_only or not read_only}
     listing = types.ListToolsResult(tools=[spec.tool for spec in specs.values()])
 
@@ -153,15 +165,30 @@ def build_server(service: JobService, read_only: bool = False) -> Server[Any]:
         async def progress(done: float, total: float, message: str) -> None:
             await ctx.session.report_progress(done, total, message)
 
+        nonlocal in_flight
+        if in_flight >= limits.max_concurrent:
+            return error_result(
+                f"{ErrorCode.BUSY}: this server is already running {limits.max_concurrent} tool calls, its"
+                " limit; nothing was done. Retry in a moment."
+            )
+        in_flight += 1
         try:
             arguments = validate_arguments(spec.validator, params.arguments)
-            structured = await spec.run(service, arguments, progress)
+            with anyio.fail_after(limits.timeout_seconds):
+                structured = await spec.run(service, arguments, progress)
+        except TimeoutError:
+            return error_result(
+                f"{ErrorCode.TIMEOUT}: {params.name} did not finish within {limits.timeout_seconds:g}"
+                " seconds, this server's limit per call. A cancel may still take effect: check with get_job."
+            )
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
             return error_result(str(error))
         except Exception:
             log.exception("%s failed unexpectedly", params.name)
             return error_result(INTERNAL_ERROR_MESSAGE)
+        finally:
+            in_flight -= 1
         return success_result(structured)
 
     return Server(

@@ -1,0 +1,225 @@
+"""The HTTP transport is safe to expose: bearer tokens, loopback-only without them, Host/Origin
+allow-lists on every bind address, body and call limits, stateless mode and several workers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from mcp.client.streamable_http import streamable_http_client
+
+from cancel_job_mcp.transports import HttpOptions, transport_security
+
+from .conftest import (
+    client,
+    run_cli,
+    start_http_server,
+    stop_http_server,
+    submit,
+    wait_for_process_group,
+    wait_until,
+)
+
+TOKEN = "test-token-0123456789abcdef"
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"},
+    },
+}
+
+
+def authed_client(url: str, token: str, mode: str = "auto") -> Any:
+    import httpx2
+
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"})
+    return http, client(streamable_http_client(url, http_client=http), mode)
+
+
+@pytest.mark.anyio
+async def test_bearer_tokens_guard_the_endpoint(home: Path) -> None:
+    server = start_http_server(home, CANCEL_JOB_MCP_HTTP_TOKENS=f"{TOKEN},another-token-0123456789")
+    try:
+        async with httpx.AsyncClient() as http:
+            missing = await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS)
+            bad = {**MCP_HEADERS, "Authorization": "Bearer nope"}
+            wrong = await http.post(server.url, json=INITIALIZE, headers=bad)
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == 'Bearer realm="cancel-job-mcp"'
+        assert wrong.status_code == 401
+        assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+        assert "nope" not in wrong.text
+
+        http, session = authed_client(server.url, TOKEN)
+        async with http, session:
+            result = await session.call_tool("get_job", {"project_reference": "demo", "job_id": "job_x"})
+        assert result.content[0].text.startswith("not_found: ")
+    finally:
+        stop_http_server(server)
+
+
+def test_tokens_shorter_than_sixteen_characters_are_refused(home: Path) -> None:
+    done = run_cli_serve(home, "--transport", "http", env={"CANCEL_JOB_MCP_HTTP_TOKENS": "short"})
+    assert done.returncode == 2
+    assert "at least 16 characters" in done.stderr
+
+
+def run_cli_serve(home: Path, *args: str, env: dict[str, str] | None = None) -> Any:
+    import subprocess
+
+    from .conftest import CLI, env_for
+
+    return subprocess.run(
+        [*CLI, "serve", *args], env=env_for(home, **(env or {})), capture_output=True, text=True, timeout=30
+    )
+
+
+def test_binding_beyond_loopback_without_tokens_is_refused(home: Path) -> None:
+    done = run_cli_serve(home, "--transport", "http", "--host", "0.0.0.0", "--port", "0")
+    assert done.returncode == 2
+    assert "refusing to serve on 0.0.0.0 without authentication" in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_wildcard_bind_keeps_dns_rebinding_protection_on(home: Path) -> None:
+    server = start_http_server(
+        home, "--host", "0.0.0.0", "--allowed-host", "mcp.internal.test", CANCEL_JOB_MCP_HTTP_TOKENS=TOKEN
+    )
+    try:
+        auth = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}"}
+        evil_host = httpx.post(server.url, json=PING, headers={**auth, "Host": "evil.example.com"})
+        evil_origin = httpx.post(server.url, json=PING, headers={**auth, "Origin": "http://evil.example.com"})
+        allowed = httpx.post(server.url, json=INITIALIZE, headers={**auth, "Host": "mcp.internal.test:8080"})
+        assert evil_host.status_code == 421
+        assert evil_origin.status_code == 403
+        assert allowed.status_code == 200
+    finally:
+        stop_http_server(server)
+
+
+def test_allow_lists_take_operator_hosts_and_origins() -> None:
+    settings = transport_security(
+        HttpOptions(
+            host="10.0.0.5",
+            allowed_hosts=("mcp.example.com", "[fd00::1]:8443"),
+            allowed_origins=("https://app.example.com",),
+        )
+    )
+    assert settings.enable_dns_rebinding_protection
+    assert set(settings.allowed_hosts) >= {"10.0.0.5:*", "mcp.example.com:*", "[fd00::1]:8443", "127.0.0.1:*"}
+    assert "https://app.example.com" in settings.allowed_origins
+
+
+def test_an_oversized_body_is_refused(home: Path) -> None:
+    server = start_http_server(home, "--max-body-bytes", "2048")
+    try:
+        huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": "x" * 10_000}}
+        response = httpx.post(server.url, json=huge, headers=MCP_HEADERS)
+        assert response.status_code == 413
+    finally:
+        stop_http_server(server)
+
+
+@pytest.mark.anyio
+async def test_stateless_mode_serves_every_request_without_a_session(home: Path) -> None:
+    server = start_http_server(home, "--stateless")
+    try:
+        async with httpx.AsyncClient() as http:
+            response = await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS)
+        assert response.status_code == 200
+        assert "mcp-session-id" not in response.headers
+        for mode in ("auto", "legacy"):
+            async with client(server.url, mode) as session:
+                tools = (await session.list_tools()).tools
+            assert [tool.name for tool in tools] == ["cancel_job", "get_job", "list_jobs"]
+    finally:
+        stop_http_server(server)
+
+
+@pytest.mark.anyio
+async def test_several_workers_serve_one_port_and_cancel_for_real(home: Path) -> None:
+    server = start_http_server(home, "--workers", "2")
+    try:
+        jobs = [submit(home, "demo", "sleep", "600") for _ in range(4)]
+        for job in jobs:
+            wait_for_process_group(home, job["id"])
+        records: list[dict[str, Any]] = []
+
+        async def cancel(job_id: str) -> None:
+            async with client(server.url) as session:
+                result = await session.call_tool(
+                    "cancel_job", {"project_reference": "demo", "job_id": job_id}
+                )
+                records.append(result.structured_content)
+
+        async with anyio.create_task_group() as group:
+            for job in jobs:
+                group.start_soon(cancel, job["id"])
+        assert sorted(record["id"] for record in records) == sorted(job["id"] for job in jobs)
+        assert {record["status"] for record in records} == {"canceled"}
+        assert len(child_processes(server.process.pid)) >= 2, "uvicorn should run two worker processes"
+    finally:
+        stop_http_server(server)
+
+
+@pytest.mark.anyio
+async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_time_out(home: Path) -> None:
+    job = submit(home, "demo", "python3", "-c", IGNORES_TERM, options=("--grace-period", "3"))
+    wait_for_process_group(home, job["id"])
+    server = start_http_server(home, "--max-concurrent-calls", "1", "--call-timeout", "1")
+    try:
+        async with client(server.url, "legacy") as first, client(server.url, "legacy") as second:
+            results: dict[str, Any] = {}
+
+            async def slow_cancel() -> None:
+                results["slow"] = await first.call_tool(
+                    "cancel_job", {"project_reference": "demo", "job_id": job["id"]}
+                )
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(slow_cancel)
+                await anyio.to_thread.run_sync(wait_until, lambda: db_status(home, job["id"]) == "canceled")
+                results["busy"] = await second.call_tool(
+                    "get_job", {"project_reference": "demo", "job_id": job["id"]}
+                )
+        assert results["busy"].content[0].text.startswith("busy: ")
+        assert (
+            results["slow"].content[0].text.startswith("timeout: cancel_job did not finish within 1 seconds")
+        )
+        final = json.loads(run_cli(home, "show", "demo", job["id"]).stdout)
+        assert final["status"] == "canceled"
+    finally:
+        stop_http_server(server)
+
+
+def child_processes(parent: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
+def db_status(home: Path, job_id: str) -> str:
+    import sqlite3
+
+    with sqlite3.connect(home / "jobs.sqlite3") as conn:
+        return str(conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+
+IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
