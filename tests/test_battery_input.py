@@ -393,7 +393,7 @@ def test_list_jobs_arguments_and_tampered_cursors(battery: Battery) -> None:
         if isinstance(cursor, str) and cursor not in battery.cursors:
             # A cursor this server did not issue (edited, truncated, invented) is never accepted.
             assert result is not None, arguments
-        assert error_code(result) == "invalid_argument", (arguments, result)
+            assert error_code(result) == "invalid_argument", (arguments, result)
         if result is not None and not result.get("isError"):
             page = result["structuredContent"]
             assert len(page["jobs"]) <= 100
