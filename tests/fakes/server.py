@@ -4,11 +4,18 @@ A provider subclass implements `authorized`, `error_body`, `rate_limit_headers`,
 `route`. Tests tell a fake what to answer next with `fail(fault, times, method)` (queued, consumed in
 order by matching requests) or `fail_always(fault, method)`, and read back what it received in
 `requests`.
+
+Transport faults (added for the fault battery): `RESET` closes the connection with a TCP reset instead
+of answering, `TRUNCATED` announces the full Content-Length and sends half the body, `NOT_JSON` answers
+200 with an HTML page, `SLOW` answers normally after `slow_seconds`. With `echo_headers` set, every
+error body (and the `NOT_JSON` page) repeats the request's headers, as some misbehaving APIs do.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +40,10 @@ class Fault(StrEnum):
     HANG = "hang"
     MALFORMED_JSON = "malformed_json"
     MISSING_FIELDS = "missing_fields"
+    RESET = "reset"
+    TRUNCATED = "truncated"
+    NOT_JSON = "not_json"
+    SLOW = "slow"
 
 
 _FAULT_CODES = {
@@ -92,9 +103,12 @@ class FakeProvider:
         self.token = token
         self.requests: list[Recorded] = []
         self.retry_after = "0"
+        self.slow_seconds = 2.0
+        self.echo_headers = False
         self._rules: deque[_Rule] = deque()
         self._lock = threading.Lock()
         self._release = threading.Event()
+        self._local = threading.local()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -166,12 +180,29 @@ class FakeProvider:
                 return rule.fault
         return None
 
-    def _dispatch(self, recorded: Recorded) -> tuple[int, bytes, dict[str, str]] | None:
+    def _dispatch(self, recorded: Recorded) -> tuple[int, bytes, dict[str, str]] | Fault | None:
         self.requests.append(recorded)
         fault = self._next_fault(recorded.method)
         if fault is Fault.HANG:
             self._release.wait(HANG_LIMIT_SECONDS)
             return None
+        if fault is Fault.RESET:
+            return Fault.RESET
+        if fault is Fault.SLOW:
+            self._release.wait(self.slow_seconds)
+        answer = self._answer(recorded, fault)
+        if fault is Fault.NOT_JSON:
+            page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+            if self.echo_headers:
+                page += f"<pre>{json.dumps(recorded.headers)}</pre>"
+            return 200, page.encode(), {"Content-Type": "text/html"}
+        if fault is Fault.TRUNCATED:
+            status, payload, headers = answer
+            return status, payload[: len(payload) // 2], {**headers, "Content-Length": str(len(payload))}
+        return answer
+
+    def _answer(self, recorded: Recorded, fault: Fault | None) -> tuple[int, bytes, dict[str, str]]:
+        self._local.headers = recorded.headers
         if not self.authorized(recorded.headers):
             return self._error(401, "unauthorized", "Missing or invalid API key.", recorded.path)
         if fault is not None and fault in _FAULT_CODES:
@@ -196,7 +227,13 @@ class FakeProvider:
     def _error(
         self, status: int, code: str, message: str, path: str, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes, dict[str, str]]:
-        body = json.dumps(self.error_body(status, code, message, path)).encode()
+        echoed = getattr(self._local, "headers", None) if self.echo_headers else None
+        if echoed is not None:
+            message = f"{message} Request headers: {json.dumps(echoed)}"
+        body_value = self.error_body(status, code, message, path)
+        if echoed is not None and isinstance(body_value, dict):
+            body_value = {**body_value, "request_headers": echoed}
+        body = json.dumps(body_value).encode()
         return status, body, {"Content-Type": "application/json", **(headers or {})}
 
 
@@ -219,12 +256,22 @@ class _Handler(BaseHTTPRequestHandler):
         if answer is None:
             self.close_connection = True
             return
+        if answer is Fault.RESET:
+            # SO_LINGER with a zero timeout: close() sends RST instead of FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        assert not isinstance(answer, Fault)
         status, payload, headers = answer
         try:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", str(len(payload)))
+            else:
+                self.close_connection = True  # a truncated body: the connection ends after it
             self.end_headers()
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
