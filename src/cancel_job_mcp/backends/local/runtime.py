@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -87,9 +89,14 @@ class LocalBackend:
         self.name = name
         self.home = home
         self._db_path = store.database_path(home)
+        # One connection per worker thread, reused across calls (opening one costs more than a query).
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
 
     async def aclose(self) -> None:
-        return None
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
 
     async def get_job(self, project: str, job_id: str) -> JobRecord:
         row = await self._db(store.find, project, job_id)
@@ -126,6 +133,8 @@ class LocalBackend:
 
     async def _settle_cancel(self, won: bool, row: store.JobRow) -> JobRecord:
         """Stop the canceled job's processes and wait until the stop is recorded (or time runs out)."""
+        if row.record["completed_at"] is not None:
+            return row.record
         job_id = row.record["id"]
         leader = ProcessIdentity.decode(row.process) if row.process else None
         if won and leader is not None:
@@ -162,9 +171,8 @@ class LocalBackend:
             reason = f"The job's supervisor (pid {pid}) is gone, so the job was stopped and marked failed."
         if row.process is not None:
             procs.terminate_group(ProcessIdentity.decode(row.process), row.grace_seconds)
-        with store.connect(self._db_path) as conn:
-            store.fail_if_active(conn, row.record["id"], reason)
-            current = store.get(conn, row.record["id"])
+        store.fail_if_active(self._connection(), row.record["id"], reason)
+        current = store.get(self._connection(), row.record["id"])
         assert current is not None
         return current
 
@@ -172,8 +180,14 @@ class LocalBackend:
         return await anyio.to_thread.run_sync(partial(self._run, operation, *args))
 
     def _run(self, operation: Callable[..., T], *args: object) -> T:
-        with store.connect(self._db_path) as conn:
-            return operation(conn, *args)
+        return operation(self._connection(), *args)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = store.open_connection(self._db_path)
+            self._connections.append(conn)
+        return conn
 
 
 def _parse_cursor(cursor: str | None) -> int | None:

@@ -71,18 +71,23 @@ def database_path(home: Path) -> Path:
     return home / "jobs.sqlite3"
 
 
-@contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection in autocommit mode; use `BEGIN IMMEDIATE` for read-then-write transactions."""
+def open_connection(path: Path) -> sqlite3.Connection:
+    """A connection in autocommit mode (every statement is its own transaction)."""
     if path not in _initialized:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 30000")
+    if path not in _initialized:
+        _initialize(conn)
+        _initialized.add(path)
+    return conn
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    conn = open_connection(path)
     try:
-        conn.execute("PRAGMA busy_timeout = 30000")
-        if path not in _initialized:
-            _initialize(conn)
-            _initialized.add(path)
         yield conn
     finally:
         conn.close()
