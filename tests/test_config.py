@@ -127,3 +127,12 @@ def test_a_bad_configuration_stops_the_server_at_start(home: Path, tmp_path: Pat
     assert done.returncode == 2
     assert done.stdout == ""
     assert f"configuration error: {config}: [backends.vf]: the environment variable" in done.stderr
+
+
+def test_a_setting_only_the_backend_can_check_is_a_clear_tool_error(tmp_path: Path) -> None:
+    config = load_config(None, tmp_path, {"RAY_ADDRESS": "ray://head:10001"})
+    router = Router(config.backends)
+    with pytest.raises(ToolError) as raised:
+        router.route("ray:cluster")
+    assert raised.value.code == ErrorCode.BACKEND_MISCONFIGURED
+    assert raised.value.message.startswith("Backend 'ray' cannot start: ")

@@ -44,7 +44,7 @@ KINDS: dict[str, Kind] = {
 }
 # Keys of a backend table beyond the common ones, passed to the backend as `options`.
 OPTION_KEYS = frozenset(
-    {"home", "account", "max_retries", "max_retry_wait", "retry_backoff", "settle_interval", "headers"}
+    {"home", "account", "max_retries", "max_retry_wait", "retry_backoff", "auth_header", "auth_scheme"}
 )
 _COMMON_KEYS = frozenset(
     {

@@ -8,6 +8,7 @@ from enum import StrEnum
 class ErrorCode(StrEnum):
     INVALID_ARGUMENT = "invalid_argument"
     UNKNOWN_PROJECT = "unknown_project"
+    BACKEND_MISCONFIGURED = "backend_misconfigured"
     NOT_FOUND = "not_found"
     NOT_CANCELLABLE = "not_cancellable"
     UNAUTHORIZED = "unauthorized"

@@ -54,7 +54,13 @@ class Router:
 
     def _route(self, name: str, project: str) -> Route:
         if name not in self._backends:
-            self._backends[name] = self._factory(self._settings[name])
+            try:
+                self._backends[name] = self._factory(self._settings[name])
+            except ValueError as error:  # a setting only the backend itself can check, e.g. $RAY_ADDRESS
+                raise ToolError(
+                    ErrorCode.BACKEND_MISCONFIGURED,
+                    f"Backend {name!r} cannot start: {error}. Fix its configuration and restart the server.",
+                ) from None
         return Route(self._backends[name], self._settings[name], project)
 
     def _unknown(self, problem: str) -> ToolError:
