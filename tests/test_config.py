@@ -129,7 +129,10 @@ def test_a_bad_configuration_stops_the_server_at_start(home: Path, tmp_path: Pat
     assert f"configuration error: {config}: [backends.vf]: the environment variable" in done.stderr
 
 
-def test_a_setting_only_the_backend_can_check_is_a_clear_tool_error(tmp_path: Path) -> None:
+def test_a_setting_only_the_backend_can_check_is_a_clear_tool_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
     config = load_config(None, tmp_path, {"RAY_ADDRESS": "ray://head:10001"})
     router = Router(config.backends)
     with pytest.raises(ToolError) as raised:
