@@ -125,6 +125,8 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpcore's debug lines describe raw requests; ours say what matters without them.
+    logging.getLogger("httpcore").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _service(config: Config, home: Path) -> JobService:

@@ -60,6 +60,8 @@ _COMMON_KEYS = frozenset(
 )
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.
+HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")
 _PATTERN = re.compile(r"[A-Za-z0-9._*?\[\]!-]{1,128}")
 
 

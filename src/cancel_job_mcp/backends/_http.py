@@ -60,6 +60,7 @@ import anyio
 import httpx
 
 from .. import __version__
+from ..config import HEADER_SAFE_TOKEN
 from ..errors import ErrorCode, ToolError, invalid_argument
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, format_timestamp
 from .base import BackendSettings, JobPage
@@ -76,6 +77,7 @@ _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error")
 _SECRET_HINTS = re.compile(r"authorization|bearer\s|x-api-key|api[_-]?key\s*[:=]|token\s*[:=]", re.IGNORECASE)
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CURSOR = re.compile(r"[\x21-\x7e]{1,1024}")
+REDACTED = "[redacted]"
 
 
 class BackendConfigError(ValueError):
@@ -128,6 +130,11 @@ def read_token(settings: BackendSettings, default_env: str | None, *, required: 
             raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs token_env to be set")
         return None
     token = os.environ.get(env, "").strip()
+    if token and not HEADER_SAFE_TOKEN.fullmatch(token):
+        raise BackendConfigError(
+            f"backend {settings.name!r} ({settings.kind}): the token in {env} holds whitespace or control"
+            " characters, which an HTTP header cannot carry; check how the variable was set"
+        )
     if not token:
         if required or settings.token_env:
             raise BackendConfigError(
@@ -137,6 +144,17 @@ def read_token(settings: BackendSettings, default_env: str | None, *, required: 
             )
         return None
     return token
+
+
+def redact(value: Any, secret: str) -> Any:
+    """`value` (decoded JSON) with every occurrence of `secret` in its strings and keys replaced."""
+    if isinstance(value, str):
+        return value.replace(secret, REDACTED)
+    if isinstance(value, list):
+        return [redact(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {redact(key, secret): redact(item, secret) for key, item in value.items()}
+    return value
 
 
 # --- path segments ---------------------------------------------------------------------------------
@@ -499,11 +517,13 @@ class HttpBackendClient:
     ) -> Any:
         response = await self.request(method, path, params=params, json=json, what=what)
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             raise malformed(
                 self.provider, f"HTTP {response.status_code} with a body that is not JSON"
             ) from None
+        # A provider that echoes our credential into a job's fields must not hand it to the caller.
+        return redact(body, self._token) if self._token else body
 
     def error_for(self, response: httpx.Response, what: str = "resource") -> ProviderError:
         """The ToolError for a non-2xx response (see the module docstring's table)."""
