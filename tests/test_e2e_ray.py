@@ -1,0 +1,207 @@
+"""End to end on a real Ray head node (issue #5: "must show"): jobs submitted through Ray's own REST API,
+then listed, read and canceled through a real MCP client talking to the server as a stdio subprocess,
+configured by a TOML file with `[backends.cluster] kind = "ray"`.
+
+The head node comes from tests/ray_cluster.py's helpers in a module-scoped fixture. Importing
+test_ray.py's session fixture instead does not share its cluster: pytest registers an imported fixture
+again under this module, so a run of both files started two head nodes (`--setup-show` shows
+`SETUP S ray_head` twice) and kept both alive until the session ended. Module scope at least stops
+this one when the module is done. The fixture skips, saying why, when Ray is not installed
+(`.ci/install-ray.sh` makes .cache/ray-venv). The cluster may hold other jobs than this test's, so
+listings are checked against what Ray's own API reports, and this test's jobs carry submission ids
+of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+
+from cancel_job_mcp.schemas import load_schema
+
+from .conftest import client, stdio_server
+from .ray_cluster import RAY, RayHead, start_head, stop_head
+
+pytestmark = pytest.mark.anyio
+
+RECORD = Draft7Validator(load_schema("get_job.output"))
+PAGE = Draft7Validator(load_schema("list_jobs.output"))
+CANCELED = Draft7Validator(load_schema("cancel_job.output"))
+PROJECT = "cluster-e2e"
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Iterator[RayHead]:
+    """A head node for this module, stopped when the module ends (see the module docstring for why
+    test_ray.py's session fixture is not imported)."""
+    if not RAY.exists():
+        pytest.skip(f"Ray is not installed ({RAY} is absent); run .ci/install-ray.sh")
+    head = start_head()
+    try:
+        yield head
+    finally:
+        stop_head(head)
+
+
+def ray_order(head: RayHead, status: str | None = None) -> list[str]:
+    """Ray's own listing as the backend must page it: newest first by (start_time, id)."""
+    with head.client() as http:
+        response = http.get("/api/jobs/")
+    response.raise_for_status()
+    jobs = [
+        ((job.get("start_time") or 0, job.get("submission_id") or job["job_id"]), job)
+        for job in response.json()
+        if status is None or job["status"] == status
+    ]
+    jobs.sort(key=lambda pair: pair[0], reverse=True)
+    return [key[1] for key, _ in jobs]
+
+
+async def all_pages(
+    session: Any, reference: str, limit: int, status: str | None = None
+) -> tuple[list[str], int]:
+    arguments: dict[str, Any] = {"project_reference": reference, "limit": limit}
+    if status is not None:
+        arguments["status"] = status
+    ids: list[str] = []
+    pages = 0
+    cursor = None
+    while True:
+        result = await session.call_tool("list_jobs", {**arguments, **({"cursor": cursor} if cursor else {})})
+        assert not result.is_error, result.content[0].text
+        page = result.structured_content
+        PAGE.validate(page)
+        pages += 1
+        assert 1 <= len(page["jobs"]) <= limit
+        for job in page["jobs"]:
+            RECORD.validate(job)
+            assert job["project_id"] == PROJECT
+            if status is not None:
+                assert job["status"] == status, job
+        created = [job["created_at"] for job in page["jobs"]]
+        assert created == sorted(created, reverse=True)
+        ids += [job["id"] for job in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids, pages
+        assert pages < 200, "the listing never ends"
+
+
+def subsequence(items: list[str], of: list[str]) -> bool:
+    rest = iter(of)
+    return all(item in rest for item in items)
+
+
+async def test_ray_jobs_through_mcp(ray_head: RayHead, home: Path, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    succeeded = [ray_head.submit("true", submission_id=f"e2e-{tag}-ok-{i}") for i in range(2)]
+    failed = ray_head.submit("exit 3", submission_id=f"e2e-{tag}-exit3")
+    running = [
+        ray_head.submit("sleep 600", submission_id=f"e2e-{tag}-sleep-{i}", metadata={"name": f"sleeper {i}"})
+        for i in range(2)
+    ]
+    mine = [*succeeded, failed, *running]
+    config = tmp_path / "ray.toml"
+    config.write_text(
+        "[backends.cluster]\n"
+        'kind = "ray"\n'
+        f'base_url = "{ray_head.url}"\n'
+        'projects = ["cluster-*"]\n'
+        "read_timeout = 10\n"
+        "settle_timeout = 20\n"
+    )
+    try:
+        for job_id in succeeded:
+            ray_head.wait_for_status(job_id, "SUCCEEDED")
+        ray_head.wait_for_status(failed, "FAILED")
+        for job_id in running:
+            ray_head.wait_for_status(job_id, "RUNNING")
+        everything = ray_order(ray_head)
+        succeeded_before = ray_order(ray_head, "SUCCEEDED")
+
+        async with client(stdio_server(home, "--config", str(config))) as session:
+
+            async def call(tool: str, **arguments: Any) -> Any:
+                return await session.call_tool(tool, arguments)
+
+            # Paging, both routing forms: Ray's whole listing, in Ray's order, at least three pages.
+            for reference in (PROJECT, f"cluster:{PROJECT}"):
+                ids, pages = await all_pages(session, reference, limit=2)
+                assert ids == everything
+                assert len(set(ids)) == len(ids)
+                assert pages >= 3
+                assert subsequence(list(reversed(mine)), ids), "newest first"
+
+            # Status filters: only jobs in that state, this test's among them, in order.
+            completed, pages = await all_pages(session, PROJECT, limit=1, status="completed")
+            assert pages >= 2
+            assert subsequence(list(reversed(succeeded)), completed)
+            assert set(succeeded_before) <= set(completed) <= set(ray_order(ray_head, "SUCCEEDED"))
+            assert failed not in completed
+            assert not set(running) & set(completed)
+            failures, _ = await all_pages(session, PROJECT, limit=2, status="failed")
+            assert failed in failures
+            assert not set(succeeded) & set(failures)
+            working, _ = await all_pages(session, PROJECT, limit=1, status="working")
+            assert subsequence(list(reversed(running)), working)
+
+            # A tampered cursor, or one replayed with another status, is refused.
+            first = (await call("list_jobs", project_reference=PROJECT, limit=3)).structured_content
+            cursor = first["next_cursor"]
+            for bad, extra in (
+                (cursor[:2] + ("B" if cursor[2] != "B" else "C") + cursor[3:], {}),
+                (cursor, {"status": "failed"}),
+            ):
+                result = await call("list_jobs", project_reference=PROJECT, limit=3, cursor=bad, **extra)
+                assert result.is_error
+                assert result.content[0].text.startswith("invalid_argument: cursor"), result.content[0].text
+
+            # get_job: a finished job and a failed one, as Ray reports them.
+            result = await call("get_job", project_reference=PROJECT, job_id=succeeded[0])
+            assert not result.is_error, result.content[0].text
+            record = result.structured_content
+            RECORD.validate(record)
+            assert (record["id"], record["status"], record["exit_code"]) == (succeeded[0], "completed", 0)
+            assert record["target"] == "true"
+            result = await call("get_job", project_reference=f"cluster:{PROJECT}", job_id=failed)
+            assert (result.structured_content["status"], result.structured_content["exit_code"]) == (
+                "failed",
+                3,
+            )
+
+            # cancel_job of a running job: the server waits until Ray says it stopped.
+            victim = running[0]
+            result = await call("cancel_job", project_reference=f"cluster:{PROJECT}", job_id=victim)
+            assert not result.is_error, result.content[0].text
+            canceled = result.structured_content
+            CANCELED.validate(canceled)
+            assert (canceled["id"], canceled["name"], canceled["status"]) == (victim, "sleeper 0", "canceled")
+            assert canceled["completed_at"] is not None
+            assert ray_head.info(victim)["status"] == "STOPPED"
+            record = (await call("get_job", project_reference=PROJECT, job_id=victim)).structured_content
+            assert record["status"] == "canceled"
+            assert ray_head.info(running[1])["status"] == "RUNNING", "only the job named was stopped"
+            stopped, _ = await all_pages(session, PROJECT, limit=5, status="canceled")
+            assert victim in stopped
+            working, _ = await all_pages(session, PROJECT, limit=5, status="working")
+            assert victim not in working
+            assert running[1] in working
+
+            # Unknown ids are not_found, and canceling twice is not_cancellable.
+            for tool in ("get_job", "cancel_job"):
+                result = await call(tool, project_reference=PROJECT, job_id=f"raysubmit_nope{tag}")
+                assert result.is_error
+                assert result.content[0].text.startswith("not_found: "), result.content[0].text
+            again = await call("cancel_job", project_reference=PROJECT, job_id=victim)
+            assert again.is_error
+            assert again.content[0].text.startswith("not_cancellable: "), again.content[0].text
+    finally:
+        for job_id in running:
+            if ray_head.info(job_id)["status"] in ("PENDING", "RUNNING"):
+                with ray_head.client() as http:
+                    http.post(f"/api/jobs/{job_id}/stop")
