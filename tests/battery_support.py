@@ -31,6 +31,8 @@ KNOWN_CODES = (
     "upstream_unavailable",
     "upstream_error",
     "read_only",
+    "busy",
+    "timeout",
 )
 
 

@@ -1,0 +1,202 @@
+"""Load with nothing lost: 200 concurrent cancels over HTTP, 1,000 sequential calls over stdio.
+
+Every local job logs each SIGTERM it receives; at the end every job is `canceled` exactly once (one
+SIGTERM, one transition, process group gone, completed_at recorded), every record is valid, no call
+failed at the protocol level, and the server's resident memory did not grow past a generous bound.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from jsonschema import Draft7Validator
+
+from cancel_job_mcp.schemas import load_schema
+
+from .battery_support import RawStdioServer, db_row, structured, tool_result, vm_rss_kib
+from .conftest import (
+    client,
+    process_group_alive,
+    start_http_server,
+    stop_http_server,
+    submit,
+    wait_for_process_group,
+    wait_until,
+)
+
+RECORD = Draft7Validator(load_schema("cancel_job.output"))
+PAGE = Draft7Validator(load_schema("list_jobs.output"))
+MAX_RSS_GROWTH_KIB = 30 * 1024
+TERM_LOGGER = (
+    "import signal, sys, time\n"
+    "def on_term(*_):\n"
+    "    open(sys.argv[1], 'a').write('TERM\\n')\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, on_term)\n"
+    "open(sys.argv[1] + '.ready', 'w').close()\n"
+    "time.sleep(600)\n"
+)
+
+
+def submit_many(home: Path, tmp_path: Path, project: str, count: int) -> list[tuple[str, Path, int]]:
+    """`count` TERM-logging jobs, submitted concurrently; (job id, signal log, process group) each."""
+    logs = [tmp_path / f"{project}-{index}.signals" for index in range(count)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        records = list(
+            pool.map(lambda log: submit(home, project, sys.executable, "-c", TERM_LOGGER, str(log)), logs)
+        )
+    jobs = [
+        (record["id"], log, wait_for_process_group(home, record["id"]))
+        for record, log in zip(records, logs, strict=True)
+    ]
+    # Ready once its SIGTERM handler is installed (before that a SIGTERM would kill it silently).
+    wait_until(lambda: all(Path(f"{log}.ready").exists() for log in logs), timeout=30)
+    return jobs
+
+
+def assert_canceled_exactly_once(home: Path, jobs: list[tuple[str, Path, int]]) -> None:
+    for job_id, log, pgid in jobs:
+        row = db_row(home, job_id)
+        assert row["status"] == "canceled", (job_id, row["status"])
+        assert row["completed_at"] is not None, job_id
+        assert row["exit_code"] == 0, (job_id, row["exit_code"])
+        assert log.read_text() == "TERM\n", f"{job_id} got {log.read_text().count('TERM')} SIGTERMs"
+        assert not process_group_alive(pgid), job_id
+
+
+def print_rss(label: str, start: int, warm: int, end: int) -> None:
+    print(
+        f"\n[battery-load] {label}: VmRSS {start / 1024:.1f} MB at start, {warm / 1024:.1f} MB after warm-up,"
+        f" {end / 1024:.1f} MB at the end (growth {(end - warm) / 1024:+.1f} MB, bound"
+        f" {MAX_RSS_GROWTH_KIB / 1024:.0f} MB)"
+    )
+
+
+@pytest.mark.anyio
+async def test_200_concurrent_cancels_over_http_on_50_jobs(home: Path, tmp_path: Path) -> None:
+    jobs = submit_many(home, tmp_path, "load", 50)
+    sessions, per_session = 8, 25
+    server = start_http_server(home, "--max-concurrent-calls", "256")
+    records: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id, _, _ in jobs}
+    failures: list[str] = []
+    try:
+        rss_start = vm_rss_kib(server.process.pid)
+
+        async def one_session(index: int, tool: str, results: dict[str, list[dict[str, Any]]]) -> None:
+            async with client(server.url) as session:
+
+                async def call_once(call: int) -> None:
+                    job_id = jobs[(index * per_session + call) % len(jobs)][0]
+                    try:
+                        result = await session.call_tool(
+                            tool, {"project_reference": "load", "job_id": job_id}
+                        )
+                    except Exception as error:  # a protocol-level failure: counted, reported below
+                        failures.append(f"{tool} {job_id}: {type(error).__name__}: {error}")
+                        return
+                    if result.is_error:
+                        failures.append(f"{tool} {job_id}: {result.content[0].text}")
+                        return
+                    results[job_id].append(result.structured_content)
+
+                async with anyio.create_task_group() as group:
+                    for call in range(per_session):
+                        group.start_soon(call_once, call)
+
+        async def run(tool: str, results: dict[str, list[dict[str, Any]]]) -> float:
+            started = anyio.current_time()
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    for index in range(sessions):
+                        group.start_soon(one_session, index, tool, results)
+            return anyio.current_time() - started
+
+        # Warm-up: the same shape of load (8 sessions x 25 concurrent calls), reading only.
+        reads: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id, _, _ in jobs}
+        await run("get_job", reads)
+        assert all(record["status"] == "working" for found in reads.values() for record in found)
+        rss_warm = vm_rss_kib(server.process.pid)
+        elapsed = await run("cancel_job", records)
+        rss_end = vm_rss_kib(server.process.pid)
+    finally:
+        stdout = stop_http_server(server)
+    calls = sessions * per_session
+    print(
+        f"\n[battery-load] HTTP: {calls} concurrent cancel_job calls in {sessions} sessions, {elapsed:.2f} s"
+    )
+    print_rss("HTTP server", rss_start, rss_warm, rss_end)
+    assert stdout == ""
+    assert failures == [], failures[:5]
+    assert sum(len(found) for found in records.values()) == calls
+    for job_id, found in records.items():
+        assert len(found) == calls // len(jobs), job_id
+        for record in found:
+            RECORD.validate(record)
+        assert all(record == found[0] for record in found), f"{job_id}: the cancels disagree"
+        assert found[0]["status"] == "canceled"
+        assert found[0]["completed_at"] is not None
+    assert_canceled_exactly_once(home, jobs)
+    assert rss_end - rss_warm < MAX_RSS_GROWTH_KIB
+
+
+def test_1000_sequential_calls_over_stdio(home: Path, tmp_path: Path) -> None:
+    jobs = submit_many(home, tmp_path, "seq", 20)
+    ids = [job_id for job_id, _, _ in jobs]
+    rng = random.Random(6)
+    server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
+    final: dict[str, dict[str, Any]] = {}
+    counts = {"get_job": 0, "cancel_job": 0, "list_jobs": 0}
+    cursor: str | None = None
+    rss: list[int] = []
+    try:
+        server.initialize()
+        rss.append(vm_rss_kib(server.pid))
+        for call in range(1000):
+            if call == 100:
+                rss.append(vm_rss_kib(server.pid))  # after the warm-up
+            job_id = ids[call - 980] if call >= 980 else rng.choice(ids)
+            tool = "cancel_job" if call >= 980 else rng.choices(list(counts), weights=(5, 2, 3))[0]
+            counts[tool] += 1
+            if tool == "list_jobs":
+                status = rng.choice([None, "working", "canceled"])
+                arguments: dict[str, Any] = {"project_reference": "seq", "limit": rng.randint(1, 7)}
+                if status:
+                    arguments["status"] = status
+                if cursor is not None and status is None:
+                    arguments["cursor"] = cursor
+                page = structured(tool_result(server.call_tool(tool, arguments)))
+                PAGE.validate(page)
+                assert all(status is None or job["status"] == status for job in page["jobs"])
+                cursor = page["next_cursor"] if status is None else None
+                for job in page["jobs"]:
+                    if job["id"] in final:
+                        assert job == final[job["id"]], "a listing disagrees with the job's final record"
+                continue
+            record = structured(
+                tool_result(server.call_tool(tool, {"project_reference": "seq", "job_id": job_id}))
+            )
+            RECORD.validate(record)
+            if job_id in final:
+                assert record == final[job_id], f"{job_id} changed after it was canceled"
+            elif tool == "cancel_job":
+                assert record["status"] == "canceled"
+                assert record["completed_at"] is not None
+                final[job_id] = record
+            else:
+                assert record["status"] == "working"
+        rss.append(vm_rss_kib(server.pid))
+    finally:
+        stderr = server.close()
+    print(f"\n[battery-load] stdio: {server.sent - 1} sequential requests after initialize, by tool {counts}")
+    print_rss("stdio server", *rss)
+    assert sum(counts.values()) == 1000
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert sorted(final) == sorted(ids)
+    assert_canceled_exactly_once(home, jobs)
+    assert rss[2] - rss[1] < MAX_RSS_GROWTH_KIB
