@@ -53,7 +53,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import anyio
@@ -623,3 +623,28 @@ def _json_type(value: Any) -> str:
     if isinstance(value, str):
         return "a string"
     return type(value).__name__
+
+
+class HostedBackend:
+    """What every hosted backend shares: its name and its one HTTP client, closed with it."""
+
+    kind: str
+    provider: ClassVar[str]
+    default_base_url: ClassVar[str]
+    default_token_env: ClassVar[str]
+    auth_header: ClassVar[str] = "Authorization"
+    auth_scheme: ClassVar[str | None] = "Bearer"
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.name = settings.name
+        self.http = HttpBackendClient(
+            settings,
+            provider=self.provider,
+            default_base_url=self.default_base_url,
+            default_token_env=self.default_token_env,
+            auth_header=self.auth_header,
+            auth_scheme=self.auth_scheme,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

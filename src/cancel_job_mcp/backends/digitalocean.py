@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import invalid_argument
 from ..record import JobRecord, JobStatus
 from ._http import (
-    HttpBackendClient,
+    HostedBackend,
     ProviderError,
     cancel_with_followup,
     checked_limit,
@@ -194,20 +194,11 @@ def _refused(error: ProviderError) -> bool:
     return error.status is not None and 400 <= error.status < 500 and error.status not in (401, 403, 404, 429)
 
 
-class DigitalOceanBackend:
+class DigitalOceanBackend(HostedBackend):
     kind = KIND
-
-    def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
-        self.http = HttpBackendClient(
-            settings,
-            provider=PROVIDER,
-            default_base_url=DEFAULT_BASE_URL,
-            default_token_env=DEFAULT_TOKEN_ENV,
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+    provider = PROVIDER
+    default_base_url = DEFAULT_BASE_URL
+    default_token_env = DEFAULT_TOKEN_ENV
 
     def _app_path(self, app_id: str) -> str:
         return f"/v2/apps/{checked_segment('project_reference', app_id, _ID, _APP_RULE)}/job-invocations"

@@ -46,7 +46,7 @@ from typing import Any
 from ..errors import ErrorCode, ToolError, invalid_argument
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ._http import (
-    HttpBackendClient,
+    HostedBackend,
     cancel_with_followup,
     checked_limit,
     checked_segment,
@@ -187,22 +187,13 @@ def _has_next(meta: dict[str, Any], offset: int, limit: int, received: int) -> b
     return received >= limit
 
 
-class IonworksBackend:
+class IonworksBackend(HostedBackend):
     kind = KIND
-
-    def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
-        self.http = HttpBackendClient(
-            settings,
-            provider=PROVIDER,
-            default_base_url=DEFAULT_BASE_URL,
-            default_token_env=DEFAULT_TOKEN_ENV,
-            auth_header="X-API-Key",
-            auth_scheme=None,
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+    provider = PROVIDER
+    default_base_url = DEFAULT_BASE_URL
+    default_token_env = DEFAULT_TOKEN_ENV
+    auth_header = "X-API-Key"
+    auth_scheme = None
 
     def _job_path(self, project: str, job_id: str) -> str:
         checked_segment("project_reference", project, _ID, _PROJECT_RULE)

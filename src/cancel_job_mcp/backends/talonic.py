@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import ErrorCode, ToolError
 from ..record import JobRecord, JobStatus
 from ._http import (
-    HttpBackendClient,
+    HostedBackend,
     cancel_with_followup,
     checked_cursor,
     checked_limit,
@@ -138,21 +138,15 @@ def to_record(payload: dict[str, Any], project: str, *, canceled: bool = False) 
     )
 
 
-class TalonicBackend:
+class TalonicBackend(HostedBackend):
     kind = KIND
+    provider = PROVIDER
+    default_base_url = DEFAULT_BASE_URL
+    default_token_env = DEFAULT_TOKEN_ENV
 
     def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
+        super().__init__(settings)
         self.account = str(settings.options.get("account") or settings.name)
-        self.http = HttpBackendClient(
-            settings,
-            provider=PROVIDER,
-            default_base_url=DEFAULT_BASE_URL,
-            default_token_env=DEFAULT_TOKEN_ENV,
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
     def _check_project(self, project: str, job_id: str | None = None) -> None:
         if project != self.account:

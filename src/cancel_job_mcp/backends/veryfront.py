@@ -36,7 +36,7 @@ from typing import Any
 
 from ..record import JobRecord, JobStatus
 from ._http import (
-    HttpBackendClient,
+    HostedBackend,
     cancel_with_followup,
     checked_cursor,
     checked_limit,
@@ -151,20 +151,11 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
     return None
 
 
-class VeryfrontBackend:
+class VeryfrontBackend(HostedBackend):
     kind = KIND
-
-    def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
-        self.http = HttpBackendClient(
-            settings,
-            provider=PROVIDER,
-            default_base_url=DEFAULT_BASE_URL,
-            default_token_env=DEFAULT_TOKEN_ENV,
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
+    provider = PROVIDER
+    default_base_url = DEFAULT_BASE_URL
+    default_token_env = DEFAULT_TOKEN_ENV
 
     def _job_path(self, project: str, job_id: str) -> str:
         ref = checked_segment("project_reference", project, _PROJECT, _PROJECT_RULE)
