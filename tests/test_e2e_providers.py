@@ -23,7 +23,15 @@ from jsonschema import Draft7Validator
 from cancel_job_mcp.schemas import load_schema
 
 from .conftest import client, stdio_server
-from .fakes import CANARY_TOKEN, FakeDigitalOcean, FakeIonworks, FakeProvider, FakeTalonic, FakeVeryfront
+from .fakes import (
+    CANARY_TOKEN,
+    FakeDigitalOcean,
+    FakeIonworks,
+    FakeProvider,
+    FakeTalonic,
+    FakeVeryfront,
+    Fault,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -330,6 +338,19 @@ async def test_every_tool_through_mcp(case: Case, fake: Any, mode: str, home: Pa
         assert not any(r.method == "POST" and case.other_project in r.path for r in fake.requests), (
             "a cancel request was sent to the other project"
         )
+
+        # Provider errors that repeat the request's headers (token included) reach the client without it.
+        fake.echo_headers = True
+        for fault, code in (
+            (Fault.BAD_REQUEST, "invalid_argument"),
+            (Fault.UNAUTHORIZED, "unauthorized"),
+            (Fault.SERVER_ERROR, "upstream_unavailable"),
+            (Fault.NOT_JSON, "upstream_error"),
+        ):
+            fake.fail(fault, method="GET")
+            text = await mcp.error("get_job", project_reference=by_glob, job_id=seeded.active[0])
+            assert text.startswith(f"{code}: "), (fault, text)
+        fake.echo_headers = False
 
     # Every request carried the token; no result ever showed it.
     assert fake.requests, "the fake was never called"
