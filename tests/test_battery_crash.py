@@ -32,12 +32,14 @@ TERM_LOGGER = (
     "    open(sys.argv[1], 'a').write('TERM\\n')\n"
     "    sys.exit(0)\n"
     "signal.signal(signal.SIGTERM, on_term)\n"
+    "open(sys.argv[1] + '.ready', 'w').close()\n"
     "time.sleep(600)\n"
 )
 # Logs each SIGTERM to argv[1] and carries on: only SIGKILL stops it.
 TERM_IGNORER = (
     "import signal, sys, time\n"
     "signal.signal(signal.SIGTERM, lambda *_: open(sys.argv[1], 'a').write('TERM\\n'))\n"
+    "open(sys.argv[1] + '.ready', 'w').close()\n"
     "while True:\n"
     "    time.sleep(1)\n"
 )
@@ -83,6 +85,7 @@ def test_a_killed_supervisor_is_reconciled_on_read(
     signals = tmp_path / "signals.txt"
     job = submit(home, "crash", sys.executable, "-c", TERM_LOGGER, str(signals))
     pgid = wait_for_process_group(home, job["id"])
+    wait_until(lambda: Path(f"{signals}.ready").exists())  # its SIGTERM handler is installed
     supervisor = pid_of(db_row(home, job["id"])["supervisor"])
     server = start_server(servers, home, tmp_path)
     assert get_job(server, "crash", job["id"])["status"] == "working"
@@ -114,6 +117,7 @@ def test_a_server_killed_mid_cancel_leaves_the_supervisor_to_finish(
         home, "crash", sys.executable, "-c", TERM_IGNORER, str(signals), options=("--grace-period", "3")
     )
     pgid = wait_for_process_group(home, job["id"])
+    wait_until(lambda: Path(f"{signals}.ready").exists())  # its SIGTERM handler is installed
     server = start_server(servers, home, tmp_path)
     server.send(
         "tools/call", {"name": "cancel_job", "arguments": {"project_reference": "crash", "job_id": job["id"]}}
@@ -153,6 +157,7 @@ def test_a_cancel_orphaned_by_server_and_supervisor_is_finished_on_read(
         home, "crash", sys.executable, "-c", TERM_IGNORER, str(signals), options=("--grace-period", "30")
     )
     pgid = wait_for_process_group(home, job["id"])
+    wait_until(lambda: Path(f"{signals}.ready").exists())  # its SIGTERM handler is installed
     supervisor = pid_of(db_row(home, job["id"])["supervisor"])
     server = start_server(servers, home, tmp_path)
     server.send(

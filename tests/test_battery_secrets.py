@@ -227,14 +227,9 @@ def test_the_fakes_did_echo_the_token(rig: Rig) -> None:
         fake.clear_faults()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a provider's job record is passed through as is, so a token the provider echoes in a"
-    " job's fields (name, failed_reason, config) reaches the result; HttpBackendClient knows the token"
-    " and could redact it from decoded bodies",
-)
 def test_a_job_record_that_echoes_the_token(rig: Rig) -> None:
     """A provider that writes the request's headers into a job's own fields (as a debugging echo)."""
+    # Found by this battery and fixed in 5fb5862: the backend redacts its token from provider answers.
     fake = rig.fakes["veryfront"]
     token = TOKENS["veryfront"]
     job_id = fake.add_job(  # type: ignore[attr-defined]
@@ -248,13 +243,8 @@ def test_a_job_record_that_echoes_the_token(rig: Rig) -> None:
     check(rig, rig.server.call_tool("get_job", arguments))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a token holding a character illegal in a header value (here a newline) makes h11 refuse"
-    " the request, and httpcore logs that refusal, token included, at debug level; read_token should"
-    " refuse such a token as a configuration error (and the httpcore logger could stay above debug)",
-)
 def test_a_token_with_a_newline_never_reaches_the_debug_log(tmp_path: Path) -> None:
+    """h11 refuses such a header and httpcore used to log the refusal, token included (fixed in 5fb5862)."""
     first, second = "cjm-CANARY-line-one-4b7e", "cjm-CANARY-line-two-91c3"
     fake = FakeVeryfront(f"{first}\n{second}")
     try:
