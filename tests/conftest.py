@@ -126,6 +126,20 @@ def http_server(home: Path) -> Iterator[HttpServer]:
 
 
 @pytest.fixture(scope="session")
+def ray_head() -> Iterator[Any]:
+    """One real Ray head node on loopback for the whole session, stopped at its end."""
+    from .ray_cluster import RAY, start_head, stop_head
+
+    if not RAY.exists():
+        pytest.skip(f"Ray is not installed ({RAY} is absent); run .ci/install-ray.sh")
+    head = start_head()
+    try:
+        yield head
+    finally:
+        stop_head(head)
+
+
+@pytest.fixture(scope="session")
 def record_validator() -> Draft7Validator:
     return Draft7Validator(load_schema("cancel_job.output"))
 

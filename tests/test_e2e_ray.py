@@ -2,20 +2,15 @@
 then listed, read and canceled through a real MCP client talking to the server as a stdio subprocess,
 configured by a TOML file with `[backends.cluster] kind = "ray"`.
 
-The head node comes from tests/ray_cluster.py's helpers in a module-scoped fixture. Importing
-test_ray.py's session fixture instead does not share its cluster: pytest registers an imported fixture
-again under this module, so a run of both files started two head nodes (`--setup-show` shows
-`SETUP S ray_head` twice) and kept both alive until the session ended. Module scope at least stops
-this one when the module is done. The fixture skips, saying why, when Ray is not installed
-(`.ci/install-ray.sh` makes .cache/ray-venv). The cluster may hold other jobs than this test's, so
-listings are checked against what Ray's own API reports, and this test's jobs carry submission ids
-of their own.
+The head node is the session's `ray_head` fixture (tests/conftest.py), shared with test_ray.py; it
+skips, saying why, when Ray is not installed (`.ci/install-ray.sh` makes .cache/ray-venv). The
+cluster may hold other jobs than this test's, so listings are checked against what Ray's own API
+reports, and this test's jobs carry submission ids of their own.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +20,7 @@ from jsonschema import Draft7Validator
 from cancel_job_mcp.schemas import load_schema
 
 from .conftest import client, stdio_server
-from .ray_cluster import RAY, RayHead, start_head, stop_head
+from .ray_cluster import RayHead
 
 pytestmark = pytest.mark.anyio
 
@@ -33,19 +28,6 @@ RECORD = Draft7Validator(load_schema("get_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))
 CANCELED = Draft7Validator(load_schema("cancel_job.output"))
 PROJECT = "cluster-e2e"
-
-
-@pytest.fixture(scope="module")
-def ray_head() -> Iterator[RayHead]:
-    """A head node for this module, stopped when the module ends (see the module docstring for why
-    test_ray.py's session fixture is not imported)."""
-    if not RAY.exists():
-        pytest.skip(f"Ray is not installed ({RAY} is absent); run .ci/install-ray.sh")
-    head = start_head()
-    try:
-        yield head
-    finally:
-        stop_head(head)
 
 
 def ray_order(head: RayHead, status: str | None = None) -> list[str]:

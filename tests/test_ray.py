@@ -31,7 +31,7 @@ from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
 from .conftest import client, stdio_server
-from .ray_cluster import RAY, RayHead, poll, start_head, stop_head
+from .ray_cluster import RayHead, poll
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ray"
 PROJECT = "cluster1"
@@ -422,17 +422,6 @@ async def test_unreachable_dashboard_is_upstream_unavailable() -> None:
 
 
 # --- a real Ray head node --------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def ray_head() -> Iterator[RayHead]:
-    if not RAY.exists():
-        pytest.skip(f"Ray is not installed ({RAY} is absent); run .ci/install-ray.sh")
-    head = start_head()
-    try:
-        yield head
-    finally:
-        stop_head(head)
 
 
 @pytest.fixture
