@@ -43,28 +43,31 @@ def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] 
     errors = sorted(validator.iter_errors(values), key=lambda error: list(error.absolute_path))
     if errors:
         accepted = list(cast(Mapping[str, Any], validator.schema).get("properties", {}))
-        problems = [": ".join(_describe(error, accepted)) for error in errors[:_MAX_REPORTED]]
-        raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(problems))
+        # dict.fromkeys: one `required` error per missing field names them all; say each once.
+        problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))
+        raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:_MAX_REPORTED]))
     for field, value in values.items():
         if field in _RULES:
             check_identifier(field, value)
     return values
 
 
-def _describe(error: ValidationError, accepted: list[str]) -> tuple[str, str]:
-    """(field, rule) for one schema violation, never echoing a long value back."""
+def _problems(error: ValidationError, accepted: list[str]) -> list[str]:
+    """ "field: rule" for each problem one schema violation reports, never echoing a long value back."""
     field = "/".join(str(part) for part in error.absolute_path) or "arguments"
     fields = ", ".join(accepted)
     instance = cast(dict[str, Any], error.instance)
     if error.validator == "required":
         missing = [name for name in cast(list[str], error.validator_value) if name not in instance]
-        return missing[0], f"is required (the tool takes: {fields})"
+        return [f"{name}: is required (the tool takes: {fields})" for name in missing]
     if error.validator == "additionalProperties":
         extra = sorted(set(instance) - set(accepted))
-        return _preview(extra[0]), f"is not an accepted field (the tool takes only: {fields})"
+        return [
+            f"{_preview(name)}: is not an accepted field (the tool takes only: {fields})" for name in extra
+        ]
     if error.validator == "type":
-        return field, f"must be of type {error.validator_value}, got {_json_type(error.instance)}"
-    return field, _truncate(error.message)
+        return [f"{field}: must be of type {error.validator_value}, got {_json_type(error.instance)}"]
+    return [f"{field}: {_truncate(error.message)}"]
 
 
 def _json_type(value: object) -> str:

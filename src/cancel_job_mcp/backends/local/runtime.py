@@ -158,23 +158,41 @@ class LocalBackend:
                 await anyio.sleep(POLL_SECONDS)
 
     def _reconcile(self, row: store.JobRow) -> store.JobRow:
-        """Fail an active job whose supervisor is gone, stopping any processes it left behind."""
-        if row.status not in ACTIVE_STATUSES or _supervisor_alive(row):
-            return row
-        if row.supervisor is None:
-            created = datetime.fromisoformat(row.record["created_at"])
-            if datetime.now(UTC) - created < timedelta(seconds=SUPERVISOR_START_SECONDS):
+        """Finish what a lost supervisor left: fail its active job, or have a cancel's stop completed."""
+        if row.status in ACTIVE_STATUSES:
+            reason = self._lost_supervisor_reason(row)
+            if reason is None:
                 return row
-            reason = "The job's supervisor never started; the job did not run."
+            self._stop_processes(row)
+            store.fail_if_active(self._connection(), row.record["id"], reason)
+        elif row.status == JobStatus.CANCELED and row.record["completed_at"] is None:
+            if row.supervisor is not None and not _supervisor_alive(row):
+                # Its canceller died too, or nobody would stop it: a new supervisor finishes the stop,
+                # honouring what is left of the grace period, without holding up this read.
+                supervisor.spawn(self.home, row.record["id"], finish_cancel_of=row.supervisor)
+            return row
         else:
-            pid = ProcessIdentity.decode(row.supervisor).pid
-            reason = f"The job's supervisor (pid {pid}) is gone, so the job was stopped and marked failed."
-        if row.process is not None:
-            procs.terminate_group(ProcessIdentity.decode(row.process), row.grace_seconds)
-        store.fail_if_active(self._connection(), row.record["id"], reason)
+            return row
         current = store.get(self._connection(), row.record["id"])
         assert current is not None
         return current
+
+    @staticmethod
+    def _lost_supervisor_reason(row: store.JobRow) -> str | None:
+        if _supervisor_alive(row):
+            return None
+        if row.supervisor is None:
+            created = datetime.fromisoformat(row.record["created_at"])
+            if datetime.now(UTC) - created < timedelta(seconds=SUPERVISOR_START_SECONDS):
+                return None
+            return "The job's supervisor never started; the job did not run."
+        pid = ProcessIdentity.decode(row.supervisor).pid
+        return f"The job's supervisor (pid {pid}) is gone, so the job was stopped and marked failed."
+
+    @staticmethod
+    def _stop_processes(row: store.JobRow) -> None:
+        if row.process is not None:
+            procs.terminate_group(ProcessIdentity.decode(row.process), row.grace_seconds)
 
     async def _db(self, operation: Callable[..., T], *args: object) -> T:
         return await anyio.to_thread.run_sync(partial(self._run, operation, *args))

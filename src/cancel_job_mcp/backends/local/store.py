@@ -155,6 +155,14 @@ def set_supervisor(conn: sqlite3.Connection, job_id: str, supervisor: str) -> No
     conn.execute("UPDATE jobs SET supervisor = ? WHERE id = ?", (supervisor, job_id))
 
 
+def replace_supervisor(conn: sqlite3.Connection, job_id: str, lost: str, replacement: str) -> bool:
+    """Adopt a job whose supervisor is gone; False if another process adopted it first."""
+    cursor = conn.execute(
+        "UPDATE jobs SET supervisor = ? WHERE id = ? AND supervisor = ?", (replacement, job_id, lost)
+    )
+    return cursor.rowcount == 1
+
+
 def request_cancel(conn: sqlite3.Connection, project_id: str, job_id: str) -> tuple[bool, JobRow | None]:
     """Move an active job to `canceled`. Returns (won, row): exactly one concurrent caller wins."""
     now = utc_now()
