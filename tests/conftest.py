@@ -21,6 +21,20 @@ from cancel_job_mcp.schemas import load_schema
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "cancel_job_mcp"]
 
+# Job scripts for `python -c`. Logs each SIGTERM to argv[1], then exits 0 on it; argv[1] + ".ready"
+# appears once the handler is installed (a SIGTERM before that would kill it silently).
+TERM_LOGGER = (
+    "import signal, sys, time\n"
+    "def on_term(*_):\n"
+    "    open(sys.argv[1], 'a').write('TERM\\n')\n"
+    "    sys.exit(0)\n"
+    "signal.signal(signal.SIGTERM, on_term)\n"
+    "open(sys.argv[1] + '.ready', 'w').close()\n"
+    "time.sleep(600)\n"
+)
+# Ignores SIGTERM: only SIGKILL stops it.
+IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -22,19 +22,9 @@ from jsonschema import Draft7Validator
 from cancel_job_mcp.schemas import load_schema
 
 from .battery_support import RawStdioServer, db_row, integrity_check, structured
-from .conftest import process_group_alive, submit, wait_for_process_group, wait_until
+from .conftest import TERM_LOGGER, process_group_alive, submit, wait_for_process_group, wait_until
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
-# Logs each SIGTERM to argv[1] and exits on it.
-TERM_LOGGER = (
-    "import signal, sys, time\n"
-    "def on_term(*_):\n"
-    "    open(sys.argv[1], 'a').write('TERM\\n')\n"
-    "    sys.exit(0)\n"
-    "signal.signal(signal.SIGTERM, on_term)\n"
-    "open(sys.argv[1] + '.ready', 'w').close()\n"
-    "time.sleep(600)\n"
-)
 # Logs each SIGTERM to argv[1] and carries on: only SIGKILL stops it.
 TERM_IGNORER = (
     "import signal, sys, time\n"

@@ -23,6 +23,7 @@ from cancel_job_mcp.schemas import load_schema
 
 from .battery_support import RawStdioServer, db_row, structured, tool_result, vm_rss_kib
 from .conftest import (
+    TERM_LOGGER,
     client,
     process_group_alive,
     start_http_server,
@@ -35,15 +36,6 @@ from .conftest import (
 RECORD = Draft7Validator(load_schema("cancel_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))
 MAX_RSS_GROWTH_KIB = 30 * 1024
-TERM_LOGGER = (
-    "import signal, sys, time\n"
-    "def on_term(*_):\n"
-    "    open(sys.argv[1], 'a').write('TERM\\n')\n"
-    "    sys.exit(0)\n"
-    "signal.signal(signal.SIGTERM, on_term)\n"
-    "open(sys.argv[1] + '.ready', 'w').close()\n"
-    "time.sleep(600)\n"
-)
 
 
 def submit_many(home: Path, tmp_path: Path, project: str, count: int) -> list[tuple[str, Path, int]]:

@@ -15,6 +15,7 @@ from mcp.client.streamable_http import streamable_http_client
 from cancel_job_mcp.transports import HttpOptions, transport_security
 
 from .conftest import (
+    IGNORES_TERM,
     client,
     run_cli,
     start_http_server,
@@ -220,6 +221,3 @@ def db_status(home: Path, job_id: str) -> str:
 
     with sqlite3.connect(home / "jobs.sqlite3") as conn:
         return str(conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
-
-
-IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"

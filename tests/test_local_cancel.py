@@ -13,6 +13,8 @@ import pytest
 from jsonschema import Draft7Validator
 
 from .conftest import (
+    IGNORES_TERM,
+    TERM_LOGGER,
     HttpServer,
     client,
     process_group_alive,
@@ -24,16 +26,6 @@ from .conftest import (
 )
 
 ERAS = ("auto", "legacy")
-# A job that writes one line per SIGTERM it receives, then exits 0 on it.
-TERM_LOGGER = (
-    "import signal, sys, time\n"
-    "def on_term(*_):\n"
-    "    open(sys.argv[1], 'a').write('TERM\\n')\n"
-    "    sys.exit(0)\n"
-    "signal.signal(signal.SIGTERM, on_term)\n"
-    "time.sleep(600)\n"
-)
-IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
 
 
 def structured(result: Any) -> dict[str, Any]:
@@ -104,6 +96,7 @@ async def test_fifty_concurrent_cancels_make_one_transition(home: Path, tmp_path
     signals = tmp_path / "signals.txt"
     job = submit(home, "demo", sys.executable, "-c", TERM_LOGGER, str(signals))
     pgid = wait_for_process_group(home, job["id"])
+    wait_until(lambda: Path(f"{signals}.ready").exists())
     records: list[dict[str, Any]] = []
 
     async with client(stdio_server(home)) as session:
@@ -141,7 +134,7 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(home:
 def test_a_job_that_exits_on_sigterm_stays_canceled(home: Path, tmp_path: Path) -> None:
     """The job finishes with exit 0 as it is canceled: the record must never say completed."""
     job = submit(home, "demo", sys.executable, "-c", TERM_LOGGER, str(tmp_path / "signals.txt"))
-    wait_for_process_group(home, job["id"])
+    wait_until(lambda: Path(f"{tmp_path / 'signals.txt'}.ready").exists())
     record = json.loads(run_cancel(home, "demo", job["id"]).stdout)
     assert record["status"] == "canceled"
     assert record["exit_code"] == 0
