@@ -102,6 +102,10 @@ async def test_a_tampered_or_replayed_cursor_is_refused(home: Path) -> None:
             result = await session.call_tool("list_jobs", {"project_reference": "alpha", "cursor": bad})
             assert result.is_error, name
             assert result.content[0].text.startswith("invalid_argument: cursor: "), name
+        forged_elsewhere = await session.call_tool(
+            "list_jobs", {"project_reference": "nowhere:demo", "cursor": attempts["edited"]}
+        )
+        assert forged_elsewhere.content[0].text.startswith("invalid_argument: cursor: "), "checked first"
         replayed = await session.call_tool(
             "list_jobs", {"project_reference": "alpha", "status": "completed", "cursor": cursor}
         )

@@ -15,8 +15,9 @@ import json
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
-from .errors import invalid_argument
+from .errors import ToolError, invalid_argument
 
 _SIGNATURE_BYTES = 16
 _MAX_CURSOR_LENGTH = 4096
@@ -31,18 +32,17 @@ class CursorCodec:
         payload = _b64encode(json.dumps({"q": query, "c": native}, separators=(",", ":")).encode())
         return f"{payload}.{self._sign(payload)}"
 
-    def decode(self, query: dict[str, str | None], cursor: str) -> str:
-        """The backend's cursor inside `cursor`, if this server issued it for this same query."""
+    def decode(self, cursor: str) -> tuple[dict[str, Any], str]:
+        """(query, backend cursor) inside `cursor`, if this server signed it; check the query after."""
         payload, _, signature = cursor.partition(".")
-        if len(cursor) > _MAX_CURSOR_LENGTH or not hmac.compare_digest(
-            signature.encode(), self._sign(payload).encode()
-        ):
-            raise _refused()
+        expected = self._sign(payload).encode()
+        if len(cursor) > _MAX_CURSOR_LENGTH or not hmac.compare_digest(signature.encode(), expected):
+            raise refused_cursor()
         content = json.loads(_b64decode(payload))
-        if content.get("q") != query or not isinstance(content.get("c"), str):
-            raise _refused()
-        native: str = content["c"]
-        return native
+        query, native = content.get("q"), content.get("c")
+        if not isinstance(query, dict) or not isinstance(native, str):
+            raise refused_cursor()
+        return query, native
 
     def _sign(self, payload: str) -> str:
         digest = hmac.new(self._secret(), payload.encode(), hashlib.sha256).digest()
@@ -80,7 +80,7 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _refused() -> Exception:
+def refused_cursor() -> ToolError:
     return invalid_argument(
         "cursor",
         "is not a next_cursor this server returned for this project and status; pass next_cursor back"

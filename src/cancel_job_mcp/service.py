@@ -10,7 +10,7 @@ import anyio
 
 from .arguments import check_identifier
 from .backends.base import JobPage
-from .cursors import CursorCodec
+from .cursors import CursorCodec, refused_cursor
 from .errors import ToolError
 from .record import JobRecord, is_terminal
 from .routing import Route, Router
@@ -50,9 +50,12 @@ class JobService:
     ) -> JobPage:
         """A page of the project's jobs, newest first; `next_cursor` is opaque and tamper-evident."""
         check_identifier("project_reference", project_reference)
+        issued = self.cursors.decode(cursor) if cursor is not None else None  # a forged one: refused first
         route = self.router.route(project_reference)
         query = {"backend": route.settings.name, "project": route.project, "status": status}
-        native = self.cursors.decode(query, cursor) if cursor is not None else None
+        if issued is not None and issued[0] != query:
+            raise refused_cursor()  # a real cursor, but of another listing
+        native = issued[1] if issued is not None else None
         page = await route.backend.list_jobs(route.project, status, limit, native)
         next_cursor = page["next_cursor"]
         return JobPage(
