@@ -40,8 +40,9 @@ def check_identifier(field: str, value: str) -> None:
 def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check tool arguments against the tool's input schema, then the identifier rules."""
     values = dict(arguments or {})
-    errors = sorted(validator.iter_errors(values), key=lambda error: list(error.absolute_path))
+    errors = list(validator.iter_errors(values))
     if errors:
+        errors.sort(key=lambda error: list(error.absolute_path))
         accepted = list(cast(Mapping[str, Any], validator.schema).get("properties", {}))
         # dict.fromkeys: one `required` error per missing field names them all; say each once.
         problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))

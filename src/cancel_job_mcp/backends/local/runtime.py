@@ -99,10 +99,14 @@ class LocalBackend:
         self._connections.clear()
 
     async def get_job(self, project: str, job_id: str) -> JobRecord:
-        row = await self._db(store.find, project, job_id)
+        row = await self._db(self._find_reconciled, project, job_id)
         if row is None:
             raise _not_found(project, job_id)
-        return (await anyio.to_thread.run_sync(self._reconcile, row)).record
+        return row.record
+
+    def _find_reconciled(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
+        row = store.find(conn, project, job_id)
+        return None if row is None else self._reconcile(row)
 
     async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
         return await self.list_any_project(project, status, limit, cursor)
@@ -112,9 +116,8 @@ class LocalBackend:
     ) -> JobPage:
         """Like `list_jobs`, with `project=None` meaning every project. The cursor is a sequence number."""
         before = _parse_cursor(cursor)
-        rows = await self._db(store.select, project, status, limit, before)
-        reconciled = [await anyio.to_thread.run_sync(self._reconcile, row) for row in rows]
-        jobs = [row.record for row in reconciled if status is None or row.status == status]
+        rows = await self._db(self._select_reconciled, project, status, limit, before)
+        jobs = [row.record for row in rows if status is None or row.status == status]
         next_cursor = str(rows[-1].sequence) if len(rows) == limit else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
@@ -156,6 +159,16 @@ class LocalBackend:
                 await self._db(store.record_stop, job_id, None)
             else:
                 await anyio.sleep(POLL_SECONDS)
+
+    def _select_reconciled(
+        self,
+        conn: sqlite3.Connection,
+        project: str | None,
+        status: str | None,
+        limit: int,
+        before: int | None,
+    ) -> list[store.JobRow]:
+        return [self._reconcile(row) for row in store.select(conn, project, status, limit, before)]
 
     def _reconcile(self, row: store.JobRow) -> store.JobRow:
         """Finish what a lost supervisor left: fail its active job, or have a cancel's stop completed."""
