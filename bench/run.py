@@ -6,7 +6,9 @@ Benchmarks (each also runs alone: `python bench/NAME.py [--quick]`):
   cold_start       spawn → first response over stdio, 2026-07-28 (mode=auto) and 2025-11-25 (mode=legacy)
   stdio_calls      per-call latency over stdio, 1,000 calls per run: p50 / p99
   http_throughput  1, 8, 32 concurrent clients over Streamable HTTP: calls/s, p99, server CPU per call
+  http_workers     --workers scaling at 32 clients
   cancel_stop      cancel_job → process group gone, SIGTERM path and the grace-period (SIGKILL) path
+  provider_overhead  what we add to a hosted provider's round trip (a fake Veryfront on loopback)
   memory           idle and peak RSS after the stdio and HTTP loads
   importtime       what each server imports at start (python -X importtime)
 Progress goes to stderr; the markdown goes to stdout. Not a test: nothing is asserted.
@@ -21,7 +23,16 @@ import time
 
 from common import machine
 
-ORDER = ("cold_start", "stdio_calls", "http_throughput", "cancel_stop", "memory", "importtime")
+ORDER = (
+    "cold_start",
+    "stdio_calls",
+    "http_throughput",
+    "http_workers",
+    "cancel_stop",
+    "provider_overhead",
+    "memory",
+    "importtime",
+)
 
 
 def main() -> None:
