@@ -60,7 +60,8 @@ import anyio
 import httpx
 
 from .. import __version__
-from ..config import HEADER_SAFE_TOKEN
+from ..config import HEADER_SAFE_TOKEN, KINDS
+from ..cursors import refused_cursor
 from ..errors import ErrorCode, ToolError, invalid_argument
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, format_timestamp
 from .base import BackendSettings, JobPage
@@ -183,7 +184,7 @@ def checked_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     if _CURSOR.fullmatch(cursor) is None:
-        raise invalid_argument("cursor", "must be the next_cursor of a previous listing, unchanged")
+        raise refused_cursor()
     return cursor
 
 
@@ -631,7 +632,6 @@ class HostedBackend:
     kind: str
     provider: ClassVar[str]
     default_base_url: ClassVar[str]
-    default_token_env: ClassVar[str]
     auth_header: ClassVar[str] = "Authorization"
     auth_scheme: ClassVar[str | None] = "Bearer"
 
@@ -641,7 +641,7 @@ class HostedBackend:
             settings,
             provider=self.provider,
             default_base_url=self.default_base_url,
-            default_token_env=self.default_token_env,
+            default_token_env=KINDS[self.kind].token_env,
             auth_header=self.auth_header,
             auth_scheme=self.auth_scheme,
         )

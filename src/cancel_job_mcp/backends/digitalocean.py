@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import invalid_argument
+from ..cursors import refused_cursor
 from ..record import JobRecord, JobStatus
 from ._http import (
     HostedBackend,
@@ -64,7 +64,6 @@ from .base import Backend, BackendSettings, JobPage
 PROVIDER = "DigitalOcean"
 KIND = "digitalocean"
 DEFAULT_BASE_URL = "https://api.digitalocean.com"
-DEFAULT_TOKEN_ENV = "DIGITALOCEAN_TOKEN"
 MAX_PAGE = 200
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _APP_RULE = "DigitalOcean expects an app id of 1-128 letters, digits, '_' or '-'"
@@ -174,7 +173,7 @@ def _parse_cursor(cursor: str | None, limit: int) -> tuple[int, int]:
         return 1, checked_limit(limit, MAX_PAGE)
     match = _CURSOR.fullmatch(cursor)
     if match is None or int(match.group(2)) > MAX_PAGE:
-        raise invalid_argument("cursor", "must be the next_cursor of a previous listing, unchanged")
+        raise refused_cursor()
     return int(match.group(1)), int(match.group(2))
 
 
@@ -198,7 +197,6 @@ class DigitalOceanBackend(HostedBackend):
     kind = KIND
     provider = PROVIDER
     default_base_url = DEFAULT_BASE_URL
-    default_token_env = DEFAULT_TOKEN_ENV
 
     def _app_path(self, app_id: str) -> str:
         return f"/v2/apps/{checked_segment('project_reference', app_id, _ID, _APP_RULE)}/job-invocations"

@@ -43,7 +43,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ErrorCode, ToolError, invalid_argument
+from ..cursors import refused_cursor
+from ..errors import ErrorCode, ToolError
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ._http import (
     HostedBackend,
@@ -65,7 +66,6 @@ from .base import Backend, BackendSettings, JobPage
 PROVIDER = "Ionworks"
 KIND = "ionworks"
 DEFAULT_BASE_URL = "https://api.ionworks.com"
-DEFAULT_TOKEN_ENV = "IONWORKS_API_KEY"
 MAX_PAGE = 100
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _PROJECT_RULE = "Ionworks expects a project id of 1-128 letters, digits, '_' or '-'"
@@ -191,7 +191,6 @@ class IonworksBackend(HostedBackend):
     kind = KIND
     provider = PROVIDER
     default_base_url = DEFAULT_BASE_URL
-    default_token_env = DEFAULT_TOKEN_ENV
     auth_header = "X-API-Key"
     auth_scheme = None
 
@@ -231,7 +230,7 @@ class IonworksBackend(HostedBackend):
         wanted = checked_status(status)
         size = checked_limit(limit, MAX_PAGE)
         if cursor is not None and _OFFSET.fullmatch(cursor) is None:
-            raise invalid_argument("cursor", "must be the next_cursor of a previous listing, unchanged")
+            raise refused_cursor()
 
         async def fetch(page_cursor: str | None) -> tuple[list[JobRecord], str | None]:
             offset = int(page_cursor or "0")

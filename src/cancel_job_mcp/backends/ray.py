@@ -41,7 +41,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ErrorCode, ToolError, invalid_argument
+from ..cursors import refused_cursor
+from ..errors import ErrorCode, ToolError
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ._http import (
     BackendConfigError,
@@ -343,7 +344,7 @@ def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
         return None
     match = _CURSOR.fullmatch(cursor)
     if match is None:
-        raise invalid_argument("cursor", "must be the next_cursor of a previous listing, unchanged")
+        raise refused_cursor()
     return int(match.group(1)), match.group(2)
 
 

@@ -64,7 +64,6 @@ from .base import Backend, BackendSettings, JobPage
 PROVIDER = "Talonic"
 KIND = "talonic"
 DEFAULT_BASE_URL = "https://api.talonic.com"
-DEFAULT_TOKEN_ENV = "TALONIC_API_KEY"
 MAX_PAGE = 100
 _CANCEL_MARKER = re.compile(r"cancel", re.IGNORECASE)
 _STATUSES = {
@@ -142,7 +141,6 @@ class TalonicBackend(HostedBackend):
     kind = KIND
     provider = PROVIDER
     default_base_url = DEFAULT_BASE_URL
-    default_token_env = DEFAULT_TOKEN_ENV
 
     def __init__(self, settings: BackendSettings) -> None:
         super().__init__(settings)

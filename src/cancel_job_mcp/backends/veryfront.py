@@ -55,7 +55,6 @@ from .base import Backend, BackendSettings, JobPage
 PROVIDER = "Veryfront"
 KIND = "veryfront"
 DEFAULT_BASE_URL = "https://api.veryfront.com"
-DEFAULT_TOKEN_ENV = "VERYFRONT_API_TOKEN"
 MAX_PAGE = 100
 _PROJECT = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _PROJECT_RULE = "Veryfront expects a project id or slug of 1-128 letters, digits, '_' or '-'"
@@ -155,7 +154,6 @@ class VeryfrontBackend(HostedBackend):
     kind = KIND
     provider = PROVIDER
     default_base_url = DEFAULT_BASE_URL
-    default_token_env = DEFAULT_TOKEN_ENV
 
     def _job_path(self, project: str, job_id: str) -> str:
         ref = checked_segment("project_reference", project, _PROJECT, _PROJECT_RULE)

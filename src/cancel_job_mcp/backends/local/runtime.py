@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import anyio
 
+from ...cursors import refused_cursor
 from ...errors import ErrorCode, ToolError
 from ...record import ACTIVE_STATUSES, JobRecord, JobStatus, utc_now
 from ..base import JobPage
@@ -225,7 +226,7 @@ def _parse_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     if not cursor.isdigit():
-        raise ToolError(ErrorCode.INVALID_ARGUMENT, "cursor: is not a cursor this backend returned")
+        raise refused_cursor()
     return int(cursor)
 
 
