@@ -42,7 +42,7 @@ def test_output_schema_has_the_documented_shape() -> None:
 
 
 def test_packaged_schemas_equal_the_repository_files() -> None:
-    for path in (REPO / "schemas").glob("*.json"):
+    for path in (REPO / "src" / "cancel_job_mcp" / "schemas").glob("*.json"):
         assert load_schema(path.stem) == json.loads(path.read_text()), path.name
 
 
