@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
+from .app import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_MAX_CONCURRENT_CALLS,
+    LOG_LEVELS,
+    AppOptions,
+    build_mcp_server,
+    build_service,
+    configure_logging,
+)
 from .backends.base import JobPage
-from .config import HTTP_TOKENS_ENV, Config, ConfigError, data_home, load_config
-from .cursors import CursorCodec
+from .config import HTTP_TOKENS_ENV, ConfigError, data_home, load_config
 from .errors import ToolError
 from .record import JobRecord, JobStatus
-from .routing import Router
 from .service import JobService
 
-if TYPE_CHECKING:
-    from mcp.server import Server
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
-Command = Callable[[argparse.Namespace, Path, Config], int]
+Command = Callable[[argparse.Namespace, AppOptions], int]
 
 
 def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -65,9 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish only get_job and list_jobs (the config's read_only = true does the same)",
     )
     serve.add_argument(
-        "--call-timeout", type=float, default=120.0, metavar="SECONDS", help="limit per tool call"
+        "--call-timeout",
+        type=float,
+        default=DEFAULT_CALL_TIMEOUT,
+        metavar="SECONDS",
+        help="limit per tool call",
     )
-    serve.add_argument("--max-concurrent-calls", type=int, default=64, metavar="N", help="limit per process")
+    serve.add_argument(
+        "--max-concurrent-calls",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENT_CALLS,
+        metavar="N",
+        help="limit per process",
+    )
     http = serve.add_argument_group("HTTP")
     http.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     http.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -121,43 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpcore's debug lines describe raw requests; ours say what matters without them.
-    logging.getLogger("httpcore").setLevel(max(logging.INFO, logging.getLogger().level))
-
-
-def _service(config: Config, home: Path) -> JobService:
-    return JobService(Router.from_config(config), CursorCodec(home / "cursor.key"))
-
-
 def _print_record(record: JobRecord) -> None:
     print(json.dumps(record, indent=2))
 
 
-def build_mcp_server(options: dict[str, Any]) -> tuple[Server[Any], JobService]:
-    """The MCP server and its service from plain options (what an HTTP worker process receives)."""
-    from .server import CallLimits, build_server
-
-    home = Path(options["home"])
-    config = load_config(Path(options["config"]) if options["config"] else None, home)
-    service = _service(config, home)
-    limits = CallLimits(options["call_timeout"], options["max_concurrent_calls"])
-    return build_server(service, options["read_only"] or config.read_only, limits), service
-
-
-def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
+def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
     from .transports import HttpOptions, ServeError, run_http_workers, serve_http, serve_stdio
 
-    server_options = {
-        "home": str(home),
-        "config": str(args.config) if args.config else None,
-        "read_only": args.read_only,
-        "call_timeout": args.call_timeout,
-        "max_concurrent_calls": args.max_concurrent_calls,
-    }
     http = HttpOptions(
         host=args.host,
         port=args.port,
@@ -168,18 +150,16 @@ def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
         max_body_bytes=args.max_body_bytes,
         token_file=args.token_file,
         allow_unauthenticated=args.allow_unauthenticated,
-        log_level=args.log_level,
-        server_options=server_options,
     )
     try:
         if args.transport == "http" and args.workers > 1:
-            run_http_workers(http)
+            run_http_workers(options, http)
             return 0
-        server, service = build_mcp_server(server_options)
+        server, service = build_mcp_server(options)
 
         async def serve() -> None:
             try:
-                await (serve_http(server, http) if args.transport == "http" else serve_stdio(server))
+                await (serve_http(server, options, http) if args.transport == "http" else serve_stdio(server))
             finally:
                 await service.aclose()
 
@@ -190,7 +170,7 @@ def _run_serve(args: argparse.Namespace, home: Path, config: Config) -> int:
     return 0
 
 
-def _run_submit(args: argparse.Namespace, home: Path, config: Config) -> int:
+def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
     from .backends.local import submit_job
 
     command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
@@ -201,24 +181,24 @@ def _run_submit(args: argparse.Namespace, home: Path, config: Config) -> int:
         print("submit: --timeout, --retries and --grace-period must not be negative", file=sys.stderr)
         return 2
     record = submit_job(
-        home, args.project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
+        options.home, args.project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
         retries=args.retries, grace_seconds=args.grace_period,
     )  # fmt: skip
     _print_record(record)
     return 0
 
 
-def _run_jobs(args: argparse.Namespace, home: Path, config: Config) -> int:
+def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
     """With --project, any backend's listing (the list_jobs tool's code); without, every local job."""
     if args.project is None:
         from .backends.local import LocalBackend
 
-        backend = LocalBackend(home)
+        backend = LocalBackend(options.home)
 
         async def page(cursor: str | None) -> JobPage:
             return await backend.list_any_project(None, args.status, 100, cursor)
     else:
-        service = _service(config, home)
+        service = build_service(options)
 
         async def page(cursor: str | None) -> JobPage:
             return await service.list_jobs(args.project, args.status, 100, cursor)
@@ -253,8 +233,8 @@ def _cell(record: JobRecord, column: str) -> str:
 def _run_record_command(
     action: Callable[[JobService, str, str], Awaitable[JobRecord]],
 ) -> Command:
-    def run(args: argparse.Namespace, home: Path, config: Config) -> int:
-        service = _service(config, home)
+    def run(args: argparse.Namespace, options: AppOptions) -> int:
+        service = build_service(options)
         try:
             record = anyio.run(action, service, args.project_reference, args.job_id)
         except ToolError as error:
@@ -288,4 +268,12 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         print(f"cancel-job-mcp: configuration error: {error}", file=sys.stderr)
         sys.exit(2)
-    sys.exit(COMMANDS[args.command](args, home, config))
+    options = AppOptions(
+        home=home,
+        config=config,
+        read_only=getattr(args, "read_only", False),
+        call_timeout=getattr(args, "call_timeout", DEFAULT_CALL_TIMEOUT),
+        max_concurrent_calls=getattr(args, "max_concurrent_calls", DEFAULT_MAX_CONCURRENT_CALLS),
+        log_level=args.log_level,
+    )
+    sys.exit(COMMANDS[args.command](args, options))

@@ -14,18 +14,19 @@ import json
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from mcp.server import Server
 from mcp.server.transport_security import TransportSecuritySettings
 
+from .app import AppOptions, build_mcp_server, configure_logging
 from .config import HTTP_TOKENS_ENV
 
 log = logging.getLogger(__name__)
 
-WORKER_OPTIONS_ENV = "CANCEL_JOB_MCP_WORKER_OPTIONS"
 MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -45,9 +46,6 @@ class HttpOptions:
     max_body_bytes: int = 1_048_576
     token_file: str | None = None
     allow_unauthenticated: bool = False
-    log_level: str = "warning"
-    # What a worker process needs to build the MCP server again (see `worker_app`).
-    server_options: dict[str, Any] = field(default_factory=dict)
 
 
 async def serve_stdio(server: Server[Any]) -> None:
@@ -174,8 +172,8 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -
     return BearerAuth(app, tokens) if tokens else app
 
 
-async def serve_http(server: Server[Any], options: HttpOptions) -> None:
-    """Serve in this process (`workers == 1`), or hand over to uvicorn's worker processes."""
+async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions) -> None:
+    """Serve in this process."""
     import uvicorn
 
     tokens = load_tokens(options.token_file)
@@ -192,36 +190,37 @@ async def serve_http(server: Server[Any], options: HttpOptions) -> None:
         host=options.host,
         port=options.port,
         log_config=None,
-        log_level=options.log_level,
+        log_level=app.log_level,
     )
     await uvicorn.Server(config).serve()
 
 
-def run_http_workers(options: HttpOptions) -> None:
-    """Several uvicorn worker processes on one port; each builds its own server (always stateless)."""
-    import uvicorn
+def run_http_workers(app: AppOptions, options: HttpOptions) -> None:
+    """Several uvicorn worker processes on one port; each builds its own server (always stateless).
 
-    check_exposure(options, load_tokens(options.token_file))
-    os.environ[WORKER_OPTIONS_ENV] = json.dumps(asdict(options))
+    Each worker is a spawned process that receives the typed options (pickled by multiprocessing
+    with uvicorn's config), so it builds exactly what this process would, reading nothing again.
+    """
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    tokens = load_tokens(options.token_file)
+    check_exposure(options, tokens)
     log.info("serving MCP over Streamable HTTP with %d workers", options.workers)
-    uvicorn.run(
-        f"{__name__}:worker_app",
+    config = uvicorn.Config(
+        partial(worker_app, app, options, tuple(tokens)),
         factory=True,
         host=options.host,
         port=options.port,
         workers=options.workers,
         log_config=None,
-        log_level=options.log_level,
+        log_level=app.log_level,
     )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
-def worker_app() -> Any:
-    """The ASGI app of one worker process, built from the options its parent left in the environment."""
-    from .cli import build_mcp_server, configure_logging
-
-    raw = json.loads(os.environ[WORKER_OPTIONS_ENV])
-    raw.update(allowed_hosts=tuple(raw["allowed_hosts"]), allowed_origins=tuple(raw["allowed_origins"]))
-    options = HttpOptions(**raw)
-    configure_logging(options.log_level)
-    server, _ = build_mcp_server(options.server_options)
-    return http_app(server, options, load_tokens(options.token_file))
+def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> Any:
+    """The ASGI app of one worker process."""
+    configure_logging(app.log_level)
+    server, _ = build_mcp_server(app)
+    return http_app(server, options, tokens)

@@ -1,0 +1,64 @@
+"""The composition root: from one typed options object, the job service and the MCP server.
+
+The CLI builds an `AppOptions` once (configuration loaded once) and hands it on; the transports
+receive it too, so an HTTP worker process builds its server from the same typed object. Neither
+the CLI nor the transports import each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Config
+from .cursors import CursorCodec
+from .routing import Router
+from .service import JobService
+
+if TYPE_CHECKING:
+    from mcp.server import Server
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_CALL_TIMEOUT = 120.0
+DEFAULT_MAX_CONCURRENT_CALLS = 64
+
+
+@dataclass(frozen=True)
+class AppOptions:
+    """Everything the service and the MCP server are made from."""
+
+    home: Path
+    config: Config
+    read_only: bool = False  # --read-only; the configuration's `read_only = true` counts too
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    max_concurrent_calls: int = DEFAULT_MAX_CONCURRENT_CALLS
+    log_level: str = "warning"
+
+    @property
+    def serves_read_only(self) -> bool:
+        return self.read_only or self.config.read_only
+
+
+def configure_logging(level: str) -> None:
+    """Logs go to stderr, never stdout (stdout is the MCP stdio channel)."""
+    logging.basicConfig(
+        stream=sys.stderr, level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpcore's debug lines describe raw requests; ours say what matters without them.
+    logging.getLogger("httpcore").setLevel(max(logging.INFO, logging.getLogger().level))
+
+
+def build_service(options: AppOptions) -> JobService:
+    return JobService(Router.from_config(options.config), CursorCodec(options.home / "cursor.key"))
+
+
+def build_mcp_server(options: AppOptions) -> tuple[Server[Any], JobService]:
+    """The MCP server and the service it owns (the caller closes the service)."""
+    from .server import CallLimits, build_server  # the MCP SDK: imported only by those who serve
+
+    service = build_service(options)
+    limits = CallLimits(options.call_timeout, options.max_concurrent_calls)
+    return build_server(service, options.serves_read_only, limits), service
