@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 import anyio
-import mcp_types as types
+from mcp import types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
 

@@ -1,7 +1,9 @@
-"""Tool arguments: the published JSON Schema first, then the identifier rules every backend shares.
+"""The tools' argument rules: the published JSON Schema, and the identifier rules every backend shares.
 
 The published input schema mirrors the documented contract word for word, so the rules that keep
-identifiers safe to route and to put in a provider's URL path live here, not in the schema.
+identifiers safe to route and to put in a provider's URL path live here, not in the schema. The server
+checks a call's arguments against the schema; the service checks the identifiers, once, for every
+caller (the tools and the CLI); each provider checks only its own formats.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def check_identifier(field: str, value: str) -> None:
 
 
 def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check tool arguments against the tool's input schema, then the identifier rules."""
+    """Check tool arguments against the tool's input schema, naming each problem's field and rule."""
     values = dict(arguments or {})
     errors = list(validator.iter_errors(values))
     if errors:
@@ -47,9 +49,6 @@ def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] 
         # dict.fromkeys: one `required` error per missing field names them all; say each once.
         problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))
         raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:_MAX_REPORTED]))
-    for field, value in values.items():
-        if field in _RULES:
-            check_identifier(field, value)
     return values
 
 

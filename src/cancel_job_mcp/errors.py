@@ -1,24 +1,39 @@
-"""The tool's error vocabulary: a stable code, then a sentence a person and a model can act on."""
+"""The tool's error vocabulary: a stable code, then a sentence a person and a model can act on.
+
+Every text a caller sees for a refused or failed request is built here, so that one kind of failure
+reads the same whichever backend reports it.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from .record import JobRecord
+
 
 class ErrorCode(StrEnum):
-    INVALID_ARGUMENT = "invalid_argument"
-    UNKNOWN_PROJECT = "unknown_project"
-    BACKEND_MISCONFIGURED = "backend_misconfigured"
-    NOT_FOUND = "not_found"
-    NOT_CANCELLABLE = "not_cancellable"
-    UNAUTHORIZED = "unauthorized"
-    RATE_LIMITED = "rate_limited"
-    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
-    UPSTREAM_ERROR = "upstream_error"
-    BUSY = "busy"
-    TIMEOUT = "timeout"
-    INTERNAL_ERROR = "internal_error"
+    """A failure's code, with what it means in a few words (the tool descriptions list them)."""
 
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> ErrorCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    INVALID_ARGUMENT = "invalid_argument", "a value breaks the rule named"
+    UNKNOWN_PROJECT = "unknown_project", "no backend serves the project"
+    BACKEND_MISCONFIGURED = "backend_misconfigured", "the server's configuration needs a fix"
+    NOT_FOUND = "not_found", "no such job in the project"
+    NOT_CANCELLABLE = "not_cancellable", "the job already finished"
+    UNAUTHORIZED = "unauthorized", "the provider refused the credentials"
+    RATE_LIMITED = "rate_limited", "retry after the wait named"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable", "the provider is unreachable: retry later"
+    UPSTREAM_ERROR = "upstream_error", "the provider answered unexpectedly"
+    BUSY = "busy", "too many calls at once: retry"
+    TIMEOUT = "timeout", "the call ran out of time"
+    INTERNAL_ERROR = "internal_error", "a bug: report it"
 
 class ToolError(Exception):
     """A failure the caller can act on; its text is safe to show (no secrets, no internals)."""
@@ -29,5 +44,47 @@ class ToolError(Exception):
         self.message = message
 
 
+# What a not_found says unless the backend knows a more useful hint.
+CHECK_BOTH = "A job is found only within the project it belongs to: check both values."
+
+
 def invalid_argument(field: str, rule: str) -> ToolError:
     return ToolError(ErrorCode.INVALID_ARGUMENT, f"{field}: {rule}")
+
+
+def not_found(job_id: str, where: str, consequence: str = "", hint: str = CHECK_BOTH) -> ToolError:
+    """`where` says where the job was looked for, e.g. "in project 'web' on Veryfront"."""
+    return ToolError(ErrorCode.NOT_FOUND, f"No job {job_id!r} {where}.{consequence} {hint}")
+
+
+def not_cancellable(record: JobRecord, where: str) -> ToolError:
+    """A job that already finished; `where` as for `not_found`."""
+    finished = record["completed_at"] or record["updated_at"]
+    return ToolError(
+        ErrorCode.NOT_CANCELLABLE,
+        f"Job {record['id']!r} {where} is already {record['status']} (since {finished}); only submitted"
+        " or working jobs can be canceled. Nothing was changed.",
+    )
+
+
+def busy(limit: int) -> ToolError:
+    return ToolError(
+        ErrorCode.BUSY,
+        f"this server is already running {limit} tool calls, its limit; nothing was done. Retry in a moment.",
+    )
+
+
+def timed_out(tool: str, seconds: float) -> ToolError:
+    return ToolError(
+        ErrorCode.TIMEOUT,
+        f"{tool} did not finish within {seconds:g} seconds, this server's limit per call. A cancel may still"
+        " take effect: check with get_job.",
+    )
+
+
+def internal_error() -> ToolError:
+    return ToolError(
+        ErrorCode.INTERNAL_ERROR,
+        "The server hit an unexpected problem and could not finish the request. Nothing more was changed;"
+        " check the job's state before retrying, and report this if it persists.",
+    )

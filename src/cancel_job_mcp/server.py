@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import mcp_types as types
 from jsonschema import Draft7Validator
-from mcp import MCPError
+from mcp import MCPError, types
 from mcp.server import Server, ServerRequestContext
 
 from . import __version__
 from .arguments import validate_arguments
 from .backends.base import JobPage
-from .errors import ErrorCode, ToolError
+from .errors import ErrorCode, ToolError, busy, internal_error, timed_out
 from .record import JobRecord
 from .schemas import load_schema
 from .service import JobService, Progress
@@ -32,9 +31,7 @@ INSTRUCTIONS = (
     " cancel_job."
 )
 ERROR_CODES = (
-    " Failures start with a code: invalid_argument (a value breaks the rule named), unknown_project (no"
-    " backend serves that project), not_found (no such job in that project), unauthorized, rate_limited,"
-    " upstream_unavailable, upstream_error, busy, timeout, internal_error."
+    " Failures start with a code: " + ", ".join(f"{code} ({code.meaning})" for code in ErrorCode) + "."
 )
 CANCEL_JOB_DESCRIPTION = (
     "Cancel a submitted or running job and return its job record. This is destructive: the job's"
@@ -58,11 +55,6 @@ LIST_JOBS_DESCRIPTION = (
     " default 20), and cursor: pass back next_cursor from the previous answer, unchanged, for the next"
     " page. Returns {jobs, next_cursor}; next_cursor is null on the last page." + ERROR_CODES
 )
-INTERNAL_ERROR_MESSAGE = (
-    f"{ErrorCode.INTERNAL_ERROR}: The server hit an unexpected problem and could not finish the request."
-    " Nothing more was changed; check the job's state before retrying, and report this if it persists."
-)
-
 ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[Mapping[str, Any]]]
 
 
@@ -167,26 +159,20 @@ def build_server(
 
         nonlocal in_flight
         if in_flight >= limits.max_concurrent:
-            return error_result(
-                f"{ErrorCode.BUSY}: this server is already running {limits.max_concurrent} tool calls, its"
-                " limit; nothing was done. Retry in a moment."
-            )
+            return error_result(str(busy(limits.max_concurrent)))
         in_flight += 1
         try:
             arguments = validate_arguments(spec.validator, params.arguments)
             with anyio.fail_after(limits.timeout_seconds):
                 structured = await spec.run(service, arguments, progress)
         except TimeoutError:
-            return error_result(
-                f"{ErrorCode.TIMEOUT}: {params.name} did not finish within {limits.timeout_seconds:g}"
-                " seconds, this server's limit per call. A cancel may still take effect: check with get_job."
-            )
+            return error_result(str(timed_out(params.name, limits.timeout_seconds)))
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
             return error_result(str(error))
         except Exception:
             log.exception("%s failed unexpectedly", params.name)
-            return error_result(INTERNAL_ERROR_MESSAGE)
+            return error_result(str(internal_error()))
         finally:
             in_flight -= 1
         return success_result(structured)
