@@ -35,6 +35,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout", "the call ran out of time"
     INTERNAL_ERROR = "internal_error", "a bug: report it"
 
+
 class ToolError(Exception):
     """A failure the caller can act on; its text is safe to show (no secrets, no internals)."""
 
