@@ -200,3 +200,18 @@ def client(target: Any, mode: str = "auto") -> Any:
     from mcp import Client
 
     return Client(target, mode=mode, cache=None)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Any]:
+    """One private single-node Slurm cluster for the session (tests/slurm_cluster.py), stopped at its end."""
+    from .slurm_cluster import UnavailableError, start_cluster, stop_cluster
+
+    try:
+        cluster = start_cluster()
+    except UnavailableError as reason:
+        pytest.skip(str(reason))
+    try:
+        yield cluster
+    finally:
+        stop_cluster(cluster)
