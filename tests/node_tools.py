@@ -1,4 +1,4 @@
-"""Where .ci/install-node-tools.sh puts Node 22, the MCP Inspector and the conformance suite."""
+"""Where .ci/install-node-tools.sh puts Node 22, the MCP Inspector, the conformance suite and the clients."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ INSPECTOR = (
     NODE_MODULES / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
 )
 CONFORMANCE = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+AI_SDK_MCP = NODE_MODULES / "@ai-sdk" / "mcp" / "package.json"
+TS_SDK_CLIENT = NODE_MODULES / "@modelcontextprotocol" / "client" / "package.json"
 INSTALL_HINT = "run `bash .ci/install-node-tools.sh` (CI does)"
 
 

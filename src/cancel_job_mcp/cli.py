@@ -138,7 +138,8 @@ def _print_record(record: JobRecord) -> None:
 
 
 def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
-    from .transports import HttpOptions, ServeError, run_http_workers, serve_http, serve_stdio
+    from .stdio import serve_stdio
+    from .transports import HttpOptions, ServeError, run_http_workers, serve_http
 
     http = HttpOptions(
         host=args.host,

@@ -1,4 +1,4 @@
-"""Serving the MCP server over stdio or Streamable HTTP.
+"""Serving the MCP server over Streamable HTTP (stdio is in `stdio`).
 
 Over HTTP the server is safe to expose: DNS-rebinding protection is always on (explicit Host and
 Origin allow-lists, whatever the bind address), requests need a bearer token when tokens are
@@ -46,13 +46,6 @@ class HttpOptions:
     max_body_bytes: int = 1_048_576
     token_file: str | None = None
     allow_unauthenticated: bool = False
-
-
-async def serve_stdio(server: Server[Any]) -> None:
-    from mcp.server.stdio import stdio_server
-
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
 
 
 def is_loopback(host: str) -> bool:
