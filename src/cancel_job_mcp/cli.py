@@ -1,4 +1,4 @@
-"""The command line: `serve` for MCP clients, and `submit`, `jobs`, `show`, `cancel` for people."""
+"""The command line: `serve` for MCP clients, and `submit`, `jobs`, `show`, `cancel`, `prune` for people."""
 
 from __future__ import annotations
 
@@ -115,7 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--grace-period", type=float, default=5.0, metavar="SECONDS",
         help="time between SIGTERM and SIGKILL when the job is stopped (default: 5)",
     )  # fmt: skip
+    submit.add_argument(
+        "--log-limit", type=float, default=10.0, metavar="MIB",
+        help="cap on the job's output log; past it the oldest half is dropped (default: 10)",
+    )  # fmt: skip
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+
+    prune = command("prune", "delete local jobs that stopped long ago, with their logs (never an active job)")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age of the stop")
 
     jobs = command("jobs", "list jobs as a table, newest first")
     jobs.add_argument("--project", help="a project reference, on any backend (default: every local job)")
@@ -181,11 +188,35 @@ def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
     if args.timeout < 0 or args.retries < 0 or args.grace_period < 0:
         print("submit: --timeout, --retries and --grace-period must not be negative", file=sys.stderr)
         return 2
-    record = submit_job(
-        options.home, args.project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
-        retries=args.retries, grace_seconds=args.grace_period,
-    )  # fmt: skip
+    if not args.log_limit > 0:
+        print("submit: --log-limit must be a positive number of MiB", file=sys.stderr)
+        return 2
+    try:
+        record = submit_job(
+            options.home, args.project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
+            retries=args.retries, grace_seconds=args.grace_period, log_limit=int(args.log_limit * 2**20),
+        )  # fmt: skip
+    except ToolError as error:
+        print(str(error), file=sys.stderr)
+        return 1
     _print_record(record)
+    return 0
+
+
+def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
+    from datetime import timedelta
+
+    from .backends.local import prune_jobs
+
+    if not args.older_than >= 0:
+        print("prune: --older-than must be a number of days, 0 or more", file=sys.stderr)
+        return 2
+    try:
+        removed = prune_jobs(options.home, timedelta(days=args.older_than))
+    except ToolError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    print(f"Removed {len(removed)} job(s) stopped more than {args.older_than:g} day(s) ago, with their logs.")
     return 0
 
 
@@ -253,6 +284,7 @@ COMMANDS: dict[str, Command] = {
     "jobs": _run_jobs,
     "show": _run_record_command(JobService.get_job),
     "cancel": _run_record_command(JobService.cancel_job),
+    "prune": _run_prune,
 }
 
 

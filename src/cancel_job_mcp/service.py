@@ -22,6 +22,8 @@ Progress = Callable[[float, float, str], Awaitable[None]]
 
 FIRST_POLL_SECONDS = 0.1
 MAX_POLL_SECONDS = 2.0
+# Kept from the call's own deadline (the server's call timeout) to answer with the latest record.
+ANSWER_RESERVE_SECONDS = 0.5
 
 
 class JobService:
@@ -69,10 +71,18 @@ class JobService:
         return self.router.route(project_reference)
 
     async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
-        budget = route.settings.settle_timeout
+        """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline.
+
+        A backend that records stops itself says when a record shows one (`has_stopped`: the local
+        runtime's canceled job stops when its supervisor records completed_at); for the others a
+        terminal status is the stop.
+        """
+        has_stopped: Callable[[JobRecord], bool] = getattr(route.backend, "has_stopped", is_terminal)
         started = anyio.current_time()
+        call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
+        budget = max(0.0, min(route.settings.settle_timeout, call_left))
         interval = FIRST_POLL_SECONDS
-        while not is_terminal(record):
+        while not has_stopped(record):
             waited = anyio.current_time() - started
             if waited >= budget:
                 break

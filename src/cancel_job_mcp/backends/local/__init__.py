@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from ..base import BackendSettings
-from .runtime import LocalBackend, submit_job
+from .runtime import LocalBackend, prune_jobs, submit_job
 
-__all__ = ["LocalBackend", "create", "submit_job"]
+__all__ = ["LocalBackend", "create", "prune_jobs", "submit_job"]
 
 
 def create(settings: BackendSettings) -> LocalBackend:

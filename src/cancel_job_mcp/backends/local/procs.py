@@ -1,21 +1,30 @@
-"""Process identities and process-group termination that never signal a process that is not ours.
+"""Processes of a local job: who they are, how to find them all, and signals that never reach a stranger.
 
 A PID alone is not an identity: after a process exits its PID can be handed to an unrelated
 process. We pair the PID with its start time (in clock ticks since boot, from /proc) and the boot
-id, and only signal when all three still match. A process group whose leader has exited keeps its
-id reserved by the kernel for as long as any member lives, so members found by group id are ours.
+id, and only signal a process through a pidfd opened while those still match.
+
+A job's processes are its supervisor's descendants (the supervisor is a child subreaper, so even a
+daemon that called setsid() and lost its parent is re-parented to it), the members of the job's
+process group, and every process whose environment carries the job's tag (what a successor uses
+once the supervisor, and with it the ancestry, is gone). Linux only: /proc, pidfd and prctl.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 _PROC = Path("/proc")
 _GONE_STATES = frozenset({"Z", "X"})
+_PR_SET_CHILD_SUBREAPER = 36
+# Every process of a job inherits this variable, set to the job's id.
+JOB_TAG_VARIABLE = "CANCEL_JOB_MCP_JOB"
 
 
 @dataclass(frozen=True)
@@ -34,23 +43,32 @@ class ProcessIdentity:
 
 
 @dataclass(frozen=True)
-class _Stat:
-    state: str
+class ProcessInfo:
+    """One live (not zombie) process, as /proc showed it."""
+
+    pid: int
+    ppid: int
     pgrp: int
     start_ticks: int
 
 
-def _read_stat(pid: int) -> _Stat | None:
+def _read_stat(pid: int) -> tuple[str, ProcessInfo] | None:
     try:
         raw = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = raw[raw.rindex(")") + 2 :].split()
-    return _Stat(state=fields[0], pgrp=int(fields[2]), start_ticks=int(fields[19]))
+    return fields[0], ProcessInfo(pid, ppid=int(fields[1]), pgrp=int(fields[2]), start_ticks=int(fields[19]))
 
 
-def _boot_id() -> str | None:
+def _live(pid: int) -> ProcessInfo | None:
+    stat = _read_stat(pid)
+    return stat[1] if stat is not None and stat[0] not in _GONE_STATES else None
+
+
+@cache
+def boot_id() -> str | None:
     try:
         return (_PROC / "sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -58,87 +76,94 @@ def _boot_id() -> str | None:
 
 
 def identify(pid: int) -> ProcessIdentity:
-    stat = _read_stat(pid)
-    return ProcessIdentity(pid, stat.start_ticks if stat else None, _boot_id())
-
-
-def _has_proc() -> bool:
-    return _PROC.joinpath("self", "stat").exists()
+    info = _live(pid)
+    return ProcessIdentity(pid, info.start_ticks if info else None, boot_id())
 
 
 def is_running(identity: ProcessIdentity) -> bool:
-    """True while the very process named by `identity` runs (a zombie counts as gone)."""
-    if identity.boot_id is not None and identity.boot_id != _boot_id():
+    """True while the very process named by `identity` runs (a zombie counts as gone). One /proc read."""
+    if identity.boot_id is not None and identity.boot_id != boot_id():
         return False
-    if not _has_proc():
-        try:
-            os.kill(identity.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    stat = _read_stat(identity.pid)
-    return stat is not None and stat.state not in _GONE_STATES and stat.start_ticks == identity.start_ticks
+    info = _live(identity.pid)
+    return info is not None and info.start_ticks == identity.start_ticks
 
 
-def group_members(leader: ProcessIdentity) -> list[int]:
-    """Live PIDs of the process group that `leader` started (its PGID is the leader's PID)."""
-    if identity_mismatch(leader):
-        return []
-    if not _has_proc():
+def process_table() -> dict[int, ProcessInfo]:
+    """Every live process, read from /proc in one pass."""
+    table = {}
+    for entry in os.listdir(_PROC):
+        if entry.isdigit() and (info := _live(int(entry))) is not None:
+            table[info.pid] = info
+    return table
+
+
+def descendants(table: dict[int, ProcessInfo], root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for info in table.values():
+        children.setdefault(info.ppid, []).append(info.pid)
+    found: set[int] = set()
+    pending = [root]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in found:
+                found.add(child)
+                pending.append(child)
+    return found
+
+
+def group_members(table: dict[int, ProcessInfo], pgid: int) -> set[int]:
+    return {info.pid for info in table.values() if info.pgrp == pgid}
+
+
+def tagged(table: dict[int, ProcessInfo], job_id: str) -> set[int]:
+    """Processes whose environment carries the job's tag (those of other users cannot be read)."""
+    tag = f"\0{JOB_TAG_VARIABLE}={job_id}\0".encode()
+    found = set()
+    for pid in table:
         try:
-            os.killpg(leader.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [leader.pid]
-    members = []
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
+            environment = (_PROC / str(pid) / "environ").read_bytes()
+        except OSError:
             continue
-        stat = _read_stat(int(entry.name))
-        if stat is not None and stat.pgrp == leader.pid and stat.state not in _GONE_STATES:
-            members.append(int(entry.name))
-    return members
+        if tag in b"\0" + environment:
+            found.add(pid)
+    return found
 
 
-def identity_mismatch(leader: ProcessIdentity) -> bool:
-    """True when the leader's PID now belongs to another process, or the machine has restarted."""
-    if leader.boot_id is not None and leader.boot_id != _boot_id():
-        return True
-    stat = _read_stat(leader.pid) if _has_proc() else None
-    return stat is not None and stat.state not in _GONE_STATES and stat.start_ticks != leader.start_ticks
-
-
-def group_running(leader: ProcessIdentity) -> bool:
-    return bool(group_members(leader))
-
-
-def signal_group(leader: ProcessIdentity, signum: int) -> bool:
-    """Send `signum` to the leader's process group if it is still ours and alive."""
-    if not group_running(leader):
-        return False
+def send_signal(info: ProcessInfo, signum: int) -> bool:
+    """Signal the process `info` describes, only if it is still that process; False if it is gone."""
     try:
-        os.killpg(leader.pid, signum)
+        pidfd = os.pidfd_open(info.pid)
     except ProcessLookupError:
         return False
-    return True
-
-
-def wait_group_gone(leader: ProcessIdentity, timeout: float, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while group_running(leader):
-        if time.monotonic() >= deadline:
+    try:
+        # Checked after the pidfd is open: from here on the PID cannot be handed to another process.
+        current = _live(info.pid)
+        if current is None or current.start_ticks != info.start_ticks:
             return False
-        time.sleep(interval)
+        signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
     return True
 
 
-def terminate_group(leader: ProcessIdentity, grace_seconds: float) -> None:
-    """SIGTERM the whole group, then SIGKILL whatever is left after the grace period."""
-    if not signal_group(leader, signal.SIGTERM):
-        return
-    if wait_group_gone(leader, grace_seconds):
-        return
-    signal_group(leader, signal.SIGKILL)
-    wait_group_gone(leader, timeout=10)
+def send_signals(table: dict[int, ProcessInfo], pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        send_signal(table[pid], signum)
+
+
+def wake(identity: ProcessIdentity, signum: int) -> bool:
+    """Send `signum` to the process named by `identity` if it still runs; never to another."""
+    if not is_running(identity):
+        return False
+    assert identity.start_ticks is not None
+    return send_signal(ProcessInfo(identity.pid, 0, 0, identity.start_ticks), signum)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants re-parent to this process rather than to init, so they stay findable."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(error)}")

@@ -1,7 +1,14 @@
-"""The `local` backend: jobs submitted with `cancel-job-mcp submit`, run by detached supervisors."""
+"""The `local` backend: jobs submitted with `cancel-job-mcp submit`, each owned by a detached supervisor.
+
+Servers and CLIs never signal a job. A cancel records the request (one atomic transition) and wakes
+the job's supervisor, which stops the job and records the stop; the caller then waits for that
+record. Reads never wait and never stop anything: a job whose supervisor is gone is handed to
+exactly one successor (a lease in the database) and its record is returned as it is.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shlex
@@ -18,7 +25,7 @@ import anyio
 
 from ...cursors import refused_cursor
 from ...errors import ErrorCode, ToolError
-from ...record import ACTIVE_STATUSES, JobRecord, JobStatus, utc_now
+from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, utc_now
 from ..base import JobPage
 from . import procs, store, supervisor
 from .procs import ProcessIdentity
@@ -26,11 +33,9 @@ from .procs import ProcessIdentity
 T = TypeVar("T")
 
 DEFAULT_GRACE_SECONDS = 5.0
-# How long a canceller waits, past the grace period, for the supervisor to record the stop.
-SETTLE_MARGIN_SECONDS = 3.0
-# A job whose supervisor never registered within this time is considered lost.
-SUPERVISOR_START_SECONDS = 60.0
-POLL_SECONDS = 0.02
+# A database operation that fails (disk full, read-only) is retried after these pauses, then reported.
+RETRY_PAUSES = (0.05, 0.2, 0.5)
+log = logging.getLogger(__name__)
 
 
 def new_job_id() -> str:
@@ -47,6 +52,7 @@ def submit_job(
     timeout_seconds: float = 0,
     retries: int = 0,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    log_limit: int = supervisor.DEFAULT_LOG_LIMIT,
 ) -> JobRecord:
     """Record a job as `submitted` and start its supervisor; returns the record as it is now."""
     now = utc_now()
@@ -71,14 +77,30 @@ def submit_job(
         created_at=now,
         updated_at=now,
     )
-    db = store.database_path(home)
-    with store.connect(db) as conn:
-        store.insert(conn, record, grace_seconds)
-        identity = supervisor.spawn(home, record["id"])
-        store.set_supervisor(conn, record["id"], identity.encode())
-        row = store.get(conn, record["id"])
+    lease = store.new_lease()
+    try:
+        with store.connect(store.database_path(home)) as conn:
+            store.insert(conn, record, grace_seconds, log_limit, lease)
+            supervisor.spawn(home, record["id"], lease)
+            row = store.get(conn, record["id"])
+    except (sqlite3.Error, OSError) as error:
+        raise state_error(home, error, "Nothing was submitted.") from None
     assert row is not None
     return row.record
+
+
+def prune_jobs(home: Path, older_than: timedelta) -> list[str]:
+    """Delete the jobs that stopped longer than `older_than` ago, and their logs; never an active one."""
+    before = format_timestamp(datetime.now(UTC) - older_than)
+    try:
+        with store.connect(store.database_path(home)) as conn:
+            removed = store.prune(conn, before)
+        for job_id in removed:
+            for path in (supervisor.log_path(home, job_id), supervisor.supervisor_log_path(home, job_id)):
+                path.unlink(missing_ok=True)
+    except (sqlite3.Error, OSError) as error:
+        raise state_error(home, error, "Nothing more was removed.") from None
+    return removed
 
 
 class LocalBackend:
@@ -90,24 +112,28 @@ class LocalBackend:
         self.name = name
         self.home = home
         self._db_path = store.database_path(home)
-        # One connection per worker thread, reused across calls (opening one costs more than a query).
+        # One connection per worker thread, reused across calls (opening one costs more than a query),
+        # with the (device, inode) of the file it opened: a file deleted or replaced is noticed.
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        self._opened_once = False
 
     async def aclose(self) -> None:
         for conn in self._connections:
             conn.close()
         self._connections.clear()
 
-    async def get_job(self, project: str, job_id: str) -> JobRecord:
-        row = await self._db(self._find_reconciled, project, job_id)
-        if row is None:
-            raise _not_found(project, job_id)
-        return row.record
+    @staticmethod
+    def has_stopped(record: JobRecord) -> bool:
+        """Terminal, and for a cancel the stop recorded: the supervisor sets completed_at only once
+        no process of the job is left."""
+        return is_terminal(record) and record["completed_at"] is not None
 
-    def _find_reconciled(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
-        row = store.find(conn, project, job_id)
-        return None if row is None else self._reconcile(row)
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        row = await self._db("Nothing was changed.", self._read_one, project, job_id)
+        if row is None:
+            raise self._not_found(project, job_id)
+        return row.record
 
     async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
         return await self.list_any_project(project, status, limit, cursor)
@@ -117,15 +143,19 @@ class LocalBackend:
     ) -> JobPage:
         """Like `list_jobs`, with `project=None` meaning every project. The cursor is a sequence number."""
         before = _parse_cursor(cursor)
-        rows = await self._db(self._select_reconciled, project, status, limit, before)
-        jobs = [row.record for row in rows if status is None or row.status == status]
+        rows = await self._db("Nothing was changed.", self._read_page, project, status, limit, before)
         next_cursor = str(rows[-1].sequence) if len(rows) == limit else None
-        return JobPage(jobs=jobs, next_cursor=next_cursor)
+        return JobPage(jobs=[row.record for row in rows], next_cursor=next_cursor)
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        won, row = await self._db(store.request_cancel, project, job_id)
+        """Record the cancel and wake the job's supervisor; the caller waits for the recorded stop.
+
+        Recording and waking happen in one worker-thread call, which runs to its end even if the
+        caller gives up meanwhile.
+        """
+        row = await self._db("Nothing was canceled.", self._cancel, project, job_id)
         if row is None:
-            raise _not_found(project, job_id, " Nothing was canceled.")
+            raise self._not_found(project, job_id, " Nothing was canceled.")
         if row.status != JobStatus.CANCELED:
             finished = row.record["completed_at"] or row.record["updated_at"]
             raise ToolError(
@@ -133,35 +163,21 @@ class LocalBackend:
                 f"Job {job_id!r} already {row.status} at {finished}; only submitted or working jobs"
                 " can be canceled. Its record is unchanged.",
             )
-        return await self._settle_cancel(won, row)
+        return row.record
 
-    async def _settle_cancel(self, won: bool, row: store.JobRow) -> JobRecord:
-        """Stop the canceled job's processes and wait until the stop is recorded (or time runs out)."""
-        if row.record["completed_at"] is not None:
-            return row.record
-        job_id = row.record["id"]
-        leader = ProcessIdentity.decode(row.process) if row.process else None
-        if won and leader is not None:
-            await anyio.to_thread.run_sync(procs.terminate_group, leader, row.grace_seconds)
-        deadline = time.monotonic() + row.grace_seconds + SETTLE_MARGIN_SECONDS
-        while True:
-            current = await self._db(store.get, job_id)
-            assert current is not None
-            if current.record["completed_at"] is not None:
-                return current.record
-            leader = ProcessIdentity.decode(current.process) if current.process else None
-            group_alive = leader is not None and procs.group_running(leader)
-            if not group_alive and not _supervisor_alive(current):
-                await self._db(store.record_stop, job_id, None)
-            elif time.monotonic() >= deadline:
-                if leader is not None and group_alive:
-                    # The canceller that won is gone and so is the supervisor: stop the job ourselves.
-                    await anyio.to_thread.run_sync(procs.terminate_group, leader, current.grace_seconds)
-                await self._db(store.record_stop, job_id, None)
-            else:
-                await anyio.sleep(POLL_SECONDS)
+    def _cancel(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
+        _, row = store.request_cancel(conn, project, job_id)
+        if row is not None:
+            self._hand_off(conn, row, wake=True)
+        return row
 
-    def _select_reconciled(
+    def _read_one(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
+        row = store.find(conn, project, job_id)
+        if row is not None:
+            self._hand_off(conn, row)
+        return row
+
+    def _read_page(
         self,
         conn: sqlite3.Connection,
         project: str | None,
@@ -169,57 +185,133 @@ class LocalBackend:
         limit: int,
         before: int | None,
     ) -> list[store.JobRow]:
-        return [self._reconcile(row) for row in store.select(conn, project, status, limit, before)]
+        rows = store.select(conn, project, status, limit, before)
+        for row in rows:
+            self._hand_off(conn, row)
+        return rows
 
-    def _reconcile(self, row: store.JobRow) -> store.JobRow:
-        """Finish what a lost supervisor left: fail its active job, or have a cancel's stop completed."""
-        if row.status in ACTIVE_STATUSES:
-            reason = self._lost_supervisor_reason(row)
-            if reason is None:
-                return row
-            self._stop_processes(row)
-            store.fail_if_active(self._connection(), row.record["id"], reason)
-        elif row.status == JobStatus.CANCELED and row.record["completed_at"] is None:
-            if row.supervisor is not None and not _supervisor_alive(row):
-                # Its canceller died too, or nobody would stop it: a new supervisor finishes the stop,
-                # honouring what is left of the grace period, without holding up this read.
-                supervisor.spawn(self.home, row.record["id"], finish_cancel_of=row.supervisor)
-            return row
-        else:
-            return row
-        current = store.get(self._connection(), row.record["id"])
-        assert current is not None
-        return current
+    def _hand_off(self, conn: sqlite3.Connection, row: store.JobRow, wake: bool = False) -> None:
+        """Make sure an active or stopping job has a live supervisor (waking it if asked), starting
+        exactly one successor if it is gone. Never signals the job; never fails the caller."""
+        if not row.needs_owner:
+            return
+        owner = row.supervisor
+        lease = store.lease_of(owner)
+        if lease is not None and lease.expires > time.time():
+            return  # a supervisor is starting; it reads the record before anything else
+        if lease is None and owner is not None:
+            identity = ProcessIdentity.decode(owner)
+            if procs.is_running(identity):
+                if wake:
+                    procs.wake(identity, supervisor.WAKE_SIGNAL)
+                return
+        replaces = lease.replaces if lease is not None else owner
+        new_lease = store.new_lease(replaces)
+        job_id = row.record["id"]
+        try:
+            if store.change_owner(conn, job_id, owner, new_lease):
+                log.info("job %s: its supervisor is gone; starting a successor", job_id)
+                supervisor.spawn(self.home, job_id, new_lease)
+        except (sqlite3.Error, OSError) as error:  # the lease expires: a later call tries again
+            log.warning("job %s: could not start a successor supervisor: %s", job_id, error)
 
-    @staticmethod
-    def _lost_supervisor_reason(row: store.JobRow) -> str | None:
-        if _supervisor_alive(row):
-            return None
-        if row.supervisor is None:
-            created = datetime.fromisoformat(row.record["created_at"])
-            if datetime.now(UTC) - created < timedelta(seconds=SUPERVISOR_START_SECONDS):
-                return None
-            return "The job's supervisor never started; the job did not run."
-        pid = ProcessIdentity.decode(row.supervisor).pid
-        return f"The job's supervisor (pid {pid}) is gone, so the job was stopped and marked failed."
+    async def _db(self, consequence: str, operation: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(partial(self._run, consequence, operation, *args))
 
-    @staticmethod
-    def _stop_processes(row: store.JobRow) -> None:
-        if row.process is not None:
-            procs.terminate_group(ProcessIdentity.decode(row.process), row.grace_seconds)
-
-    async def _db(self, operation: Callable[..., T], *args: object) -> T:
-        return await anyio.to_thread.run_sync(partial(self._run, operation, *args))
-
-    def _run(self, operation: Callable[..., T], *args: object) -> T:
-        return operation(self._connection(), *args)
+    def _run(self, consequence: str, operation: Callable[..., T], *args: object) -> T:
+        """Run `operation` in this worker thread; retry what may pass (disk full), then report it."""
+        for pause in (*RETRY_PAUSES, None):
+            try:
+                return operation(self._connection(), *args)
+            except ToolError:
+                raise
+            except (sqlite3.Error, OSError) as error:
+                if pause is None or not _may_pass(error):
+                    raise state_error(self.home, error, consequence) from None
+                log.warning("local state %s: %s; retrying", self._db_path, error)
+                time.sleep(pause)
+        raise AssertionError("unreachable")
 
     def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = store.open_connection(self._db_path)
-            self._connections.append(conn)
+        current = _file_identity(self._db_path)
+        cached: tuple[sqlite3.Connection, tuple[int, int]] | None = getattr(self._local, "conn", None)
+        if cached is not None:
+            conn, opened = cached
+            if opened == current:
+                return conn
+            conn.close()
+            self._connections.remove(conn)
+            self._local.conn = None
+        if current is None and self._opened_once:
+            raise ToolError(
+                ErrorCode.BACKEND_MISCONFIGURED,
+                f"The local runtime's database {self._db_path} was deleted while this server ran. Restart"
+                " the server, or submit a job to start a new database.",
+            )
+        conn = store.open_connection(self._db_path)
+        identity = _file_identity(self._db_path)
+        assert identity is not None
+        self._local.conn = (conn, identity)
+        self._connections.append(conn)
+        self._opened_once = True
         return conn
+
+    def _not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+        return ToolError(
+            ErrorCode.NOT_FOUND,
+            f"No job {job_id!r} in project {project!r} on the local runtime (state directory"
+            f" {self.home}).{consequence} A job is found only within the project it was submitted to,"
+            " and by servers using the same state directory: check all three.",
+        )
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _may_pass(error: BaseException) -> bool:
+    """A failure worth retrying: not a corrupt file or a missing directory."""
+    name = getattr(error, "sqlite_errorname", "")
+    return isinstance(error, sqlite3.OperationalError) and not name.startswith(
+        ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+    )
+
+
+def _problem(error: BaseException, home: Path) -> str:
+    name = getattr(error, "sqlite_errorname", "")
+    database = store.database_path(home)
+    if name == "SQLITE_FULL" or getattr(error, "errno", None) == 28:
+        return "the disk is full"
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")) or isinstance(
+        error, PermissionError
+    ):
+        return "it cannot be written (read-only, or no permission)"
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return f"{database} is not a usable SQLite database (corrupt?); move it aside to start a new one"
+    if name.startswith("SQLITE_CANTOPEN"):
+        return f"{database} cannot be opened (missing directory, read-only, or no permission)"
+    if isinstance(error, FileExistsError | NotADirectoryError):
+        return "a file is in the way (it must be a directory)"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} ({error.filename or database})"
+    return str(error)
+
+
+def state_error(home: Path, error: BaseException, consequence: str) -> ToolError:
+    """A state directory that cannot be used, named with its problem (never a traceback)."""
+    code = (
+        ErrorCode.UPSTREAM_UNAVAILABLE
+        if _problem(error, home) == "the disk is full"
+        else ErrorCode.BACKEND_MISCONFIGURED
+    )
+    return ToolError(
+        code,
+        f"The local runtime cannot use its state directory {home}: {_problem(error, home)}. {consequence}",
+    )
 
 
 def _parse_cursor(cursor: str | None) -> int | None:
@@ -228,15 +320,3 @@ def _parse_cursor(cursor: str | None) -> int | None:
     if not cursor.isdigit():
         raise refused_cursor()
     return int(cursor)
-
-
-def _supervisor_alive(row: store.JobRow) -> bool:
-    return row.supervisor is not None and procs.is_running(ProcessIdentity.decode(row.supervisor))
-
-
-def _not_found(project: str, job_id: str, consequence: str = "") -> ToolError:
-    return ToolError(
-        ErrorCode.NOT_FOUND,
-        f"No job {job_id!r} in project {project!r} on the local runtime.{consequence}"
-        " A job is found only within the project it was submitted to: check both values.",
-    )

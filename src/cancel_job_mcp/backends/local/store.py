@@ -1,23 +1,28 @@
 """The local runtime's state: one SQLite file in WAL mode, shared by servers, CLIs and supervisors.
 
 Every state change is a single conditional UPDATE, so concurrent writers cannot step on each
-other: a cancel only applies to an active job, and a supervisor only finishes a job that is still
-`working`, so `canceled` is never overwritten by a job that finished at the same moment.
+other: a cancel only applies to an active job, a supervisor only finishes a job that is still
+active (so `canceled` is never overwritten by a job that finished at the same moment), and a job
+changes owner only from the owner a caller saw (so a lost supervisor gets exactly one successor).
+
+The `supervisor` column names the job's owner: a supervisor's process identity, or a lease
+(`lease:<expiry>:<lost supervisor>`) held while a new supervisor starts.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from ...record import ACTIVE_STATUSES, JobRecord, JobStatus, utc_now
+from ...record import ACTIVE_STATUSES, TERMINAL_STATUSES, JobRecord, JobStatus, utc_now
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -41,14 +46,27 @@ CREATE TABLE IF NOT EXISTS jobs (
     grace_seconds REAL NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0,
     supervisor TEXT,
-    process TEXT
+    process TEXT,
+    term_sent_at REAL,
+    leader_exit INTEGER,
+    log_limit INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs (project_id, status);
 """
+_MIGRATIONS = {
+    1: (
+        "ALTER TABLE jobs ADD COLUMN term_sent_at REAL",
+        "ALTER TABLE jobs ADD COLUMN leader_exit INTEGER",
+        "ALTER TABLE jobs ADD COLUMN log_limit INTEGER",
+    ),
+}
+_LEASE = "lease:"
+# How long a lease keeps a starting supervisor's place before another caller may start one.
+LEASE_SECONDS = 30.0
 _ACTIVE = tuple(ACTIVE_STATUSES)
+_TERMINAL = tuple(TERMINAL_STATUSES)
 _RECORD_COLUMNS = tuple(JobRecord.__annotations__)
 _AFTER_NEWEST = 2**63 - 1
-_initialized: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -61,26 +79,63 @@ class JobRow:
     attempt: int
     supervisor: str | None
     process: str | None
+    term_sent_at: float | None
+    leader_exit: int | None
+    log_limit: int | None
 
     @property
     def status(self) -> str:
         return self.record["status"]
+
+    @property
+    def stopping(self) -> bool:
+        """Canceled, but the stop of its processes is not recorded yet."""
+        return self.status == JobStatus.CANCELED and self.record["completed_at"] is None
+
+    @property
+    def needs_owner(self) -> bool:
+        return self.status in ACTIVE_STATUSES or self.stopping
 
 
 def database_path(home: Path) -> Path:
     return home / "jobs.sqlite3"
 
 
+@dataclass(frozen=True)
+class Lease:
+    """The place of a supervisor that is starting: until `expires` (a Unix time) no other is started.
+    `replaces` is the identity of the lost supervisor it succeeds, if any."""
+
+    expires: float
+    replaces: str | None
+
+    def encode(self) -> str:
+        return f"{_LEASE}{self.expires:.3f}:{self.replaces or ''}"
+
+
+def new_lease(replaces: str | None = None) -> str:
+    return Lease(time.time() + LEASE_SECONDS, replaces).encode()
+
+
+def lease_of(owner: str | None) -> Lease | None:
+    """The lease `owner` holds, or None if `owner` names a process (or nothing)."""
+    if owner is None or not owner.startswith(_LEASE):
+        return None
+    expires, replaces = owner.removeprefix(_LEASE).split(":", 1)
+    return Lease(float(expires), replaces or None)
+
+
 def open_connection(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (every statement is its own transaction)."""
-    if path not in _initialized:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    """A connection in autocommit mode (every statement is its own transaction); creates the database."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 30000")
-    if path not in _initialized:
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
         _initialize(conn)
-        _initialized.add(path)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -94,10 +149,27 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def _initialize(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA journal_mode = WAL")
-    if conn.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
-        conn.executescript(_SCHEMA)
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")  # a concurrent opener sees the old schema or the new one
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        steps = (
+            [_SCHEMA.split(";\n")]
+            if version == 0
+            else [_MIGRATIONS[v] for v in range(version, _SCHEMA_VERSION)]
+        )
+        for statements in steps:
+            for statement in statements:
+                if statement.strip():
+                    conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _row(row: sqlite3.Row | None) -> JobRow | None:
@@ -112,6 +184,9 @@ def _row(row: sqlite3.Row | None) -> JobRow | None:
         attempt=row["attempt"],
         supervisor=row["supervisor"],
         process=row["process"],
+        term_sent_at=row["term_sent_at"],
+        leader_exit=row["leader_exit"],
+        log_limit=row["log_limit"],
     )
 
 
@@ -119,8 +194,20 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> JobRow 
     return _row(conn.execute(sql, params).fetchone())
 
 
-def insert(conn: sqlite3.Connection, record: JobRecord, grace_seconds: float) -> None:
-    values = dict(record, config=json.dumps(record["config"]), grace_seconds=grace_seconds)
+def _changed(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    return conn.execute(sql, params).rowcount == 1
+
+
+def insert(
+    conn: sqlite3.Connection, record: JobRecord, grace_seconds: float, log_limit: int, owner: str
+) -> None:
+    values = dict(
+        record,
+        config=json.dumps(record["config"]),
+        grace_seconds=grace_seconds,
+        log_limit=log_limit,
+        supervisor=owner,
+    )
     columns = ", ".join(values)
     placeholders = ", ".join(f":{column}" for column in values)
     conn.execute(f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", values)
@@ -151,16 +238,11 @@ def select(
     return [row for row in map(_row, rows) if row is not None]
 
 
-def set_supervisor(conn: sqlite3.Connection, job_id: str, supervisor: str) -> None:
-    conn.execute("UPDATE jobs SET supervisor = ? WHERE id = ?", (supervisor, job_id))
-
-
-def replace_supervisor(conn: sqlite3.Connection, job_id: str, lost: str, replacement: str) -> bool:
-    """Adopt a job whose supervisor is gone; False if another process adopted it first."""
-    cursor = conn.execute(
-        "UPDATE jobs SET supervisor = ? WHERE id = ? AND supervisor = ?", (replacement, job_id, lost)
+def change_owner(conn: sqlite3.Connection, job_id: str, seen: str | None, owner: str) -> bool:
+    """Make `owner` the job's owner if its owner is still `seen`; False if another caller changed it first."""
+    return _changed(
+        conn, "UPDATE jobs SET supervisor = ? WHERE id = ? AND supervisor IS ?", (owner, job_id, seen)
     )
-    return cursor.rowcount == 1
 
 
 def request_cancel(conn: sqlite3.Connection, project_id: str, job_id: str) -> tuple[bool, JobRow | None]:
@@ -180,12 +262,21 @@ def request_cancel(conn: sqlite3.Connection, project_id: str, job_id: str) -> tu
 def mark_working(conn: sqlite3.Connection, job_id: str, process: str, attempt: int) -> bool:
     """Record a started attempt; False if the job was canceled meanwhile."""
     now = utc_now()
-    cursor = conn.execute(
-        "UPDATE jobs SET status = ?, process = ?, attempt = ?, started_at = COALESCE(started_at, ?),"
-        " updated_at = ? WHERE id = ? AND status IN (?, ?)",
+    return _changed(
+        conn,
+        "UPDATE jobs SET status = ?, process = ?, attempt = ?, term_sent_at = NULL, leader_exit = NULL,"
+        " started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN (?, ?)",
         (JobStatus.WORKING, process, attempt, now, now, job_id, *_ACTIVE),
     )
-    return cursor.rowcount == 1
+
+
+def set_term_sent(conn: sqlite3.Connection, job_id: str, sent_at: float) -> None:
+    """Record when the job's processes got their SIGTERM: the grace period runs from then."""
+    conn.execute("UPDATE jobs SET term_sent_at = ? WHERE id = ?", (sent_at, job_id))
+
+
+def set_leader_exit(conn: sqlite3.Connection, job_id: str, exit_code: int) -> None:
+    conn.execute("UPDATE jobs SET leader_exit = ? WHERE id = ?", (exit_code, job_id))
 
 
 def finish(
@@ -193,32 +284,32 @@ def finish(
 ) -> bool:
     """Finish an active job; False if it was canceled first (then only the stop is recorded)."""
     now = utc_now()
-    cursor = conn.execute(
+    if _changed(
+        conn,
         "UPDATE jobs SET status = ?, exit_code = ?, failed_reason = ?, completed_at = ?, updated_at = ?"
         " WHERE id = ? AND status IN (?, ?)",
         (status, exit_code, reason, now, now, job_id, *_ACTIVE),
-    )
-    if cursor.rowcount == 1:
+    ):
         return True
     record_stop(conn, job_id, exit_code)
     return False
 
 
 def record_stop(conn: sqlite3.Connection, job_id: str, exit_code: int | None) -> None:
-    """Record when a canceled job's processes were gone, once."""
+    """Record, once, that no process of a canceled job is left."""
     now = utc_now()
     conn.execute(
-        "UPDATE jobs SET completed_at = ?, exit_code = COALESCE(exit_code, ?), updated_at = ?"
+        "UPDATE jobs SET completed_at = ?, exit_code = ?, updated_at = ?"
         " WHERE id = ? AND status = ? AND completed_at IS NULL",
         (now, exit_code, now, job_id, JobStatus.CANCELED),
     )
 
 
-def fail_if_active(conn: sqlite3.Connection, job_id: str, reason: str) -> bool:
-    now = utc_now()
-    cursor = conn.execute(
-        "UPDATE jobs SET status = ?, failed_reason = ?, completed_at = ?, updated_at = ?"
-        " WHERE id = ? AND status IN (?, ?)",
-        (JobStatus.FAILED, reason, now, now, job_id, *_ACTIVE),
-    )
-    return cursor.rowcount == 1
+def prune(conn: sqlite3.Connection, finished_before: str) -> list[str]:
+    """Delete the jobs whose stop was recorded before `finished_before`; returns their ids."""
+    rows = conn.execute(
+        "DELETE FROM jobs WHERE completed_at IS NOT NULL AND completed_at < ? AND status IN (?, ?, ?)"
+        " RETURNING id",
+        (finished_before, *_TERMINAL),
+    ).fetchall()
+    return [row[0] for row in rows]

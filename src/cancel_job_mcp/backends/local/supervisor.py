@@ -1,9 +1,19 @@
-"""The detached supervisor of one local job: `python -m cancel_job_mcp.backends.local.supervisor`.
+"""The supervisor of one local job and the only owner of its processes.
+
+Started as `python -m cancel_job_mcp.backends.local` (see `spawn`).
 
 It runs the job's command in a process group of its own, records each transition, enforces the
 job's timeout (over all attempts together, like Kubernetes' activeDeadlineSeconds), retries a
-non-zero exit up to `backoff_limit` times, and stops the group if the job is canceled while it
-watches (the canceller also stops it; this covers a canceller that died halfway).
+non-zero exit up to `backoff_limit` times, and copies the job's output into its log, keeping the
+tail under the job's cap. It alone signals the job's processes and it alone records that they
+stopped: a cancel only records the request and wakes it (SIGUSR1); it re-reads the record every
+half second too, in case a canceller died in between.
+
+A stop is SIGTERM to every process of the job, then SIGKILL to what is left once the grace period,
+timed from that SIGTERM, is over; it is recorded only when no process of the job is left. The
+supervisor is a child subreaper, so a descendant that left the process group (setsid()) and lost
+its parent is re-parented to it and still found. A supervisor started for a job whose supervisor
+was lost finds the job's processes by process group and by the job's environment tag instead.
 """
 
 from __future__ import annotations
@@ -11,176 +21,390 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ...record import JobStatus
 from . import procs, store
+from .store import JobRow
 
-POLL_SECONDS = 0.25
-# How long past the grace period the supervisor leaves a canceled job to its canceller.
-CANCELLER_MARGIN_SECONDS = 1.0
+T = TypeVar("T")
+
+WAKE_SIGNAL = signal.SIGUSR1
+# How often the record is re-read while the job runs (a wake-up makes it immediate).
+RECORD_POLL_SECONDS = 0.5
+# While waiting for the job's processes to end: the first and the longest pause between two looks.
+FIRST_LOOK_SECONDS = 0.01
+MAX_LOOK_SECONDS = 0.25
+# Pauses between tries of a database write that failed (disk full, read-only): it is retried until it lands.
+MAX_RETRY_SECONDS = 5.0
+DEFAULT_LOG_LIMIT = 10 * 1024 * 1024
+_READ_CHUNK = 65536
 log = logging.getLogger("cancel_job_mcp.supervisor")
 
 
-def exit_code_of(returncode: int) -> int:
+def exit_code_of(wait_status: int) -> int:
     """Shell convention: a process killed by signal N exits with 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode
+    code = os.waitstatus_to_exitcode(wait_status)
+    return 128 - code if code < 0 else code
 
 
-def supervise(home: Path, job_id: str) -> None:
-    db = store.database_path(home)
-    with store.connect(db) as conn:
-        row = store.get(conn, job_id)
-        if row is None:
-            raise SystemExit(f"no job {job_id} in {db}")
-        command: list[str] = row.record["config"]["command"]
-        cwd: str = row.record["config"]["cwd"]
-        timeout = row.record["timeout_seconds"]
-        retries = int(row.record["backoff_limit"])
-        deadline = time.monotonic() + timeout if timeout > 0 else None
-        log_path = home / "logs" / f"{job_id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+def log_path(home: Path, job_id: str) -> Path:
+    return home / "logs" / f"{job_id}.log"
 
-        for attempt in range(retries + 1):
-            with log_path.open("ab") as output:
-                try:
-                    child = subprocess.Popen(
-                        command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )  # fmt: skip
-                except OSError as error:
-                    store.finish(
-                        conn, job_id, JobStatus.FAILED, None, f"Could not start {command[0]!r}: {error}"
-                    )
-                    return
-            leader = procs.identify(child.pid)
-            if not store.mark_working(conn, job_id, leader.encode(), attempt):
-                _stop_canceled(conn, job_id, child, leader, row.grace_seconds)
+
+def supervisor_log_path(home: Path, job_id: str) -> Path:
+    return home / "logs" / f"{job_id}.supervisor.log"
+
+
+def open_private(path: Path, flags: int) -> int:
+    """A file only its owner can read (job output may hold secrets)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+class CappedLog:
+    """The job's output file: appended to, and cut to its newest half when it would pass `limit` bytes."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND)
+        self._size = os.fstat(self._fd).st_size
+        self._failed = False
+
+    def write(self, data: bytes) -> None:
+        try:
+            if self._size + len(data) > self.limit:
+                self._keep_tail(data)
+            else:
+                os.write(self._fd, data)
+                self._size += len(data)
+        except OSError as error:  # a full disk must not stop the supervisor: the output is dropped
+            if not self._failed:
+                log.warning("cannot write the job's output to %s: %s", self.path, error)
+            self._failed = True
+
+    def _keep_tail(self, data: bytes) -> None:
+        keep = self.limit // 2
+        with self.path.open("rb") as current:
+            current.seek(max(0, self._size - keep))
+            tail = (current.read() + data)[-keep:]
+        replacement = self.path.with_suffix(".log.tmp")
+        fd = open_private(replacement, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, tail)
+        finally:
+            os.close(fd)
+        os.replace(replacement, self.path)
+        os.close(self._fd)
+        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
+        self._size = len(tail)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class Events:
+    """The supervisor's one wait: for a signal (a child ended, a wake-up), the job's output, or a timeout."""
+
+    def __init__(self) -> None:
+        self._signals, writer = os.pipe()
+        os.set_blocking(self._signals, False)
+        os.set_blocking(writer, False)
+        signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
+        for signum in (signal.SIGCHLD, WAKE_SIGNAL):
+            signal.signal(signum, lambda *_: None)
+        self.woken = False
+        self.output: int | None = None
+        self.log: CappedLog | None = None
+        self.exited: dict[int, int] = {}  # pid -> exit code, for the children reaped
+
+    def wait(self, timeout: float) -> None:
+        readable = [self._signals] if self.output is None else [self._signals, self.output]
+        ready, _, _ = select.select(readable, [], [], max(0.0, timeout))
+        if self._signals in ready:
+            received = os.read(self._signals, 4096)
+            self.woken = self.woken or WAKE_SIGNAL in received
+        if self.output is not None and self.output in ready:
+            self.copy_output()
+        self.reap()
+
+    def reap(self) -> None:
+        """Collect every ended child: the job's leader, and orphans re-parented to this subreaper."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
                 return
-            outcome = _watch(conn, job_id, child, leader, row.grace_seconds, deadline)
-            if outcome == "canceled":
+            if pid == 0:
+                return
+            self.exited[pid] = exit_code_of(status)
+
+    def copy_output(self) -> None:
+        assert self.output is not None
+        assert self.log is not None
+        for _ in range(16):  # a bounded share per wait, so a chatty job cannot starve the rest
+            try:
+                data = os.read(self.output, _READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not data:
+                os.close(self.output)
+                self.output = None
+                return
+            self.log.write(data)
+
+
+class Supervisor:
+    def __init__(
+        self, home: Path, conn: sqlite3.Connection, row: JobRow, events: Events, replaces: int | None
+    ) -> None:
+        self.home = home
+        self.conn = conn
+        self.job_id = row.record["id"]
+        self.row = row
+        self.events = events
+        # The PID of the lost supervisor this one succeeds: the job's processes have no ancestor to find.
+        self.replaces = replaces
+        self.adopted = replaces is not None
+        self.me = os.getpid()
+        self.leader: subprocess.Popen[bytes] | None = None
+        self.leader_exit: int | None = row.leader_exit
+
+    # -- the database, retried until it answers ------------------------------------------------
+
+    def db(self, operation: Callable[..., T], *args: object) -> T:
+        pause = 0.1
+        while True:
+            try:
+                return operation(self.conn, self.job_id, *args)
+            except sqlite3.Error as error:
+                log.warning(
+                    "database %s: %s; retrying in %.1f s", store.database_path(self.home), error, pause
+                )
+                self.events.wait(pause)
+                pause = min(pause * 2, MAX_RETRY_SECONDS)
+
+    def current(self) -> JobRow:
+        row = self.db(store.get)
+        assert row is not None, "a job is never deleted while it has an owner"
+        self.row = row
+        return row
+
+    # -- the job's processes --------------------------------------------------------------------
+
+    def processes(self) -> tuple[dict[int, procs.ProcessInfo], set[int]]:
+        """The process table and the PIDs in it that belong to the job."""
+        table = procs.process_table()
+        found = procs.descendants(table, self.me)
+        if self.row.process is not None:
+            found |= procs.group_members(table, procs.ProcessIdentity.decode(self.row.process).pid)
+        if self.adopted:
+            found |= procs.tagged(table, self.job_id)
+        found.discard(self.me)
+        return table, found
+
+    def note_leader_exit(self) -> None:
+        if self.leader is None or self.leader_exit is not None:
+            return
+        code = self.events.exited.get(self.leader.pid)
+        if code is not None:
+            self.leader.returncode = code  # reaped here, not by Popen
+            self.leader_exit = code
+            self.db(store.set_leader_exit, code)
+
+    def wait_gone(self, until: float) -> bool:
+        """Wait until no process of the job is left (True) or the monotonic time `until` (False)."""
+        pause = FIRST_LOOK_SECONDS
+        while True:
+            self.events.reap()
+            self.note_leader_exit()
+            if not self.processes()[1]:
+                return True
+            if time.monotonic() >= until:
+                return False
+            self.events.wait(min(pause, until - time.monotonic()))
+            pause = min(pause * 2, MAX_LOOK_SECONDS)
+
+    def stop(self) -> None:
+        """SIGTERM every process of the job (unless a lost supervisor already did), SIGKILL what is left
+        when the grace period since that SIGTERM is over, and return once no process is left."""
+        sent_at = self.row.term_sent_at
+        if sent_at is None:
+            table, found = self.processes()
+            if not found:
+                return
+            procs.send_signals(table, found, signal.SIGTERM)
+            sent_at = time.time()
+            self.db(store.set_term_sent, sent_at)
+            log.info("sent SIGTERM to %s", sorted(found))
+        grace_left = self.row.grace_seconds - (time.time() - sent_at)
+        if self.wait_gone(time.monotonic() + max(0.0, grace_left)):
+            return
+        started = time.monotonic()
+        while True:
+            table, found = self.processes()
+            if not found:
+                break
+            log.info("grace period over: SIGKILL to %s", sorted(found))
+            procs.send_signals(table, found, signal.SIGKILL)
+            if self.wait_gone(time.monotonic() + 1.0):
+                break
+            if time.monotonic() - started > 10:
+                log.warning("processes %s outlive SIGKILL (uninterruptible?); still waiting", sorted(found))
+        self.note_leader_exit()
+
+    # -- the job's life -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        row = self.row
+        if self.adopted or row.status == JobStatus.CANCELED:
+            # A successor first stops what the lost supervisor left (honouring a SIGTERM it already sent).
+            self.stop()
+        if row.status == JobStatus.CANCELED:
+            self.db(store.record_stop, self.leader_exit)
+        elif row.status == JobStatus.WORKING:
+            reason = (
+                f"The job's supervisor (pid {self.replaces}) is gone,"
+                " so the job was stopped and marked failed."
+            )
+            self.db(store.finish, JobStatus.FAILED, None, reason)
+        elif row.status == JobStatus.SUBMITTED:
+            self.run_attempts()
+
+    def run_attempts(self) -> None:
+        config = self.row.record["config"]
+        command: list[str] = config["command"]
+        timeout = self.row.record["timeout_seconds"]
+        retries = int(self.row.record["backoff_limit"])
+        deadline = time.monotonic() + timeout if timeout > 0 else None
+        self.events.log = CappedLog(log_path(self.home, self.job_id), self.row.log_limit or DEFAULT_LOG_LIMIT)
+        for attempt in range(retries + 1):
+            try:
+                self.start(command, config["cwd"])
+            except OSError as error:
+                self.db(store.finish, JobStatus.FAILED, None, f"Could not start {command[0]!r}: {error}")
+                return
+            assert self.leader is not None
+            leader = procs.identify(self.leader.pid)
+            if not self.db(store.mark_working, leader.encode(), attempt):  # canceled meanwhile
+                self.current()
+                self.stop()
+                self.db(store.record_stop, self.leader_exit)
+                return
+            self.current()
+            outcome = self.watch(deadline)
+            self.stop()  # the attempt is over: nothing of it may outlive it
+            code = self.leader_exit
+            if outcome == "canceled" or self.current().status == JobStatus.CANCELED:
+                self.db(store.record_stop, code)
                 return
             if outcome == "timed_out":
                 reason = f"Timed out after {timeout:g} seconds; the job's processes were stopped."
-                store.finish(conn, job_id, JobStatus.FAILED, exit_code_of(child.returncode), reason)
+                self.db(store.finish, JobStatus.FAILED, code, reason)
                 return
-            code = exit_code_of(child.returncode)
             if code == 0:
-                store.finish(conn, job_id, JobStatus.COMPLETED, 0, None)
+                self.db(store.finish, JobStatus.COMPLETED, 0, None)
                 return
             if attempt == retries:
                 attempts = f"{retries + 1} attempts" if retries else "1 attempt"
-                reason = f"Exited with code {code} after {attempts}."
-                store.finish(conn, job_id, JobStatus.FAILED, code, reason)
+                self.db(store.finish, JobStatus.FAILED, code, f"Exited with code {code} after {attempts}.")
                 return
 
-
-def _watch(
-    conn: sqlite3.Connection,
-    job_id: str,
-    child: subprocess.Popen[bytes],
-    leader: procs.ProcessIdentity,
-    grace: float,
-    deadline: float | None,
-) -> str:
-    """Wait for the attempt to end: "exited", "canceled" or "timed_out"."""
-    while True:
+    def start(self, command: list[str], cwd: str) -> None:
+        reader, writer = os.pipe()
         try:
-            child.wait(timeout=POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-        else:
-            current = store.get(conn, job_id)
-            if current is not None and current.status == JobStatus.CANCELED:
-                store.record_stop(conn, job_id, exit_code_of(child.returncode))
-                return "canceled"
-            return "exited"
-        current = store.get(conn, job_id)
-        if current is not None and current.status == JobStatus.CANCELED:
-            # The canceller signals the job itself; step in only if it has not stopped it in time.
-            kill_after_grace(leader, current.record["updated_at"], grace + CANCELLER_MARGIN_SECONDS)
-            child.wait()
-            store.record_stop(conn, job_id, exit_code_of(child.returncode))
-            return "canceled"
-        if deadline is not None and time.monotonic() >= deadline:
-            procs.terminate_group(leader, grace)
-            child.wait()
-            return "timed_out"
+            self.leader = subprocess.Popen(
+                command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=writer, stderr=subprocess.STDOUT,
+                start_new_session=True, env={**os.environ, procs.JOB_TAG_VARIABLE: self.job_id},
+            )  # fmt: skip
+        except OSError:
+            os.close(reader)
+            raise
+        finally:
+            os.close(writer)
+        os.set_blocking(reader, False)
+        self.events.output = reader
+        self.leader_exit = None
+
+    def watch(self, deadline: float | None) -> str:
+        """Wait for the attempt to end: "exited", "canceled" or "timed_out"."""
+        next_read = time.monotonic() + RECORD_POLL_SECONDS
+        while True:
+            now = time.monotonic()
+            wake_at = next_read if deadline is None else min(next_read, deadline)
+            self.events.wait(wake_at - now)
+            self.note_leader_exit()
+            if self.events.woken or time.monotonic() >= next_read or self.leader_exit is not None:
+                self.events.woken = False
+                next_read = time.monotonic() + RECORD_POLL_SECONDS
+                if self.current().status == JobStatus.CANCELED:
+                    return "canceled"
+            if self.leader_exit is not None:
+                return "exited"
+            if deadline is not None and time.monotonic() >= deadline:
+                return "timed_out"
+
+    def close(self) -> None:
+        if self.events.output is not None:
+            self.events.copy_output()
+        if self.events.log is not None:
+            self.events.log.close()
 
 
-def kill_after_grace(leader: procs.ProcessIdentity, canceled_at: str, grace: float) -> None:
-    """The canceller sent SIGTERM when it recorded the cancel (at `canceled_at`): leave the job the
-    rest of its grace period, then SIGKILL whatever is left of its process group."""
-    elapsed = (datetime.now(UTC) - datetime.fromisoformat(canceled_at)).total_seconds()
-    if not procs.wait_group_gone(leader, max(0.0, grace - elapsed)):
-        procs.signal_group(leader, signal.SIGKILL)
-        procs.wait_group_gone(leader, timeout=10)
+def take_ownership(conn: sqlite3.Connection, job_id: str, lease: str) -> JobRow | None:
+    """Swap the lease this supervisor was started under for its own identity; None if it lost the lease."""
+    me = procs.identify(os.getpid()).encode()
+    if not store.change_owner(conn, job_id, lease, me):
+        return None
+    return store.get(conn, job_id)
 
 
-def _stop_canceled(
-    conn: sqlite3.Connection,
-    job_id: str,
-    child: subprocess.Popen[bytes],
-    leader: procs.ProcessIdentity,
-    grace: float,
-) -> None:
-    procs.terminate_group(leader, grace)
-    child.wait()
-    store.record_stop(conn, job_id, exit_code_of(child.returncode))
-
-
-def finish_cancel(home: Path, job_id: str, lost_supervisor: str) -> None:
-    """Finish the stop of a canceled job whose canceller and supervisor both died.
-
-    The job keeps what is left of its grace period, then what remains of its process group is killed.
-    """
+def supervise(home: Path, job_id: str, lease: str) -> None:
+    events = Events()  # before anyone can find this process: a wake-up must never find it unprepared
+    procs.become_subreaper()
     with store.connect(store.database_path(home)) as conn:
-        me = procs.identify(os.getpid()).encode()
-        if not store.replace_supervisor(conn, job_id, lost_supervisor, me):
-            return  # another process adopted the job first
-        row = store.get(conn, job_id)
+        row = take_ownership(conn, job_id, lease)
         if row is None:
+            log.info("job %s has another owner; exiting", job_id)
             return
-        if row.process is not None:
-            leader = procs.ProcessIdentity.decode(row.process)
-            kill_after_grace(leader, row.record["updated_at"], row.grace_seconds)
-        store.record_stop(conn, job_id, None)
+        succeeded = store.lease_of(lease)
+        lost = succeeded.replaces if succeeded is not None else None
+        supervisor = Supervisor(
+            home, conn, row, events, procs.ProcessIdentity.decode(lost).pid if lost else None
+        )
+        try:
+            supervisor.run()
+        finally:
+            supervisor.close()
 
 
-def spawn(home: Path, job_id: str, *, finish_cancel_of: str | None = None) -> procs.ProcessIdentity:
-    """Start a supervisor that outlives its caller (its own session, no inherited terminal).
-
-    With `finish_cancel_of` (the lost supervisor's identity), it only finishes a canceled job's stop.
-    """
-    log_path = home / "logs" / f"{job_id}.supervisor.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    adopt = ["--finish-cancel-of", finish_cancel_of] if finish_cancel_of else []
-    with log_path.open("ab") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", __name__, "--home", os.fspath(home), *adopt, job_id],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True,
-        )  # fmt: skip
-    return procs.identify(process.pid)
+def spawn(home: Path, job_id: str, lease: str) -> None:
+    """Start a supervisor that outlives its caller (its own session, no inherited terminal); it owns
+    the job once it has swapped `lease` for its identity."""
+    command = [sys.executable, "-m", __package__ or "", "--home", os.fspath(home), "--lease", lease, job_id]
+    output = open_private(supervisor_log_path(home, job_id), os.O_WRONLY | os.O_APPEND)
+    try:
+        subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
+        )
+    finally:
+        os.close(output)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="cancel-job-mcp-supervisor")
     parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--finish-cancel-of", metavar="LOST_SUPERVISOR")
+    parser.add_argument("--lease", required=True)
     parser.add_argument("job_id")
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if args.finish_cancel_of:
-        finish_cancel(args.home, args.job_id, args.finish_cancel_of)
-    else:
-        supervise(args.home, args.job_id)
-
-
-if __name__ == "__main__":
-    main()
+    supervise(args.home, args.job_id, args.lease)
