@@ -159,18 +159,10 @@ def record_validator() -> Draft7Validator:
 
 
 def process_group_alive(pgid: int) -> bool:
-    """True while any non-zombie process of group `pgid` exists (read from /proc)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            return True
-    return False
+    """True while any non-zombie process of group `pgid` exists (the runtime's own /proc reader)."""
+    from cancel_job_mcp.backends.local import procs
+
+    return bool(procs.group_members(procs.process_table(), pgid))
 
 
 def job_process_group(home: Path, job_id: str) -> int | None:

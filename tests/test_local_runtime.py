@@ -66,7 +66,8 @@ def test_a_job_whose_supervisor_was_killed_is_reconciled(home: Path) -> None:
     os.kill(supervisor.pid, signal.SIGKILL)
     wait_until(lambda: not procs.is_running(supervisor))
 
-    record = show(home, "demo", job["id"])
+    assert show(home, "demo", job["id"])["status"] == "working", "a read returns the record as it is"
+    record = finished(home, "demo", job["id"])  # ... and hands the job to a successor, which stops it
 
     assert record["status"] == "failed"
     assert f"supervisor (pid {supervisor.pid}) is gone" in str(record["failed_reason"])
@@ -91,13 +92,15 @@ def test_a_recycled_pid_is_never_signalled() -> None:
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
         real = procs.identify(stranger.pid)
-        assert procs.group_running(real)
-        recycled = procs.ProcessIdentity(stranger.pid, (real.start_ticks or 0) + 1, real.boot_id)
+        assert procs.is_running(real)
+        assert real.start_ticks is not None
+        recycled = procs.ProcessIdentity(stranger.pid, real.start_ticks + 1, real.boot_id)
         other_boot = procs.ProcessIdentity(stranger.pid, real.start_ticks, "another-boot")
+        seen_before = procs.ProcessInfo(stranger.pid, os.getpid(), stranger.pid, real.start_ticks + 1)
 
-        assert not procs.signal_group(recycled, signal.SIGKILL)
-        assert not procs.signal_group(other_boot, signal.SIGKILL)
-        procs.terminate_group(recycled, grace_seconds=0)
+        assert not procs.wake(recycled, signal.SIGKILL)
+        assert not procs.wake(other_boot, signal.SIGKILL)
+        assert not procs.send_signal(seen_before, signal.SIGKILL)
 
         assert stranger.poll() is None, "a process that is not ours was signalled"
     finally:

@@ -237,6 +237,20 @@ class Supervisor:
     def stop(self) -> None:
         """SIGTERM every process of the job (unless a lost supervisor already did), SIGKILL what is left
         when the grace period since that SIGTERM is over, and return once no process is left."""
+        self._stop_processes()
+        self._collect_leader()
+
+    def _collect_leader(self) -> None:
+        if self.leader is None or self.leader_exit is not None:
+            return
+        self.events.reap()
+        if self.leader.pid not in self.events.exited:
+            # Gone from the process table, so at most a zombie: collecting it does not block.
+            _, status = os.waitpid(self.leader.pid, 0)
+            self.events.exited[self.leader.pid] = exit_code_of(status)
+        self.note_leader_exit()
+
+    def _stop_processes(self) -> None:
         sent_at = self.row.term_sent_at
         if sent_at is None:
             table, found = self.processes()
@@ -260,7 +274,6 @@ class Supervisor:
                 break
             if time.monotonic() - started > 10:
                 log.warning("processes %s outlive SIGKILL (uninterruptible?); still waiting", sorted(found))
-        self.note_leader_exit()
 
     # -- the job's life -------------------------------------------------------------------------
 
