@@ -171,6 +171,13 @@ def structured(result: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def get_job(server: RawStdioServer, project: str, job_id: str) -> dict[str, Any]:
+    """The job's record, read through the get_job tool."""
+    return structured(
+        tool_result(server.call_tool("get_job", {"project_reference": project, "job_id": job_id}))
+    )
+
+
 def vm_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

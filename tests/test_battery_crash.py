@@ -1,165 +1,206 @@
-"""Crash safety of the local runtime: kill -9 a supervisor, or the server in the middle of a cancel.
+"""Crash safety of the stop: kill -9 the canceller, the server or the supervisor at each phase of a cancel.
 
-The database must stay consistent (`PRAGMA integrity_check`) and every job's final state truthful: a
-job whose supervisor died is reconciled to `failed` with the reason and its processes stopped; a
-cancel whose server died is finished by the supervisor (canceled, processes gone, completed_at).
+The job is a family that a plain killpg cannot stop: a leader that takes its time on SIGTERM (until the
+test releases it), a child in its process group that ignores SIGTERM, and a daemon that left the group
+(double fork + setsid()) and ignores SIGTERM too. Whatever is killed and whenever, the end is the same:
+every process of the family got one SIGTERM and is gone, the record says `canceled` with completed_at,
+and, watched all along, the record never said stopped while one of them lived.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
+import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from jsonschema import Draft7Validator
 
-from cancel_job_mcp.schemas import load_schema
+from cancel_job_mcp.backends.local import procs
 
-from .battery_support import RawStdioServer, db_row, integrity_check, structured
-from .conftest import TERM_LOGGER, process_group_alive, submit, wait_for_process_group, wait_until
+from .battery_support import RawStdioServer, db_row, get_job, integrity_check
+from .conftest import CLI, env_for, submit, wait_until
 
-RECORD = Draft7Validator(load_schema("get_job.output"))
-# Logs each SIGTERM to argv[1] and carries on: only SIGKILL stops it.
-TERM_IGNORER = (
-    "import signal, sys, time\n"
-    "signal.signal(signal.SIGTERM, lambda *_: open(sys.argv[1], 'a').write('TERM\\n'))\n"
-    "open(sys.argv[1] + '.ready', 'w').close()\n"
-    "while True:\n"
-    "    time.sleep(1)\n"
-)
+pytestmark = pytest.mark.slow
+
+GRACE_SECONDS = 3
+# argv[1] is a path prefix: <prefix>.log gets one line per SIGTERM, <prefix>.pids the three PIDs,
+# <prefix>.ready appears once every handler is installed, and <prefix>.release lets the leader exit.
+FAMILY = """
+import os, signal, sys, time
+prefix = sys.argv[1]
+def note(line):
+    with open(prefix + ".log", "a") as log:
+        log.write(line + "\\n")
+def forever():
+    while True:
+        time.sleep(1)
+child = os.fork()
+if child == 0:
+    signal.signal(signal.SIGTERM, lambda *_: note("TERM child"))
+    open(prefix + ".child", "w").close()
+    forever()
+middle = os.fork()
+if middle == 0:
+    os.setsid()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, lambda *_: note("TERM daemon"))
+        with open(prefix + ".daemon.tmp", "w") as out:
+            out.write(str(os.getpid()))
+        os.rename(prefix + ".daemon.tmp", prefix + ".daemon")
+        forever()
+    os._exit(0)
+os.waitpid(middle, 0)
+def on_term(*_):
+    note("TERM leader")
+    while not os.path.exists(prefix + ".release"):
+        time.sleep(0.01)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+while not (os.path.exists(prefix + ".daemon") and os.path.exists(prefix + ".child")):
+    time.sleep(0.01)
+daemon = int(open(prefix + ".daemon").read())
+with open(prefix + ".pids", "w") as out:
+    out.write(f"{os.getpid()} {child} {daemon}")
+open(prefix + ".ready", "w").close()
+forever()
+"""
+PHASES = ("before_sigterm", "inside_grace", "after_leader_exit")
+VICTIMS = ("canceller", "server", "supervisor")
+
+
+class Family:
+    """The job's three processes, known by identity, and what they logged."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.prefix = prefix
+        wait_until(lambda: Path(f"{prefix}.ready").exists(), timeout=30)
+        pids = [int(pid) for pid in Path(f"{prefix}.pids").read_text().split()]
+        self.identities = [procs.identify(pid) for pid in pids]
+        assert all(procs.is_running(identity) for identity in self.identities)
+
+    @property
+    def leader(self) -> procs.ProcessIdentity:
+        return self.identities[0]
+
+    def alive(self) -> list[int]:
+        return [identity.pid for identity in self.identities if procs.is_running(identity)]
+
+    def signals(self) -> list[str]:
+        log = Path(f"{self.prefix}.log")
+        return sorted(log.read_text().splitlines()) if log.exists() else []
+
+    def release(self) -> None:
+        Path(f"{self.prefix}.release").touch()
+
+    def kill(self) -> None:
+        for identity in self.identities:
+            procs.wake(identity, signal.SIGKILL)
+
+
+class RecordWatch:
+    """Reads the record in a loop and notes every moment it said stopped while a process lived."""
+
+    def __init__(self, home: Path, job_id: str, family: Family) -> None:
+        self.lies: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(home, job_id, family), daemon=True)
+        self._thread.start()
+
+    def _watch(self, home: Path, job_id: str, family: Family) -> None:
+        while not self._stop.wait(0.005):
+            if db_row(home, job_id)["completed_at"] is not None and (alive := family.alive()):
+                self.lies.append(f"completed_at set while {alive} ran")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 @pytest.fixture
-def servers(home: Path, tmp_path: Path) -> Iterator[list[RawStdioServer]]:
-    started: list[RawStdioServer] = []
-    yield started
-    for server in started:
-        server.kill()
-        server.close()
+def started() -> Iterator[list[subprocess.Popen[bytes] | RawStdioServer]]:
+    processes: list[subprocess.Popen[bytes] | RawStdioServer] = []
+    yield processes
+    for process in processes:
+        process.kill()
+        if isinstance(process, RawStdioServer):
+            process.close()
+        else:
+            process.wait()
 
 
-def start_server(servers: list[RawStdioServer], home: Path, tmp_path: Path) -> RawStdioServer:
-    server = RawStdioServer(home, "--log-level", "info", stderr_path=tmp_path / f"stderr-{len(servers)}.txt")
-    servers.append(server)
-    server.initialize()
-    return server
-
-
-def pid_of(identity: str | None) -> int:
-    assert identity, "no process recorded"
-    return int(identity.split(":")[0])
-
-
-def get_job(server: RawStdioServer, project: str, job_id: str) -> dict[str, Any]:
-    record = structured(
-        server.call_tool("get_job", {"project_reference": project, "job_id": job_id})["result"]
-    )
-    RECORD.validate(record)
-    return record
-
-
-def kill_group(pgid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def test_a_killed_supervisor_is_reconciled_on_read(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer]
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
+    home: Path,
+    tmp_path: Path,
+    victim: str,
+    phase: str,
+    started: list[subprocess.Popen[bytes] | RawStdioServer],
 ) -> None:
-    signals = tmp_path / "signals.txt"
-    job = submit(home, "crash", sys.executable, "-c", TERM_LOGGER, str(signals))
-    pgid = wait_for_process_group(home, job["id"])
-    wait_until(lambda: Path(f"{signals}.ready").exists())  # its SIGTERM handler is installed
-    supervisor = pid_of(db_row(home, job["id"])["supervisor"])
-    server = start_server(servers, home, tmp_path)
-    assert get_job(server, "crash", job["id"])["status"] == "working"
-
-    os.kill(supervisor, signal.SIGKILL)
-    started = time.monotonic()
-    record = wait_until(
-        lambda: (record := get_job(server, "crash", job["id"]))["status"] != "working" and record, timeout=15
-    )
-    print(
-        f"\n[battery-crash] supervisor {supervisor} killed;"
-        f" job reconciled in {time.monotonic() - started:.2f} s"
-    )
-
-    assert record["status"] == "failed"
-    assert f"supervisor (pid {supervisor}) is gone" in record["failed_reason"]
-    assert record["completed_at"] is not None
-    assert not process_group_alive(pgid), "the job's processes outlived the reconcile"
-    assert signals.read_text() == "TERM\n"
-    assert get_job(server, "crash", job["id"]) == record, "a second read changes nothing"
-    assert integrity_check(home) == "ok"
-
-
-def test_a_server_killed_mid_cancel_leaves_the_supervisor_to_finish(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer]
-) -> None:
-    signals = tmp_path / "signals.txt"
+    prefix = tmp_path / "family"
     job = submit(
-        home, "crash", sys.executable, "-c", TERM_IGNORER, str(signals), options=("--grace-period", "3")
+        home,
+        "crash",
+        sys.executable,
+        "-c",
+        FAMILY,
+        str(prefix),
+        options=("--grace-period", str(GRACE_SECONDS)),
     )
-    pgid = wait_for_process_group(home, job["id"])
-    wait_until(lambda: Path(f"{signals}.ready").exists())  # its SIGTERM handler is installed
-    server = start_server(servers, home, tmp_path)
-    server.send(
-        "tools/call", {"name": "cancel_job", "arguments": {"project_reference": "crash", "job_id": job["id"]}}
-    )
-    # The cancel is recorded and the job has had its SIGTERM: the server is now waiting out the grace period.
-    wait_until(lambda: db_row(home, job["id"])["status"] == "canceled" and signals.exists(), timeout=15)
-    assert db_row(home, job["id"])["completed_at"] is None
-    server.kill()
-    killed_at = time.monotonic()
-
-    row = wait_until(lambda: (row := db_row(home, job["id"]))["completed_at"] and row, timeout=20)
-    print(
-        f"\n[battery-crash] server killed mid-cancel;"
-        f" stop recorded {time.monotonic() - killed_at:.2f} s later"
-    )
-    assert row["status"] == "canceled"
-    assert row["exit_code"] == 128 + signal.SIGKILL
-    assert not process_group_alive(pgid)
-    assert integrity_check(home) == "ok"
-    reader = start_server(servers, home, tmp_path)
-    record = get_job(reader, "crash", job["id"])
-    assert record["status"] == "canceled"
-    assert record["completed_at"] == row["completed_at"]
-
-
-def test_a_cancel_orphaned_by_server_and_supervisor_is_finished_on_read(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer]
-) -> None:
-    signals = tmp_path / "signals.txt"
-    job = submit(
-        home, "crash", sys.executable, "-c", TERM_IGNORER, str(signals), options=("--grace-period", "2")
-    )
-    pgid = wait_for_process_group(home, job["id"])
-    wait_until(lambda: Path(f"{signals}.ready").exists())  # its SIGTERM handler is installed
-    supervisor = pid_of(db_row(home, job["id"])["supervisor"])
-    server = start_server(servers, home, tmp_path)
-    server.send(
-        "tools/call", {"name": "cancel_job", "arguments": {"project_reference": "crash", "job_id": job["id"]}}
-    )
-    wait_until(lambda: db_row(home, job["id"])["status"] == "canceled" and signals.exists(), timeout=15)
-    server.kill()
-    os.kill(supervisor, signal.SIGKILL)
+    job_id = job["id"]
+    family = Family(prefix)
+    supervisor = procs.ProcessIdentity.decode(db_row(home, job_id)["supervisor"])
+    watch = RecordWatch(home, job_id, family)
     try:
-        reader = start_server(servers, home, tmp_path)
-        deadline = time.monotonic() + 15  # the rest of the 2 s grace period, then SIGKILL
-        record = get_job(reader, "crash", job["id"])
-        while record["completed_at"] is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-            record = get_job(reader, "crash", job["id"])
-        assert integrity_check(home) == "ok"
-        assert record["status"] == "canceled"
-        assert record["completed_at"] is not None, "reported canceled, but nothing recorded it stopped"
-        assert not process_group_alive(pgid), "reported canceled while its processes still run"
+        if phase == "before_sigterm":
+            procs.wake(supervisor, signal.SIGSTOP)  # it cannot act on the cancel until we let it
+        canceller: subprocess.Popen[bytes] | RawStdioServer
+        if victim == "server":
+            canceller = RawStdioServer(home, stderr_path=tmp_path / "server.txt")
+            started.append(canceller)
+            canceller.initialize()
+            canceller.send(
+                "tools/call",
+                {"name": "cancel_job", "arguments": {"project_reference": "crash", "job_id": job_id}},
+            )
+        else:
+            canceller = subprocess.Popen(
+                [*CLI, "cancel", "crash", job_id], env=env_for(home), stdout=subprocess.DEVNULL
+            )
+            started.append(canceller)
+        wait_until(lambda: db_row(home, job_id)["status"] == "canceled", timeout=30)
+        if phase != "before_sigterm":
+            wait_until(lambda: db_row(home, job_id)["term_sent_at"] is not None, timeout=30)
+            assert "TERM leader" in family.signals()
+        if phase == "after_leader_exit":
+            family.release()
+            wait_until(lambda: db_row(home, job_id)["leader_exit"] is not None, timeout=30)
+        assert db_row(home, job_id)["completed_at"] is None, "the stop cannot be recorded yet"
+
+        victim_pid = supervisor.pid if victim == "supervisor" else canceller.pid
+        procs.wake(procs.identify(victim_pid), signal.SIGKILL)
+        if phase == "before_sigterm" and victim != "supervisor":
+            procs.wake(supervisor, signal.SIGCONT)
+        family.release()
+
+        # Reads hand a job whose supervisor is gone to a successor: read it as a user would.
+        reader = RawStdioServer(home, stderr_path=tmp_path / "reader.txt")
+        started.append(reader)
+        reader.initialize()
+        record = wait_until(
+            lambda: (record := get_job(reader, "crash", job_id))["completed_at"] and record, timeout=60
+        )
     finally:
-        kill_group(pgid)
+        watch.close()
+        survivors = family.alive()
+        family.kill()
+    assert watch.lies == []
+    assert survivors == [], "processes of the job outlived its recorded stop"
+    assert record["status"] == "canceled"
+    assert family.signals() == ["TERM child", "TERM daemon", "TERM leader"], "one SIGTERM each, first"
+    lost_leader_exit = victim == "supervisor" and phase != "after_leader_exit"
+    assert record["exit_code"] == (None if lost_leader_exit else 0)
+    assert integrity_check(home) == "ok"
