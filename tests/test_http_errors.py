@@ -13,14 +13,10 @@ from typing import Any
 import pytest
 
 from cancel_job_mcp import __version__
-from cancel_job_mcp.backends._http import (
-    BackendConfigError,
-    HttpBackendClient,
-    encode_segment,
-    normalize_timestamp,
-    parse_retry_after,
-)
-from cancel_job_mcp.backends.base import Backend
+from cancel_job_mcp.backends.base import Backend, BackendConfigError
+from cancel_job_mcp.backends.checks import encode_segment
+from cancel_job_mcp.backends.client import HttpClient, parse_retry_after
+from cancel_job_mcp.backends.payload import normalize_timestamp
 from cancel_job_mcp.errors import ErrorCode, ToolError
 
 from .conftest import free_port
@@ -98,7 +94,7 @@ async def test_requests_carry_auth_and_user_agent(
 
 async def test_one_client_reused_and_closed(case: ProviderCase, fake: FakeProvider, token_env: str) -> None:
     made = case.module.create(backend_settings(case.kind, fake.url))
-    http: HttpBackendClient = made.http  # type: ignore[attr-defined]
+    http: HttpClient = made.http  # type: ignore[attr-defined]
     assert http._client is None, "the client is created on first use"
     job_id = case.add_active(fake)
     await made.get_job(case.project, job_id)

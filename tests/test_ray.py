@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from cancel_job_mcp.backends._http import BackendConfigError
-from cancel_job_mcp.backends.base import BackendSettings
+from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
 from cancel_job_mcp.backends.ray import (
     DEFAULT_DASHBOARD_URL,
     RayBackend,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .backends import registry
 from .backends.base import BackendSettings
 
 APP_NAME = "cancel-job-mcp"
@@ -26,22 +27,6 @@ CONFIG_ENV = "CANCEL_JOB_MCP_CONFIG"
 HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
 
 
-@dataclass(frozen=True)
-class Kind:
-    module: str
-    token_env: str | None = None  # the provider's standard environment variable for its secret
-    token_required: bool = False
-    address_env: str | None = None  # an environment variable that alone makes the backend usable
-
-
-KINDS: dict[str, Kind] = {
-    "local": Kind("cancel_job_mcp.backends.local"),
-    "veryfront": Kind("cancel_job_mcp.backends.veryfront", "VERYFRONT_API_TOKEN", token_required=True),
-    "digitalocean": Kind("cancel_job_mcp.backends.digitalocean", "DIGITALOCEAN_TOKEN", token_required=True),
-    "ionworks": Kind("cancel_job_mcp.backends.ionworks", "IONWORKS_API_KEY", token_required=True),
-    "talonic": Kind("cancel_job_mcp.backends.talonic", "TALONIC_API_KEY", token_required=True),
-    "ray": Kind("cancel_job_mcp.backends.ray", address_env="RAY_ADDRESS"),
-}
 # Keys of a backend table beyond the common ones, passed to the backend as `options`.
 OPTION_KEYS = frozenset(
     {"home", "account", "max_retries", "max_retry_wait", "retry_backoff", "auth_header", "auth_scheme"}
@@ -60,8 +45,6 @@ _COMMON_KEYS = frozenset(
 )
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.
-HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")
 _PATTERN = re.compile(r"[A-Za-z0-9._*?\[\]!-]{1,128}")
 
 
@@ -113,10 +96,11 @@ def load_config(explicit: Path | None, home: Path, environ: Mapping[str, str] = 
 
 def env_only_config(home: Path, environ: Mapping[str, str]) -> Config:
     """`KIND:REF` for every provider whose standard environment variable is set; `local` for the rest."""
+    specs = [registry.spec(kind) for kind in registry.KINDS if kind != "local"]
     backends = [
-        BackendSettings(name=name, kind=name, token_env=kind.token_env)
-        for name, kind in KINDS.items()
-        if any(environ.get(variable) for variable in (kind.token_env, kind.address_env) if variable)
+        BackendSettings(name=spec.kind, kind=spec.kind, token_env=spec.token_env)
+        for spec in specs
+        if any(environ.get(variable) for variable in (spec.token_env, spec.address_env) if variable)
     ]
     return Config(backends=(*backends, _implicit_local(home)))
 
@@ -162,10 +146,10 @@ def _backend(
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; the keys are: {known}.")
     if table.get("enabled", True) is False:
         return None
-    kind_name = table.get("kind", name if name in KINDS else None)
-    if kind_name not in KINDS:
-        raise ConfigError(f"{where}: set kind to one of {', '.join(KINDS)} (got {kind_name!r}).")
-    kind = KINDS[kind_name]
+    kind_name = table.get("kind", name if name in registry.KINDS else None)
+    if kind_name not in registry.KINDS:
+        raise ConfigError(f"{where}: set kind to one of {', '.join(registry.KINDS)} (got {kind_name!r}).")
+    kind = registry.spec(kind_name)
     token_env = _optional(where, table, "token_env", str) or kind.token_env
     if token_env is not None and not _ENV_NAME.fullmatch(token_env):
         raise ConfigError(f"{where}: token_env must name an environment variable, not hold the secret.")

@@ -40,6 +40,50 @@ class JobRecord(TypedDict):
     updated_at: str
 
 
+def make_record(
+    *,
+    id: str,
+    project_id: str,
+    name: str,
+    status: str,
+    target: str,
+    created_at: str,
+    updated_at: str,
+    config: dict[str, Any] | None = None,
+    timeout_seconds: float = 0,
+    backoff_limit: float = 0,
+    environment_id: str | None = None,
+    branch_id: str | None = None,
+    cron_job_id: str | None = None,
+    batch_id: str | None = None,
+    exit_code: int | None = None,
+    failed_reason: str | None = None,
+    started_at: str | None = None,
+    completed_at: str | None = None,
+) -> JobRecord:
+    """A record from the fields a backend knows; the others take their null (or zero, or empty) values."""
+    return JobRecord(
+        id=id,
+        project_id=project_id,
+        environment_id=environment_id,
+        branch_id=branch_id,
+        cron_job_id=cron_job_id,
+        batch_id=batch_id,
+        name=name,
+        status=status,
+        target=target,
+        config={} if config is None else config,
+        timeout_seconds=timeout_seconds,
+        backoff_limit=backoff_limit,
+        exit_code=exit_code,
+        failed_reason=failed_reason,
+        started_at=started_at,
+        completed_at=completed_at,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
 def is_terminal(record: JobRecord) -> bool:
     return record["status"] in TERMINAL_STATUSES
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from importlib import import_module
 
+from .backends import registry
 from .backends.base import Backend, BackendSettings
-from .config import KINDS, Config
+from .config import Config
 from .errors import ErrorCode, ToolError
 
 BackendFactory = Callable[[BackendSettings], Backend]
@@ -26,13 +26,10 @@ class Route:
     project: str
 
 
-def create_backend(settings: BackendSettings) -> Backend:
-    backend: Backend = import_module(KINDS[settings.kind].module).create(settings)
-    return backend
-
-
 class Router:
-    def __init__(self, backends: Sequence[BackendSettings], factory: BackendFactory = create_backend) -> None:
+    def __init__(
+        self, backends: Sequence[BackendSettings], factory: BackendFactory = registry.create
+    ) -> None:
         self._settings = {settings.name: settings for settings in backends}
         self._factory = factory
         self._backends: dict[str, Backend] = {}

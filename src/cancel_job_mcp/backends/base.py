@@ -8,6 +8,10 @@ from typing import Any, Protocol, TypedDict
 from ..record import JobRecord
 
 
+class BackendConfigError(ValueError):
+    """A backend cannot be created from its settings (e.g. its token variable is unset)."""
+
+
 class JobPage(TypedDict):
     """One page of a job listing, newest first. `next_cursor` is the backend's own cursor, or None."""
 

@@ -43,15 +43,13 @@ import re
 from typing import Any
 
 from ..cursors import refused_cursor
-from ..record import JobRecord, JobStatus
-from ._http import (
-    HostedBackend,
+from ..record import JobRecord, JobStatus, make_record
+from .base import Backend, BackendSettings
+from .checks import checked_segment
+from .flows import ProviderPage
+from .hosted import HostedBackend
+from .payload import (
     ProviderError,
-    cancel_with_followup,
-    checked_limit,
-    checked_segment,
-    checked_status,
-    filtered_page,
     latest,
     malformed,
     normalize_timestamp,
@@ -59,12 +57,17 @@ from ._http import (
     require_fields,
     required_timestamp,
 )
-from .base import Backend, BackendSettings, JobPage
+from .registry import ProviderSpec
 
-PROVIDER = "DigitalOcean"
-KIND = "digitalocean"
-DEFAULT_BASE_URL = "https://api.digitalocean.com"
-MAX_PAGE = 200
+SPEC = ProviderSpec(
+    kind="digitalocean",
+    display_name="DigitalOcean",
+    default_base_url="https://api.digitalocean.com",
+    token_env="DIGITALOCEAN_TOKEN",
+    token_required=True,
+    page_size=200,
+)
+PROVIDER = SPEC.display_name
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _APP_RULE = "DigitalOcean expects an app id of 1-128 letters, digits, '_' or '-'"
 _JOB_RULE = "DigitalOcean expects a job invocation id of 1-128 letters, digits, '_' or '-'"
@@ -86,7 +89,7 @@ def map_status(phase: str) -> JobStatus:
     return _PHASES.get(phase.upper(), JobStatus.SUBMITTED)
 
 
-def to_record(payload: dict[str, Any], project: str) -> JobRecord:
+def to_record(payload: Any, project: str) -> JobRecord:
     """A job invocation (bare, `{"job_invocation": {...}}` or `{"job_invocation": [{...}]}`) as a record.
 
     `project` is the app id the invocation was asked for (the invocation itself does not carry it).
@@ -109,20 +112,14 @@ def to_record(payload: dict[str, Any], project: str) -> JobRecord:
         "trigger": trigger,
         "phase": phase,
     }
-    return JobRecord(
+    return make_record(
         id=str(job["id"]),
         project_id=project,
-        environment_id=None,
-        branch_id=None,
         cron_job_id=f"{project}:{job_name}" if job_name and trigger_type.startswith("SCHEDULE") else None,
-        batch_id=None,
         name=job_name or str(job["id"]),
         status=status,
         target=job_name or "",
         config={key: value for key, value in config.items() if value is not None},
-        timeout_seconds=0,
-        backoff_limit=0,
-        exit_code=None,
         failed_reason=_failed_reason(job, phase.upper()),
         started_at=started,
         completed_at=completed,
@@ -168,11 +165,12 @@ def _failed_reason(job: dict[str, Any], phase: str) -> str | None:
     return phase.lower()
 
 
-def _parse_cursor(cursor: str | None, limit: int) -> tuple[int, int]:
+def _parse_cursor(cursor: str | None, size: int) -> tuple[int, int]:
+    """(page, per_page): a continuation keeps the page size it started with."""
     if cursor is None:
-        return 1, checked_limit(limit, MAX_PAGE)
+        return 1, size
     match = _CURSOR.fullmatch(cursor)
-    if match is None or int(match.group(2)) > MAX_PAGE:
+    if match is None or int(match.group(2)) > SPEC.page_size:
         raise refused_cursor()
     return int(match.group(1)), int(match.group(2))
 
@@ -189,68 +187,37 @@ def _has_next(body: dict[str, Any], page: int, per_page: int, received: int) -> 
     return False
 
 
-def _refused(error: ProviderError) -> bool:
-    return error.status is not None and 400 <= error.status < 500 and error.status not in (401, 403, 404, 429)
-
-
 class DigitalOceanBackend(HostedBackend):
-    kind = KIND
-    provider = PROVIDER
-    default_base_url = DEFAULT_BASE_URL
+    spec = SPEC
 
-    def _app_path(self, app_id: str) -> str:
-        return f"/v2/apps/{checked_segment('project_reference', app_id, _ID, _APP_RULE)}/job-invocations"
+    def job_path(self, project: str, job_id: str) -> str:
+        return f"{_app_path(project)}/{checked_segment('job_id', job_id, _ID, _JOB_RULE)}"
 
-    def _job_path(self, app_id: str, job_id: str) -> str:
-        return f"{self._app_path(app_id)}/{checked_segment('job_id', job_id, _ID, _JOB_RULE)}"
+    def to_record(self, body: Any, project: str) -> JobRecord:
+        return to_record(body, project)
 
-    async def get_job(self, project: str, job_id: str) -> JobRecord:
-        body = await self.http.request_json(
-            "GET", self._job_path(project, job_id), what=_what(project, job_id)
-        )
-        return to_record(_object(body), project)
+    def refused(self, error: ProviderError) -> bool:
+        # No 409 is documented: any 4xx that is not about auth, existence or rate is checked with a GET.
+        status = error.status
+        return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
-    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-
-        async def post() -> JobRecord:
-            body = await self.http.request_json("POST", f"{path}/cancel", what=_what(project, job_id))
-            return to_record(_object(body), project)
-
-        return await cancel_with_followup(
-            self.http, job_id, post, lambda: self.get_job(project, job_id), refused=_refused
-        )
-
-    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
-        path = self._app_path(project)
-        wanted = checked_status(status)
-        _, per_page = _parse_cursor(cursor, limit)
-
-        async def fetch(page_cursor: str | None) -> tuple[list[JobRecord], str | None]:
-            page, size = _parse_cursor(page_cursor, limit)
-            params = {"page": page, "per_page": size}
-            body = await self.http.request_json("GET", path, params=params, what=f"app {project!r}")
-            if not isinstance(body, dict) or not isinstance(body.get("job_invocations", []), list):
-                raise malformed(PROVIDER, "the invocation list lacks 'job_invocations'")
-            items = body.get("job_invocations") or []
-            jobs = [to_record(_object(item), project) for item in items]
-            more = bool(items) and _has_next(body, page, size, len(items))
-            return jobs, f"{page + 1}:{size}" if more else None
-
-        start = cursor if cursor is not None else f"1:{per_page}"
-        return await filtered_page(fetch, lambda job: wanted is None or job["status"] == wanted, start)
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
+        path = _app_path(project)  # DigitalOcean cannot filter by phase: `status` is applied by the caller
+        page, per_page = _parse_cursor(cursor, size)
+        params = {"page": page, "per_page": per_page}
+        body = await self.http.request_json("GET", path, params=params, what=f"app {project!r}")
+        if not isinstance(body, dict) or not isinstance(body.get("job_invocations", []), list):
+            raise malformed(PROVIDER, "the invocation list lacks 'job_invocations'")
+        items = body.get("job_invocations") or []
+        jobs = [to_record(item, project) for item in items]
+        more = bool(items) and _has_next(body, page, per_page, len(items))
+        return jobs, f"{page + 1}:{per_page}" if more else None
 
 
-def _object(body: Any) -> dict[str, Any]:
-    if isinstance(body, list):
-        return {"job_invocation": body}
-    if not isinstance(body, dict):
-        raise malformed(PROVIDER, "the job invocation is not an object")
-    return body
-
-
-def _what(project: str, job_id: str) -> str:
-    return f"job invocation {job_id!r} in app {project!r}"
+def _app_path(app_id: str) -> str:
+    return f"/v2/apps/{checked_segment('project_reference', app_id, _ID, _APP_RULE)}/job-invocations"
 
 
 def create(settings: BackendSettings) -> Backend:

@@ -41,32 +41,35 @@ Decisions where the documents are silent or contradict each other:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from ..cursors import refused_cursor
-from ..errors import ErrorCode, ToolError
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
-from ._http import (
-    HostedBackend,
-    cancel_with_followup,
-    checked_limit,
-    checked_segment,
-    checked_status,
-    filtered_page,
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
+from .base import Backend, BackendSettings
+from .checks import checked_segment
+from .flows import ProviderPage
+from .hosted import HostedBackend
+from .payload import (
     malformed,
     normalize_timestamp,
     not_cancellable,
-    not_found,
     optional_str,
     require_fields,
     required_timestamp,
 )
-from .base import Backend, BackendSettings, JobPage
+from .registry import ProviderSpec
 
-PROVIDER = "Ionworks"
-KIND = "ionworks"
-DEFAULT_BASE_URL = "https://api.ionworks.com"
-MAX_PAGE = 100
+SPEC = ProviderSpec(
+    kind="ionworks",
+    display_name="Ionworks",
+    default_base_url="https://api.ionworks.com",
+    token_env="IONWORKS_API_KEY",
+    token_required=True,
+    auth_header="X-API-Key",
+    auth_scheme=None,
+    page_size=100,
+)
+PROVIDER = SPEC.display_name
 _ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _PROJECT_RULE = "Ionworks expects a project id of 1-128 letters, digits, '_' or '-'"
 _JOB_RULE = "Ionworks expects a job id of 1-128 letters, digits, '_' or '-'"
@@ -115,7 +118,7 @@ def map_status(
     return JobStatus.FAILED if is_failed else JobStatus.COMPLETED
 
 
-def to_record(payload: dict[str, Any], project: str) -> JobRecord:
+def to_record(payload: Any, project: str) -> JobRecord:
     """An Ionworks `JobResponse` as a record.
 
     The job says which project it is in (`project_id`, else its required `organization_id`), so
@@ -140,20 +143,14 @@ def to_record(payload: dict[str, Any], project: str) -> JobRecord:
     config: dict[str, Any] = {key: job[key] for key in _CONFIG_KEYS if job.get(key) is not None}
     config["provider_status"] = str(job["status"])
     job_type = str(job["job_type"])
-    return JobRecord(
+    return make_record(
         id=str(job["job_id"]),
         project_id=optional_str(job.get("project_id")) or str(job["organization_id"]),
-        environment_id=None,
-        branch_id=None,
-        cron_job_id=None,
         batch_id=optional_str(job.get("parent_job_id")),
         name=job_type,
         status=status,
         target=job_type,
         config=config,
-        timeout_seconds=0,
-        backoff_limit=0,
-        exit_code=None,
         failed_reason=error or error_code,
         started_at=started,
         completed_at=normalize_timestamp(job.get("completed_at"), "completed_at", PROVIDER),
@@ -188,67 +185,41 @@ def _has_next(meta: dict[str, Any], offset: int, limit: int, received: int) -> b
 
 
 class IonworksBackend(HostedBackend):
-    kind = KIND
-    provider = PROVIDER
-    default_base_url = DEFAULT_BASE_URL
-    auth_header = "X-API-Key"
-    auth_scheme = None
+    spec = SPEC
+    cancel_body: ClassVar[Any] = {}  # as the SDK sends
 
-    def _job_path(self, project: str, job_id: str) -> str:
+    def job_path(self, project: str, job_id: str) -> str:
         checked_segment("project_reference", project, _ID, _PROJECT_RULE)
         return f"/jobs/{checked_segment('job_id', job_id, _ID, _JOB_RULE)}"
 
-    async def get_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-        body = await self.http.request_json("GET", path, what=f"job {job_id!r}")
-        record = to_record(body, project)
-        if not in_project(record, project):
-            raise not_found(PROVIDER, project, job_id)
-        return record
+    def to_record(self, body: Any, project: str) -> JobRecord:
+        return to_record(body, project)
+
+    def owns(self, record: JobRecord, project: str) -> bool:
+        return in_project(record, project)
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-        try:
-            current = await self.get_job(project, job_id)
-        except ToolError as error:
-            if error.code == ErrorCode.NOT_FOUND:
-                raise not_found(PROVIDER, project, job_id, " Nothing was canceled.") from None
-            raise
+        # Ionworks cancels by id alone: the job is read first, and another project's is never canceled.
+        current = await self.read_job(project, job_id, " Nothing was canceled.")
         if current["status"] == JobStatus.CANCELED:
             return current
         if current["status"] in TERMINAL_STATUSES:
             raise not_cancellable(PROVIDER, job_id, current)
+        return await super().cancel_job(project, job_id)
 
-        async def post() -> JobRecord:
-            body = await self.http.request_json("POST", f"{path}/cancel", json={}, what=f"job {job_id!r}")
-            return to_record(body, project)
-
-        return await cancel_with_followup(self.http, job_id, post, lambda: self.get_job(project, job_id))
-
-    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
         checked_segment("project_reference", project, _ID, _PROJECT_RULE)
-        wanted = checked_status(status)
-        size = checked_limit(limit, MAX_PAGE)
         if cursor is not None and _OFFSET.fullmatch(cursor) is None:
             raise refused_cursor()
-
-        async def fetch(page_cursor: str | None) -> tuple[list[JobRecord], str | None]:
-            offset = int(page_cursor or "0")
-            params = {
-                "limit": size,
-                "offset": offset,
-                "status": _UPSTREAM_FILTER.get(wanted) if wanted else None,
-            }
-            body = await self.http.request_json("GET", "/jobs", params=params, what="job list")
-            items, meta = _page_items(body)
-            jobs = [to_record(item, project) for item in items]
-            more = bool(items) and _has_next(meta, offset, size, len(items))
-            return jobs, str(offset + len(items)) if more else None
-
-        def keep(job: JobRecord) -> bool:
-            return in_project(job, project) and (wanted is None or job["status"] == wanted)
-
-        return await filtered_page(fetch, keep, cursor)
+        offset = int(cursor or "0")
+        params = {"limit": size, "offset": offset, "status": _UPSTREAM_FILTER.get(status) if status else None}
+        body = await self.http.request_json("GET", "/jobs", params=params, what="job list")
+        items, meta = _page_items(body)
+        jobs = [to_record(item, project) for item in items]
+        more = bool(items) and _has_next(meta, offset, size, len(items))
+        return jobs, str(offset + len(items)) if more else None
 
 
 def create(settings: BackendSettings) -> Backend:

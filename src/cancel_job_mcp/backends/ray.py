@@ -35,6 +35,7 @@ removed from URLs, plus `_provider` (Ray's own status, id, job type and error ty
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -43,27 +44,31 @@ from urllib.parse import urlsplit
 
 from ..cursors import refused_cursor
 from ..errors import ErrorCode, ToolError
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
-from ._http import (
-    BackendConfigError,
-    HttpBackendClient,
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
+from .base import Backend, BackendConfigError, BackendSettings, JobPage
+from .checks import checked_segment
+from .flows import ProviderPage
+from .hosted import HostedBackend
+from .payload import (
     ProviderError,
-    checked_cursor,
-    checked_limit,
-    checked_segment,
-    checked_status,
     latest,
     malformed,
     normalize_timestamp,
     not_cancellable,
     required_timestamp,
 )
-from .base import Backend, BackendSettings, JobPage
+from .registry import ProviderSpec
 
-PROVIDER = "Ray"
-DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8265"
 ADDRESS_ENV = "RAY_ADDRESS"
-MAX_PAGE = 1000
+DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8265"
+SPEC = ProviderSpec(
+    kind="ray",
+    display_name="Ray",
+    default_base_url=DEFAULT_DASHBOARD_URL,
+    page_size=1000,
+    address_env=ADDRESS_ENV,
+)
+PROVIDER = SPEC.display_name
 REDACTED = "<redacted>"
 FAILED_REASON_LIMIT = 500
 
@@ -103,19 +108,13 @@ def to_record(payload: Any, project: str) -> JobRecord:
     metadata = payload.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
     exit_code = payload.get("driver_exit_code")
-    return JobRecord(
+    return make_record(
         id=job_id,
         project_id=project,
-        environment_id=None,
-        branch_id=None,
-        cron_job_id=None,
-        batch_id=None,
         name=name if isinstance(name, str) and name.strip() else job_id,
         status=status,
         target=str(payload.get("entrypoint") or ""),
         config=_config(payload, job_id, raw_status),
-        timeout_seconds=0,
-        backoff_limit=0,
         exit_code=exit_code if isinstance(exit_code, int) and not isinstance(exit_code, bool) else None,
         failed_reason=_failed_reason(payload, status, raw_status),
         started_at=None if status is JobStatus.SUBMITTED else created_at,
@@ -211,37 +210,40 @@ def dashboard_url(settings: BackendSettings, environ: Mapping[str, str] | None =
     return configured.rstrip("/")
 
 
-class RayBackend:
+class RayBackend(HostedBackend):
     """Cancels, reads and lists the jobs of one Ray cluster."""
 
-    kind = "ray"
+    spec = SPEC
 
-    def __init__(self, settings: BackendSettings, environ: Mapping[str, str] | None = None) -> None:
-        self.name = settings.name
-        self.settings = settings
-        options = settings.options
-        auth_scheme = options.get("auth_scheme", "Bearer")
-        self.http = HttpBackendClient(
-            settings,
-            provider=PROVIDER,
-            default_base_url=dashboard_url(settings, environ),
-            default_token_env=None,
-            auth_header=str(options.get("auth_header", "Authorization")),
-            auth_scheme=str(auth_scheme) if auth_scheme else None,
-            token_required=False,
+    def client_spec(self, settings: BackendSettings) -> ProviderSpec:
+        scheme = settings.options.get("auth_scheme", SPEC.auth_scheme)
+        return dataclasses.replace(
+            SPEC,
+            default_base_url=dashboard_url(settings),
+            auth_header=str(settings.options.get("auth_header", SPEC.auth_header)),
+            auth_scheme=str(scheme) if scheme else None,
         )
-        self.base_url = self.http.base_url
 
-    async def aclose(self) -> None:
-        await self.http.aclose()
+    def job_path(self, project: str, job_id: str) -> str:
+        return f"/api/jobs/{checked_segment('job_id', job_id, SUBMISSION_ID, SUBMISSION_ID_RULE)}"
+
+    def to_record(self, body: Any, project: str) -> JobRecord:
+        return to_record(body, project)
+
+    def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+        return ToolError(
+            ErrorCode.NOT_FOUND,
+            f"Ray cluster {project!r} ({self.http.base_url}) has no job {job_id!r}.{consequence} Give the"
+            " job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
+        )
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        segment = _segment(job_id)
+        path = f"{self.job_path(project, job_id)}/stop"
         try:
-            answer = await self.http.request_json("POST", f"/api/jobs/{segment}/stop", what=f"job {job_id!r}")
+            answer = await self.http.request_json("POST", path, what=f"job {job_id!r}")
         except ProviderError as exc:
             if exc.status == 404:
-                raise self._not_found(project, job_id, " Nothing was stopped.") from None
+                raise self.not_found(project, job_id, " Nothing was stopped.") from None
             if exc.status == 400 and await self._is_driver(project, job_id):
                 # Ray's text/plain answer: "Can only stop submission type jobs".
                 raise ToolError(
@@ -265,37 +267,18 @@ class RayBackend:
             " supervisor for it (the job may be finishing right now). Read the job again in a moment.",
         )
 
-    async def get_job(self, project: str, job_id: str) -> JobRecord:
-        segment = _segment(job_id)
-        try:
-            payload = await self.http.request_json("GET", f"/api/jobs/{segment}", what=f"job {job_id!r}")
-        except ProviderError as exc:
-            if exc.status == 404:
-                raise self._not_found(project, job_id) from None
-            raise
-        return to_record(payload, project)
-
-    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
-        wanted = checked_status(status)
-        size = checked_limit(limit, MAX_PAGE)
-        after = _parse_cursor(checked_cursor(cursor))
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
+        # Ray answers every job of the cluster at once: the page is cut here, after the cursor.
+        after = _parse_cursor(cursor)
         payload = await self.http.request_json("GET", "/api/jobs/", what="job listing")
-        return page_of(payload, project, wanted, size, after)
+        page = page_of(payload, project, status, size, after)
+        return page["jobs"], page["next_cursor"]
 
     async def _is_driver(self, project: str, job_id: str) -> bool:
         record = await self.get_job(project, job_id)
         return bool(record["config"]["_provider"]["type"] == "DRIVER")
-
-    def _not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return ToolError(
-            ErrorCode.NOT_FOUND,
-            f"Ray cluster {project!r} ({self.base_url}) has no job {job_id!r}.{consequence} Give the"
-            " job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
-        )
-
-
-def _segment(job_id: str) -> str:
-    return checked_segment("job_id", job_id, SUBMISSION_ID, SUBMISSION_ID_RULE)
 
 
 def listed_jobs(payload: Any) -> list[Any]:

@@ -5,11 +5,11 @@
   answering `{data, pagination{total, limit, has_more, next_cursor}}`.
 - Job ids must be UUIDs (Talonic answers 400 otherwise); a bad one is refused here, before any request.
 
-Project scoping: Talonic has no projects; a key sees its organization's jobs. The backend serves one
-project reference, the account name configured as `options.account` (default: the backend's name).
-Any other reference answers `not_found` without a request, so a reference naming another account is
-never used to cancel this account's jobs. Beyond that, nothing in a Talonic job says which account it
-belongs to: the key decides.
+Project scoping: Talonic has no projects; a key sees its organization's jobs, and nothing in a job
+says which organization it belongs to: the key decides. So the backend serves every project reference
+the configuration routes to it (its `projects` patterns, or `NAME:REF`) and records that reference as
+`project_id`. To keep two Talonic organizations apart, configure one backend per key, each with its
+own `projects`.
 
 Decisions where the documents are silent or contradict each other:
 
@@ -22,7 +22,7 @@ Decisions where the documents are silent or contradict each other:
   completed (the SDK docs) -> completed; failed -> failed or canceled as above; cancelled/canceled ->
   canceled. Unrecognised values -> submitted (non-terminal, so a client polls again). The raw
   status is kept in `config["provider_status"]`.
-- Record: project_id = the account name; name = `name` ?? `schema.name` ?? id; target =
+- Record: project_id = the project reference asked for; name = `name` ?? `schema.name` ?? id; target =
   "schema:<schema.id>" (or "extraction" without a schema); config keeps schema, document_count,
   completed_documents, grid_stats, current_phase, progress and links; updated_at (Talonic has none) =
   the latest of completed_at, started_at and created_at; timeout_seconds = backoff_limit = 0.
@@ -42,29 +42,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import ErrorCode, ToolError
-from ..record import JobRecord, JobStatus
-from ._http import (
-    HostedBackend,
-    cancel_with_followup,
-    checked_cursor,
-    checked_limit,
-    checked_status,
-    filtered_page,
-    latest,
-    malformed,
-    normalize_timestamp,
-    optional_str,
-    require_fields,
-    required_timestamp,
-    uuid_segment,
-)
-from .base import Backend, BackendSettings, JobPage
+from ..record import JobRecord, JobStatus, make_record
+from .base import Backend, BackendSettings
+from .checks import uuid_segment
+from .flows import ProviderPage
+from .hosted import HostedBackend
+from .payload import latest, malformed, normalize_timestamp, optional_str, require_fields, required_timestamp
+from .registry import ProviderSpec
 
-PROVIDER = "Talonic"
-KIND = "talonic"
-DEFAULT_BASE_URL = "https://api.talonic.com"
-MAX_PAGE = 100
+SPEC = ProviderSpec(
+    kind="talonic",
+    display_name="Talonic",
+    default_base_url="https://api.talonic.com",
+    token_env="TALONIC_API_KEY",
+    token_required=True,
+    page_size=100,
+)
+PROVIDER = SPEC.display_name
 _CANCEL_MARKER = re.compile(r"cancel", re.IGNORECASE)
 _STATUSES = {
     "pending": JobStatus.SUBMITTED,
@@ -101,9 +95,9 @@ def map_status(status: str, error_message: str | None = None, *, canceled: bool 
     return mapped
 
 
-def to_record(payload: dict[str, Any], project: str, *, canceled: bool = False) -> JobRecord:
-    """A Talonic job as a record of account `project`; `canceled=True` for the answer to a cancel."""
-    job = require_fields(payload, ("id", "status", "created_at"), PROVIDER)
+def to_record(payload: Any, project: str, *, canceled: bool = False) -> JobRecord:
+    """A Talonic job (bare or in `data`) as a record of `project`; `canceled=True` for a cancel's answer."""
+    job = require_fields(_unwrap(payload), ("id", "status", "created_at"), PROVIDER)
     error = job.get("error")
     message = optional_str(error.get("message")) if isinstance(error, dict) else optional_str(error)
     raw_status = str(job["status"])
@@ -115,20 +109,13 @@ def to_record(payload: dict[str, Any], project: str, *, canceled: bool = False) 
     schema: dict[str, Any] = raw_schema if isinstance(raw_schema, dict) else {}
     config: dict[str, Any] = {key: job[key] for key in _CONFIG_KEYS if job.get(key) is not None}
     config["provider_status"] = raw_status
-    return JobRecord(
+    return make_record(
         id=str(job["id"]),
         project_id=project,
-        environment_id=None,
-        branch_id=None,
-        cron_job_id=None,
-        batch_id=None,
         name=optional_str(job.get("name")) or optional_str(schema.get("name")) or str(job["id"]),
         status=status,
         target=f"schema:{schema['id']}" if schema.get("id") else "extraction",
         config=config,
-        timeout_seconds=0,
-        backoff_limit=0,
-        exit_code=None,
         failed_reason=message if status in (JobStatus.FAILED, JobStatus.CANCELED) else None,
         started_at=started,
         completed_at=completed,
@@ -138,75 +125,35 @@ def to_record(payload: dict[str, Any], project: str, *, canceled: bool = False) 
 
 
 class TalonicBackend(HostedBackend):
-    kind = KIND
-    provider = PROVIDER
-    default_base_url = DEFAULT_BASE_URL
+    spec = SPEC
 
-    def __init__(self, settings: BackendSettings) -> None:
-        super().__init__(settings)
-        self.account = str(settings.options.get("account") or settings.name)
+    def job_path(self, project: str, job_id: str) -> str:
+        return f"/v1/jobs/{uuid_segment('job_id', job_id, PROVIDER)}"
 
-    def _check_project(self, project: str, job_id: str | None = None) -> None:
-        if project != self.account:
-            where = f"job {job_id!r} in project" if job_id is not None else "project"
-            raise ToolError(
-                ErrorCode.NOT_FOUND,
-                f"Talonic has no {where} {project!r}: this backend serves the Talonic account"
-                f" {self.account!r} (use {self.account!r} as the project reference). Nothing was sent"
-                " to Talonic.",
-            )
+    def to_record(self, body: Any, project: str) -> JobRecord:
+        return to_record(body, project)
 
-    def _job_path(self, project: str, job_id: str) -> str:
-        path = f"/v1/jobs/{uuid_segment('job_id', job_id, PROVIDER)}"
-        self._check_project(project, job_id)
-        return path
+    def canceled_record(self, body: Any, project: str) -> JobRecord:
+        return to_record(body, project, canceled=True)
 
-    async def get_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-        body = await self.http.request_json("GET", path, what=f"job {job_id!r}")
-        return to_record(_unwrap(body), project)
-
-    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-
-        async def post() -> JobRecord:
-            body = await self.http.request_json("POST", f"{path}/cancel", what=f"job {job_id!r}")
-            return to_record(_unwrap(body), project, canceled=True)
-
-        return await cancel_with_followup(self.http, job_id, post, lambda: self.get_job(project, job_id))
-
-    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
-        self._check_project(project)
-        wanted = checked_status(status)
-        size = checked_limit(limit, MAX_PAGE)
-
-        async def fetch(page_cursor: str | None) -> tuple[list[JobRecord], str | None]:
-            params = {
-                "limit": size,
-                "cursor": page_cursor,
-                "status": _UPSTREAM_FILTER.get(wanted) if wanted else None,
-            }
-            body = await self.http.request_json("GET", "/v1/jobs", params=params, what="job list")
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise malformed(PROVIDER, "the job list lacks 'data'")
-            jobs = [to_record(_unwrap(item), project) for item in body["data"]]
-            pagination = body.get("pagination")
-            next_cursor = None
-            if isinstance(pagination, dict) and pagination.get("has_more") is not False:
-                next_cursor = optional_str(pagination.get("next_cursor")) or None
-            return jobs, next_cursor
-
-        return await filtered_page(
-            fetch, lambda job: wanted is None or job["status"] == wanted, checked_cursor(cursor)
-        )
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
+        params = {"limit": size, "cursor": cursor, "status": _UPSTREAM_FILTER.get(status) if status else None}
+        body = await self.http.request_json("GET", "/v1/jobs", params=params, what="job list")
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise malformed(PROVIDER, "the job list lacks 'data'")
+        jobs = [to_record(item, project) for item in body["data"]]
+        pagination = body.get("pagination")
+        next_cursor = None
+        if isinstance(pagination, dict) and pagination.get("has_more") is not False:
+            next_cursor = optional_str(pagination.get("next_cursor")) or None
+        return jobs, next_cursor
 
 
-def _unwrap(body: Any) -> dict[str, Any]:
+def _unwrap(body: Any) -> Any:
     if isinstance(body, dict) and "id" not in body and isinstance(body.get("data"), dict):
-        inner: dict[str, Any] = body["data"]
-        return inner
-    if not isinstance(body, dict):
-        raise malformed(PROVIDER, "the job is not an object")
+        return body["data"]
     return body
 
 

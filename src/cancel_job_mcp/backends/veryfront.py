@@ -34,28 +34,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..record import JobRecord, JobStatus
-from ._http import (
-    HostedBackend,
-    cancel_with_followup,
-    checked_cursor,
-    checked_limit,
-    checked_segment,
-    checked_status,
-    latest,
-    malformed,
-    normalize_timestamp,
-    optional_str,
-    require_fields,
-    required_timestamp,
-    uuid_segment,
-)
-from .base import Backend, BackendSettings, JobPage
+from ..record import JobRecord, JobStatus, make_record
+from .base import Backend, BackendSettings
+from .checks import checked_segment, uuid_segment
+from .flows import ProviderPage
+from .hosted import HostedBackend
+from .payload import latest, malformed, normalize_timestamp, optional_str, require_fields, required_timestamp
+from .registry import ProviderSpec
 
-PROVIDER = "Veryfront"
-KIND = "veryfront"
-DEFAULT_BASE_URL = "https://api.veryfront.com"
-MAX_PAGE = 100
+SPEC = ProviderSpec(
+    kind="veryfront",
+    display_name="Veryfront",
+    default_base_url="https://api.veryfront.com",
+    token_env="VERYFRONT_API_TOKEN",
+    token_required=True,
+    page_size=100,
+)
+PROVIDER = SPEC.display_name
 _PROJECT = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _PROJECT_RULE = "Veryfront expects a project id or slug of 1-128 letters, digits, '_' or '-'"
 _STATUSES = {
@@ -78,7 +73,7 @@ def map_status(status: str) -> JobStatus:
     return _STATUSES.get(status.lower(), JobStatus.SUBMITTED)
 
 
-def to_record(payload: dict[str, Any], project: str) -> JobRecord:
+def to_record(payload: Any, project: str) -> JobRecord:
     """A Veryfront job (bare or wrapped in `data`/`job`) as a record; `project` fills a missing project_id."""
     job = require_fields(_unwrap(payload), ("id", "status", "created_at"), PROVIDER)
     raw_status = str(job["status"])
@@ -95,7 +90,7 @@ def to_record(payload: dict[str, Any], project: str) -> JobRecord:
     started = normalize_timestamp(job.get("started_at"), "started_at", PROVIDER)
     completed = normalize_timestamp(job.get("completed_at"), "completed_at", PROVIDER)
     updated = normalize_timestamp(job.get("updated_at"), "updated_at", PROVIDER)
-    return JobRecord(
+    return make_record(
         id=str(job["id"]),
         project_id=optional_str(job.get("project_id")) or project,
         environment_id=optional_str(job.get("environment_id")),
@@ -151,57 +146,34 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
 
 
 class VeryfrontBackend(HostedBackend):
-    kind = KIND
-    provider = PROVIDER
-    default_base_url = DEFAULT_BASE_URL
+    spec = SPEC
 
-    def _job_path(self, project: str, job_id: str) -> str:
-        ref = checked_segment("project_reference", project, _PROJECT, _PROJECT_RULE)
-        return f"/projects/{ref}/jobs/{uuid_segment('job_id', job_id, PROVIDER)}"
+    def job_path(self, project: str, job_id: str) -> str:
+        return f"{_jobs_path(project)}/{uuid_segment('job_id', job_id, PROVIDER)}"
 
-    async def get_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-        body = await self.http.request_json("GET", path, what=_what(project, job_id))
+    def to_record(self, body: Any, project: str) -> JobRecord:
         return to_record(body, project)
 
-    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        path = self._job_path(project, job_id)
-
-        async def post() -> JobRecord:
-            body = await self.http.request_json("POST", f"{path}/cancel", what=_what(project, job_id))
-            return to_record(body, project)
-
-        return await cancel_with_followup(self.http, job_id, post, lambda: self.get_job(project, job_id))
-
-    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
-        ref = checked_segment("project_reference", project, _PROJECT, _PROJECT_RULE)
-        wanted = checked_status(status)
-        params = {
-            "limit": checked_limit(limit, MAX_PAGE),
-            "cursor": checked_cursor(cursor),
-            "status": wanted.value if wanted else None,
-        }
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
+        # Veryfront filters by status itself: it shares our vocabulary.
+        params = {"limit": size, "cursor": cursor, "status": status.value if status else None}
         body = await self.http.request_json(
-            "GET", f"/projects/{ref}/jobs", params=params, what=f"project {project!r}"
+            "GET", _jobs_path(project), params=params, what=f"project {project!r}"
         )
         if isinstance(body, list):
-            items: Any = body
-            next_cursor = None
-        elif isinstance(body, dict):
-            items = body.get("data")
-            next_cursor = _next_cursor(body)
-        else:
+            return [to_record(item, project) for item in body], None
+        if not isinstance(body, dict):
             raise malformed(PROVIDER, "the job list is neither an object nor a list")
+        items = body.get("data")
         if not isinstance(items, list):
             raise malformed(PROVIDER, "the job list lacks 'data'")
-        jobs = [to_record(item, project) for item in items]
-        if wanted is not None:
-            jobs = [job for job in jobs if job["status"] == wanted]
-        return JobPage(jobs=jobs, next_cursor=next_cursor)
+        return [to_record(item, project) for item in items], _next_cursor(body)
 
 
-def _what(project: str, job_id: str) -> str:
-    return f"job {job_id!r} in project {project!r}"
+def _jobs_path(project: str) -> str:
+    return f"/projects/{checked_segment('project_reference', project, _PROJECT, _PROJECT_RULE)}/jobs"
 
 
 def create(settings: BackendSettings) -> Backend:

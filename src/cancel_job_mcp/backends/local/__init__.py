@@ -3,9 +3,12 @@
 from pathlib import Path
 
 from ..base import BackendSettings
+from ..registry import ProviderSpec
 from .runtime import LocalBackend, prune_jobs, submit_job
 
-__all__ = ["LocalBackend", "create", "prune_jobs", "submit_job"]
+__all__ = ["SPEC", "LocalBackend", "create", "prune_jobs", "submit_job"]
+
+SPEC = ProviderSpec(kind="local", display_name="the local runtime")
 
 
 def create(settings: BackendSettings) -> LocalBackend:

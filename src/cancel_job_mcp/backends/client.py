@@ -1,7 +1,7 @@
-"""Shared HTTP machinery for the hosted backends: one client per backend, auth, retries, error mapping.
+"""The HTTP client of a hosted backend: one connection pool per backend, auth, retries, error mapping.
 
 Every hosted backend (Veryfront, DigitalOcean, Ionworks, Talonic, Ray) talks to its provider through an
-`HttpBackendClient`. It owns the single `httpx.AsyncClient` of the backend (created on first use, closed
+`HttpClient`. It owns the single `httpx.AsyncClient` of the backend (created on first use, closed
 in `aclose`), sets explicit connect/read timeouts, the `User-Agent` and the auth header, and turns every
 answer that is not a 2xx into a `ProviderError` (a `ToolError`) with an actionable message.
 
@@ -47,24 +47,22 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
-import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
-from urllib.parse import quote
+from typing import Any
 
 import anyio
 import httpx
 
 from .. import __version__
-from ..config import HEADER_SAFE_TOKEN, KINDS
-from ..cursors import refused_cursor
-from ..errors import ErrorCode, ToolError, invalid_argument
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, format_timestamp
-from .base import BackendSettings, JobPage
+from ..errors import ErrorCode
+from .base import BackendConfigError, BackendSettings
+from .credentials import read_token, redact
+from .payload import ProviderError, malformed
+from .registry import ProviderSpec
 
 logger = logging.getLogger("cancel_job_mcp.backends.http")
 
@@ -76,24 +74,6 @@ RETRIED_STATUSES = frozenset({429, 503})
 _MESSAGE_LIMIT = 160
 _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error")
 _SECRET_HINTS = re.compile(r"authorization|bearer\s|x-api-key|api[_-]?key\s*[:=]|token\s*[:=]", re.IGNORECASE)
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_CURSOR = re.compile(r"[\x21-\x7e]{1,1024}")
-REDACTED = "[redacted]"
-
-
-class BackendConfigError(ValueError):
-    """A backend cannot be created from its settings (e.g. its token variable is unset)."""
-
-
-class ProviderError(ToolError):
-    """A `ToolError` raised for a provider's answer; `status` is its HTTP status, if there was one."""
-
-    def __init__(
-        self, code: ErrorCode, message: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(code, message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -121,237 +101,6 @@ class RetryPolicy:
                 " negative"
             )
         return policy
-
-
-def read_token(settings: BackendSettings, default_env: str | None, *, required: bool = True) -> str | None:
-    """The secret from `settings.token_env` (or `default_env`); a missing required one is a config error."""
-    env = settings.token_env or default_env
-    if env is None:
-        if required:
-            raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs token_env to be set")
-        return None
-    token = os.environ.get(env, "").strip()
-    if token and not HEADER_SAFE_TOKEN.fullmatch(token):
-        raise BackendConfigError(
-            f"backend {settings.name!r} ({settings.kind}): the token in {env} holds whitespace or control"
-            " characters, which an HTTP header cannot carry; check how the variable was set"
-        )
-    if not token:
-        if required or settings.token_env:
-            raise BackendConfigError(
-                f"backend {settings.name!r} ({settings.kind}): the environment variable {env} is not set or"
-                f" is empty; set it to the provider's API token (or set token_env to the variable that"
-                f" holds it)"
-            )
-        return None
-    return token
-
-
-def redact(value: Any, secret: str) -> Any:
-    """`value` (decoded JSON) with every occurrence of `secret` in its strings and keys replaced."""
-    if isinstance(value, str):
-        return value.replace(secret, REDACTED)
-    if isinstance(value, list):
-        return [redact(item, secret) for item in value]
-    if isinstance(value, dict):
-        return {redact(key, secret): redact(item, secret) for key, item in value.items()}
-    return value
-
-
-# --- path segments ---------------------------------------------------------------------------------
-
-
-def encode_segment(value: str) -> str:
-    """Percent-encode one path segment: every character but unreserved ones, including '/'."""
-    return quote(value, safe="")
-
-
-def checked_segment(field: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
-    """Validate a path segment against the provider's documented format, then percent-encode it."""
-    if not isinstance(value, str) or pattern.fullmatch(value) is None:
-        shown = repr(value) if isinstance(value, str) and len(value) <= 40 else "a value"
-        raise invalid_argument(field, f"{rule}; got {shown}. Nothing was sent to the provider.")
-    return encode_segment(value)
-
-
-def uuid_segment(field: str, value: str, provider: str) -> str:
-    return checked_segment(
-        field, value, _UUID, f"{provider} expects a UUID such as 3c90c3cc-0d44-4b50-8888-8dd25736052a"
-    )
-
-
-def checked_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    if _CURSOR.fullmatch(cursor) is None:
-        raise refused_cursor()
-    return cursor
-
-
-def checked_status(status: str | None) -> JobStatus | None:
-    if status is None:
-        return None
-    try:
-        return JobStatus(status)
-    except ValueError:
-        allowed = ", ".join(s.value for s in JobStatus)
-        raise invalid_argument("status", f"must be one of {allowed}; got {status!r}") from None
-
-
-def checked_limit(limit: int, maximum: int) -> int:
-    """The page size to ask the provider for: at least 1, at most the provider's maximum."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise invalid_argument("limit", "must be a positive integer")
-    return min(limit, maximum)
-
-
-# --- payload helpers (pure) ------------------------------------------------------------------------
-
-
-def malformed(provider: str, detail: str) -> ProviderError:
-    return ProviderError(
-        ErrorCode.UPSTREAM_ERROR,
-        f"{provider} answered in an unexpected form ({detail}). This is not something a retry fixes;"
-        " if it persists, the provider's API may have changed.",
-    )
-
-
-def require_fields(payload: Any, fields: tuple[str, ...], provider: str, what: str = "job") -> dict[str, Any]:
-    """`payload` as a dict holding every one of `fields` (non-null), else an upstream_error."""
-    if not isinstance(payload, dict):
-        raise malformed(provider, f"expected a {what} object, got {_json_type(payload)}")
-    missing = [name for name in fields if payload.get(name) is None]
-    if missing:
-        raise malformed(provider, f"the {what} lacks {', '.join(repr(m) for m in missing)}")
-    return payload
-
-
-def optional_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-def normalize_timestamp(value: Any, field: str, provider: str) -> str | None:
-    """ISO 8601 UTC (`2024-09-14T10:32:00.000Z`) from an ISO string, or epoch seconds/milliseconds."""
-    if value is None or value == "":
-        return None
-    moment: datetime
-    if isinstance(value, bool):
-        raise malformed(provider, f"{field!r} is not a timestamp")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise malformed(provider, f"{field!r} is not a timestamp")
-        seconds = value / 1000 if abs(value) >= 1e11 else value
-        moment = datetime.fromtimestamp(seconds, UTC)
-    elif isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise malformed(provider, f"{field!r} is not an ISO 8601 timestamp") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-    else:
-        raise malformed(provider, f"{field!r} is not a timestamp")
-    return format_timestamp(moment)
-
-
-def required_timestamp(value: Any, field: str, provider: str) -> str:
-    stamp = normalize_timestamp(value, field, provider)
-    if stamp is None:
-        raise malformed(provider, f"the job lacks {field!r}")
-    return stamp
-
-
-def latest(*stamps: str | None) -> str | None:
-    """The latest of some normalized timestamps (they sort as text)."""
-    present = [s for s in stamps if s is not None]
-    return max(present) if present else None
-
-
-def not_cancellable(provider: str, job_id: str, record: JobRecord) -> ToolError:
-    finished = record["completed_at"] or record["updated_at"]
-    return ToolError(
-        ErrorCode.NOT_CANCELLABLE,
-        f"Job {job_id!r} on {provider} is already {record['status']} (since {finished}); only submitted"
-        " or working jobs can be canceled. Nothing was changed.",
-    )
-
-
-def not_found(provider: str, project: str, job_id: str, consequence: str = "") -> ToolError:
-    return ToolError(
-        ErrorCode.NOT_FOUND,
-        f"{provider} has no job {job_id!r} in project {project!r}.{consequence} A job is found only"
-        " within the project it belongs to: check both values.",
-    )
-
-
-def _refused_by_state(error: ProviderError) -> bool:
-    return error.status == 409
-
-
-async def cancel_with_followup(
-    client: HttpBackendClient,
-    job_id: str,
-    post: Callable[[], Awaitable[JobRecord]],
-    get: Callable[[], Awaitable[JobRecord]],
-    *,
-    refused: Callable[[ProviderError], bool] = _refused_by_state,
-) -> JobRecord:
-    """The cancel flow every hosted backend shares (waiting for the job to stop is the service's job).
-
-    1. `post()` sends the cancel. If the provider refuses it in a way `refused` recognises (a 409 by
-       default), `get()` reads the job: already canceled gives that record (canceling twice is not an
-       error), any other terminal status gives `not_cancellable` naming it, and an active job re-raises
-       the provider's refusal.
-    2. A 2xx whose record is completed or failed means the job had already finished: `not_cancellable`.
-    3. Otherwise the record as the provider returned it (it may still be active: the service polls).
-    """
-    try:
-        record = await post()
-    except ProviderError as error:
-        if not refused(error):
-            raise
-        current = await get()
-        if current["status"] == JobStatus.CANCELED:
-            return current
-        if current["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(client.provider, job_id, current) from None
-        if error.code == ErrorCode.NOT_CANCELLABLE:
-            raise ToolError(
-                ErrorCode.NOT_CANCELLABLE,
-                f"{client.provider} refused to cancel job {job_id!r} (HTTP {error.status}) although it reads"
-                f" {current['status']}; it may be changing state: read it again before retrying.",
-            ) from None
-        raise
-    if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
-        raise not_cancellable(client.provider, job_id, record)
-    return record
-
-
-async def filtered_page(
-    fetch: Callable[[str | None], Awaitable[tuple[list[JobRecord], str | None]]],
-    keep: Callable[[JobRecord], bool],
-    cursor: str | None,
-    max_pages: int = 5,
-) -> JobPage:
-    """One page of a listing the backend filters itself, consuming whole provider pages.
-
-    `fetch(cursor)` returns one provider page and the cursor of the next (None at the end). Pages whose
-    jobs are all filtered out are skipped, up to `max_pages` provider requests; the page returned may
-    hold fewer jobs than asked for (or none) while `next_cursor` is not None: only None means the end.
-    """
-    pages = 0
-    while True:
-        jobs, next_cursor = await fetch(cursor)
-        pages += 1
-        kept = [job for job in jobs if keep(job)]
-        if kept or next_cursor is None or pages >= max_pages:
-            return JobPage(jobs=kept, next_cursor=next_cursor)
-        cursor = next_cursor
 
 
 # --- rate-limit headers ----------------------------------------------------------------------------
@@ -414,34 +163,25 @@ def _reset_wait(text: str, now: float) -> float | None:
 # --- the client ------------------------------------------------------------------------------------
 
 
-class HttpBackendClient:
-    """The HTTP side of one hosted backend.
+class HttpClient:
+    """The HTTP side of one hosted backend, made from its settings and its provider's spec.
 
-    `auth_header`/`auth_scheme` say how the token is sent: `("Authorization", "Bearer")` gives
-    `Authorization: Bearer <token>`, `("X-API-Key", None)` gives `X-API-Key: <token>`.
+    The spec's `auth_header`/`auth_scheme` say how the token is sent: `("Authorization", "Bearer")`
+    gives `Authorization: Bearer <token>`, `("X-API-Key", None)` gives `X-API-Key: <token>`.
     """
 
-    def __init__(
-        self,
-        settings: BackendSettings,
-        *,
-        provider: str,
-        default_base_url: str,
-        default_token_env: str | None,
-        auth_header: str = "Authorization",
-        auth_scheme: str | None = "Bearer",
-        token_required: bool = True,
-    ) -> None:
+    def __init__(self, settings: BackendSettings, spec: ProviderSpec) -> None:
+        if spec.default_base_url is None and settings.base_url is None:
+            raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs base_url to be set")
         self.settings = settings
-        self.provider = provider
-        self.base_url = (settings.base_url or default_base_url).rstrip("/")
-        self.token_env = settings.token_env or default_token_env
+        self.provider = spec.display_name
+        self.base_url = (settings.base_url or spec.default_base_url or "").rstrip("/")
+        self.token_env = settings.token_env or spec.token_env
         self.retry = RetryPolicy.from_settings(settings)
-        self._token = read_token(settings, default_token_env, required=token_required)
-        self._auth_header = auth_header
-        self._auth_scheme = auth_scheme
+        self._token = read_token(settings, spec.token_env, required=spec.token_required)
+        self._auth_header = spec.auth_header
+        self._auth_scheme = spec.auth_scheme
         self._client: httpx.AsyncClient | None = None
-        self._closed = False
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -614,37 +354,3 @@ class HttpBackendClient:
         if len(text) > _MESSAGE_LIMIT:
             text = text[: _MESSAGE_LIMIT - 3] + "..."
         return text
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    return type(value).__name__
-
-
-class HostedBackend:
-    """What every hosted backend shares: its name and its one HTTP client, closed with it."""
-
-    kind: str
-    provider: ClassVar[str]
-    default_base_url: ClassVar[str]
-    auth_header: ClassVar[str] = "Authorization"
-    auth_scheme: ClassVar[str | None] = "Bearer"
-
-    def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
-        self.http = HttpBackendClient(
-            settings,
-            provider=self.provider,
-            default_base_url=self.default_base_url,
-            default_token_env=KINDS[self.kind].token_env,
-            auth_header=self.auth_header,
-            auth_scheme=self.auth_scheme,
-        )
-
-    async def aclose(self) -> None:
-        await self.http.aclose()

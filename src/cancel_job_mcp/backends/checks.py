@@ -1,0 +1,61 @@
+"""Checks on what a hosted backend puts in a request: path segments, cursors, statuses, page sizes.
+
+A value that fails is `invalid_argument` and nothing is sent to the provider.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from ..cursors import refused_cursor
+from ..errors import invalid_argument
+from ..record import JobStatus
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CURSOR = re.compile(r"[\x21-\x7e]{1,1024}")
+
+
+def encode_segment(value: str) -> str:
+    """Percent-encode one path segment: every character but unreserved ones, including '/'."""
+    return quote(value, safe="")
+
+
+def checked_segment(field: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
+    """Validate a path segment against the provider's documented format, then percent-encode it."""
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        shown = repr(value) if isinstance(value, str) and len(value) <= 40 else "a value"
+        raise invalid_argument(field, f"{rule}; got {shown}. Nothing was sent to the provider.")
+    return encode_segment(value)
+
+
+def uuid_segment(field: str, value: str, provider: str) -> str:
+    return checked_segment(
+        field, value, _UUID, f"{provider} expects a UUID such as 3c90c3cc-0d44-4b50-8888-8dd25736052a"
+    )
+
+
+def checked_cursor(cursor: str | None) -> str | None:
+    """A provider's own cursor as it came back to us: printable ASCII, no spaces, at most 1 KiB."""
+    if cursor is None:
+        return None
+    if _CURSOR.fullmatch(cursor) is None:
+        raise refused_cursor()
+    return cursor
+
+
+def checked_status(status: str | None) -> JobStatus | None:
+    if status is None:
+        return None
+    try:
+        return JobStatus(status)
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobStatus)
+        raise invalid_argument("status", f"must be one of {allowed}; got {status!r}") from None
+
+
+def checked_limit(limit: int, maximum: int) -> int:
+    """The page size to ask the provider for: at least 1, at most the provider's maximum."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise invalid_argument("limit", "must be a positive integer")
+    return min(limit, maximum)

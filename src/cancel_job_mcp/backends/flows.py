@@ -1,0 +1,78 @@
+"""The two flows every hosted backend shares: a cancel with its 409 follow-up, and a filtered listing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..errors import ErrorCode, ToolError
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
+from .base import JobPage
+from .payload import ProviderError, not_cancellable
+
+ProviderPage = tuple[list[JobRecord], str | None]
+
+
+def refused_by_state(error: ProviderError) -> bool:
+    """The usual way a provider refuses to cancel a job that has finished: HTTP 409."""
+    return error.status == 409
+
+
+async def cancel_with_followup(
+    provider: str,
+    job_id: str,
+    post: Callable[[], Awaitable[JobRecord]],
+    get: Callable[[], Awaitable[JobRecord]],
+    *,
+    refused: Callable[[ProviderError], bool] = refused_by_state,
+) -> JobRecord:
+    """The cancel flow every hosted backend shares (waiting for the job to stop is the service's job).
+
+    1. `post()` sends the cancel. If the provider refuses it in a way `refused` recognises (a 409 by
+       default), `get()` reads the job: already canceled gives that record (canceling twice is not an
+       error), any other terminal status gives `not_cancellable` naming it, and an active job re-raises
+       the provider's refusal.
+    2. A 2xx whose record is completed or failed means the job had already finished: `not_cancellable`.
+    3. Otherwise the record as the provider returned it (it may still be active: the service polls).
+    """
+    try:
+        record = await post()
+    except ProviderError as error:
+        if not refused(error):
+            raise
+        current = await get()
+        if current["status"] == JobStatus.CANCELED:
+            return current
+        if current["status"] in TERMINAL_STATUSES:
+            raise not_cancellable(provider, job_id, current) from None
+        if error.code == ErrorCode.NOT_CANCELLABLE:
+            raise ToolError(
+                ErrorCode.NOT_CANCELLABLE,
+                f"{provider} refused to cancel job {job_id!r} (HTTP {error.status}) although it reads"
+                f" {current['status']}; it may be changing state: read it again before retrying.",
+            ) from None
+        raise
+    if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise not_cancellable(provider, job_id, record)
+    return record
+
+
+async def filtered_page(
+    fetch: Callable[[str | None], Awaitable[ProviderPage]],
+    keep: Callable[[JobRecord], bool],
+    cursor: str | None,
+    max_pages: int = 5,
+) -> JobPage:
+    """One page of a listing the backend filters itself, consuming whole provider pages.
+
+    `fetch(cursor)` returns one provider page and the cursor of the next (None at the end). Pages whose
+    jobs are all filtered out are skipped, up to `max_pages` provider requests; the page returned may
+    hold fewer jobs than asked for (or none) while `next_cursor` is not None: only None means the end.
+    """
+    pages = 0
+    while True:
+        jobs, next_cursor = await fetch(cursor)
+        pages += 1
+        kept = [job for job in jobs if keep(job)]
+        if kept or next_cursor is None or pages >= max_pages:
+            return JobPage(jobs=kept, next_cursor=next_cursor)
+        cursor = next_cursor

@@ -1,0 +1,129 @@
+"""`HostedBackend`: get_job, cancel_job and list_jobs written once for every provider reached over HTTP.
+
+A provider module subclasses it with its `SPEC` and what is its own: the job's path (checking the
+provider's id formats), `to_record` (its answer as our record), `fetch_page` (one page of its
+listing), and, where its API differs, the hooks below (`owns`, `refused`, `canceled_record`,
+`cancel_body`, `not_found`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..errors import ErrorCode, ToolError
+from ..record import JobRecord, JobStatus
+from .base import BackendSettings, JobPage
+from .checks import checked_cursor, checked_limit, checked_status
+from .flows import ProviderPage, cancel_with_followup, filtered_page, refused_by_state
+from .payload import ProviderError, not_found
+from .registry import ProviderSpec
+
+if TYPE_CHECKING:
+    from .client import HttpClient
+
+
+class HostedBackend(ABC):
+    spec: ClassVar[ProviderSpec]
+    # The JSON body of a cancel request (None: no body).
+    cancel_body: ClassVar[Any] = None
+
+    def __init__(self, settings: BackendSettings) -> None:
+        # Imported here: httpx is the costliest import of the server, and only a backend in use needs it.
+        from .client import HttpClient
+
+        self.name = settings.name
+        self.kind = self.spec.kind
+        self.http: HttpClient = HttpClient(settings, self.client_spec(settings))
+
+    @property
+    def provider(self) -> str:
+        return self.spec.display_name
+
+    # --- what each provider defines -----------------------------------------------------------------
+
+    @abstractmethod
+    def job_path(self, project: str, job_id: str) -> str:
+        """The job's path, its segments checked against the provider's formats and percent-encoded."""
+
+    @abstractmethod
+    def to_record(self, body: Any, project: str) -> JobRecord:
+        """The provider's answer about one job as a record (an upstream_error if it cannot be read)."""
+
+    @abstractmethod
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
+        """One page of the provider's listing (records, next cursor or None); `status` may be ignored."""
+
+    # --- hooks with a default -------------------------------------------------------------------------
+
+    def client_spec(self, settings: BackendSettings) -> ProviderSpec:
+        """The spec the HTTP client is made from (adapted where settings choose the address or auth)."""
+        return self.spec
+
+    def owns(self, record: JobRecord, project: str) -> bool:
+        """True when the job belongs to `project`; only needed where the provider's paths do not say."""
+        return True
+
+    def refused(self, error: ProviderError) -> bool:
+        """True when a failed cancel means "not in a state to cancel" (then the job is read to say which)."""
+        return refused_by_state(error)
+
+    def canceled_record(self, body: Any, project: str) -> JobRecord:
+        """The record in the answer to a cancel request."""
+        return self.to_record(body, project)
+
+    def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+        return not_found(self.provider, project, job_id, consequence)
+
+    # --- the tools --------------------------------------------------------------------------------------
+
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        return await self.read_job(project, job_id)
+
+    async def read_job(self, project: str, job_id: str, consequence: str = "") -> JobRecord:
+        """The job's record; a job the provider does not know, or of another project, is not_found."""
+        body = await self._request("GET", self.job_path(project, job_id), project, job_id, consequence)
+        record = self.to_record(body, project)
+        if not self.owns(record, project):
+            raise self.not_found(project, job_id, consequence)
+        return record
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        path = f"{self.job_path(project, job_id)}/cancel"
+
+        async def post() -> JobRecord:
+            body = await self._request(
+                "POST", path, project, job_id, " Nothing was canceled.", json=self.cancel_body
+            )
+            return self.canceled_record(body, project)
+
+        return await cancel_with_followup(
+            self.provider, job_id, post, lambda: self.get_job(project, job_id), refused=self.refused
+        )
+
+    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        wanted = checked_status(status)
+        size = checked_limit(limit, self.spec.page_size)
+
+        def keep(record: JobRecord) -> bool:
+            return self.owns(record, project) and (wanted is None or record["status"] == wanted)
+
+        async def fetch(page_cursor: str | None) -> ProviderPage:
+            return await self.fetch_page(project, wanted, size, page_cursor)
+
+        return await filtered_page(fetch, keep, checked_cursor(cursor))
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _request(
+        self, method: str, path: str, project: str, job_id: str, consequence: str, json: Any = None
+    ) -> Any:
+        try:
+            return await self.http.request_json(method, path, json=json, what=f"job {job_id!r}")
+        except ProviderError as error:
+            if error.code == ErrorCode.NOT_FOUND:
+                raise self.not_found(project, job_id, consequence) from None
+            raise

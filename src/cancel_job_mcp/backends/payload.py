@@ -1,0 +1,128 @@
+"""Reading a provider's decoded answer (pure): required fields, timestamps, and the errors they raise.
+
+A provider that answers in a form we cannot read gets `upstream_error` ("not something a retry
+fixes"), naming what was wrong; nothing here raises anything else.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import ErrorCode, ToolError
+from ..record import JobRecord, format_timestamp
+
+# The times a job can sanely carry; anything outside is a provider fault, not a date to print.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_EPOCH_MILLIS = 1e11  # an epoch number this large is in milliseconds (1e11 s is the year 5138)
+
+
+class ProviderError(ToolError):
+    """A `ToolError` raised for a provider's answer; `status` is its HTTP status, if there was one."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(code, message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+def malformed(provider: str, detail: str) -> ProviderError:
+    return ProviderError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"{provider} answered in an unexpected form ({detail}). This is not something a retry fixes;"
+        " if it persists, the provider's API may have changed.",
+    )
+
+
+def require_fields(payload: Any, fields: tuple[str, ...], provider: str, what: str = "job") -> dict[str, Any]:
+    """`payload` as a dict holding every one of `fields` (non-null), else an upstream_error."""
+    if not isinstance(payload, dict):
+        raise malformed(provider, f"expected a {what} object, got {json_type(payload)}")
+    missing = [name for name in fields if payload.get(name) is None]
+    if missing:
+        raise malformed(provider, f"the {what} lacks {', '.join(repr(m) for m in missing)}")
+    return payload
+
+
+def optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def normalize_timestamp(value: Any, field: str, provider: str) -> str | None:
+    """ISO 8601 UTC (`2024-09-14T10:32:00.000Z`) from an ISO string, or epoch seconds/milliseconds.
+
+    Only times from 1970 to 2199 are accepted: a provider's `1e20`, `-1e15` or year 9999 is an
+    upstream_error naming the field.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise malformed(provider, f"{field!r} is not a timestamp")
+    moment = _epoch(value, field, provider) if not isinstance(value, str) else _iso(value, field, provider)
+    if not EARLIEST <= moment < LATEST:
+        raise malformed(provider, f"{field!r} is not a time between 1970 and 2199")
+    return format_timestamp(moment)
+
+
+def _epoch(value: float, field: str, provider: str) -> datetime:
+    seconds = value / 1000 if abs(value) >= _EPOCH_MILLIS else value
+    if not math.isfinite(seconds) or not EARLIEST.timestamp() <= seconds < LATEST.timestamp():
+        raise malformed(provider, f"{field!r} is not a time between 1970 and 2199")
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _iso(value: str, field: str, provider: str) -> datetime:
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise malformed(provider, f"{field!r} is not an ISO 8601 time between 1970 and 2199") from None
+
+
+def required_timestamp(value: Any, field: str, provider: str) -> str:
+    stamp = normalize_timestamp(value, field, provider)
+    if stamp is None:
+        raise malformed(provider, f"the job lacks {field!r}")
+    return stamp
+
+
+def latest(*stamps: str | None) -> str | None:
+    """The latest of some normalized timestamps (they sort as text)."""
+    present = [s for s in stamps if s is not None]
+    return max(present) if present else None
+
+
+def not_cancellable(provider: str, job_id: str, record: JobRecord) -> ToolError:
+    finished = record["completed_at"] or record["updated_at"]
+    return ToolError(
+        ErrorCode.NOT_CANCELLABLE,
+        f"Job {job_id!r} on {provider} is already {record['status']} (since {finished}); only submitted"
+        " or working jobs can be canceled. Nothing was changed.",
+    )
+
+
+def not_found(provider: str, project: str, job_id: str, consequence: str = "") -> ToolError:
+    return ToolError(
+        ErrorCode.NOT_FOUND,
+        f"{provider} has no job {job_id!r} in project {project!r}.{consequence} A job is found only"
+        " within the project it belongs to: check both values.",
+    )
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
