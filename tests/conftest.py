@@ -18,6 +18,8 @@ from mcp import StdioServerParameters
 
 from cancel_job_mcp.schemas import load_schema
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "cancel_job_mcp"]
 

@@ -22,6 +22,8 @@ from .battery_support import RawStdioServer, error_code, structured
 from .conftest import free_port
 from .fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, Fault, ProviderCase
 
+pytestmark = pytest.mark.slow
+
 READ_TIMEOUT = 0.5
 MAX_RETRIES = 1
 # Generous: the slowest case is one read timeout; the rest is process and event-loop overhead.
@@ -69,8 +71,6 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     text = ""
     for kind, fake in fakes.items():
         text += f'[backends.{kind}]\nbase_url = "{fake.url}"\ntoken_env = "BATTERY_{kind.upper()}"\n{common}'
-        if kind == "talonic":
-            text += 'account = "talonic"\n'
     text += (
         f'[backends.gone]\nkind = "veryfront"\nbase_url = "http://127.0.0.1:{free_port()}"\n'
         f'token_env = "BATTERY_VERYFRONT"\n{common}'

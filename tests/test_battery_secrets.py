@@ -19,6 +19,8 @@ import pytest
 from .battery_support import RawStdioServer, error_code
 from .fakes import PROVIDERS, FakeProvider, FakeVeryfront, Fault, HttpError, ProviderCase, Reply
 
+pytestmark = pytest.mark.slow
+
 TOKENS = {
     kind: f"cjm-CANARY-{kind}-5e1d7b93c0" for kind in ("veryfront", "digitalocean", "ionworks", "talonic")
 }
@@ -89,8 +91,6 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             "connect_timeout = 1\nread_timeout = 1\nsettle_timeout = 0.5\n"
             "max_retries = 1\nretry_backoff = 0.01\n"
         )
-        if kind == "talonic":
-            text += 'account = "talonic"\n'
     config = root / "config.toml"
     config.write_text(text)
     env = {f"BATTERY_SECRET_{kind.upper()}": token for kind, token in TOKENS.items()}

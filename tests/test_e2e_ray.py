@@ -22,7 +22,7 @@ from cancel_job_mcp.schemas import load_schema
 from .conftest import client, stdio_server
 from .ray_cluster import RayHead
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))

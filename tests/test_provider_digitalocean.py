@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,13 @@ from cancel_job_mcp.backends.base import Backend
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
-from .fakes import CANARY_TOKEN, FakeDigitalOcean, Fault, backend_settings, documented_example
+from .fakes import (
+    CASES,
+    FakeDigitalOcean,
+    Fault,
+    ProviderCase,
+    documented_example,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -22,18 +27,8 @@ OTHER_APP = "9a1b2c3d-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeDigitalOcean]:
-    server = FakeDigitalOcean(CANARY_TOKEN)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def backend(fake: FakeDigitalOcean, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
-    monkeypatch.setenv("DIGITALOCEAN_TOKEN", CANARY_TOKEN)
-    made = digitalocean.create(backend_settings("digitalocean", fake.url))
-    yield made
-    await made.aclose()
+def case() -> ProviderCase:
+    return CASES["digitalocean"]
 
 
 def test_documented_example_maps_to_a_valid_record(record_validator: Draft7Validator) -> None:

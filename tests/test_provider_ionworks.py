@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -14,24 +13,14 @@ from cancel_job_mcp.backends.base import Backend
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
-from .fakes import CANARY_TOKEN, FakeIonworks, backend_settings, documented_example
+from .fakes import CANARY_TOKEN, CASES, FakeIonworks, ProviderCase, documented_example
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeIonworks]:
-    server = FakeIonworks(CANARY_TOKEN)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def backend(fake: FakeIonworks, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
-    monkeypatch.setenv("IONWORKS_API_KEY", CANARY_TOKEN)
-    made = ionworks.create(backend_settings("ionworks", fake.url))
-    yield made
-    await made.aclose()
+def case() -> ProviderCase:
+    return CASES["ionworks"]
 
 
 def test_documented_example_maps_to_a_valid_record(record_validator: Draft7Validator) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -13,24 +12,14 @@ from cancel_job_mcp.backends.base import Backend
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
-from .fakes import CANARY_TOKEN, FakeVeryfront, backend_settings, documented_example
+from .fakes import CASES, FakeVeryfront, ProviderCase, documented_example
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeVeryfront]:
-    server = FakeVeryfront(CANARY_TOKEN)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def backend(fake: FakeVeryfront, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
-    monkeypatch.setenv("VERYFRONT_API_TOKEN", CANARY_TOKEN)
-    made = veryfront.create(backend_settings("veryfront", fake.url))
-    yield made
-    await made.aclose()
+def case() -> ProviderCase:
+    return CASES["veryfront"]
 
 
 def example() -> dict[str, Any]:

@@ -446,6 +446,7 @@ async def wait_for_record(
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_cancel_a_running_ray_job(
     ray_head: RayHead, backend: RayBackend, record_validator: Draft7Validator
 ) -> None:
@@ -468,6 +469,7 @@ async def test_cancel_a_running_ray_job(
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_a_finished_ray_job_is_not_cancellable(ray_head: RayHead, backend: RayBackend) -> None:
     failing = ray_head.submit("exit 3")
     succeeding = ray_head.submit("true")
@@ -484,6 +486,7 @@ async def test_a_finished_ray_job_is_not_cancellable(ray_head: RayHead, backend:
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_an_unknown_ray_job_is_not_found(backend: RayBackend) -> None:
     for call in (backend.cancel_job, backend.get_job):
         with pytest.raises(ToolError) as caught:
@@ -492,6 +495,7 @@ async def test_an_unknown_ray_job_is_not_found(backend: RayBackend) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_list_ray_jobs(ray_head: RayHead, backend: RayBackend) -> None:
     first = ray_head.submit("true", submission_id=f"list-a-{time.monotonic_ns()}")
     second = ray_head.submit("true", submission_id=f"list-b-{time.monotonic_ns()}")
@@ -508,6 +512,7 @@ async def test_list_ray_jobs(ray_head: RayHead, backend: RayBackend) -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.slow
 async def test_cancel_over_stdio_with_ray_routing(
     ray_head: RayHead, tmp_path: Path, record_validator: Draft7Validator
 ) -> None:
@@ -520,8 +525,6 @@ async def test_cancel_over_stdio_with_ray_routing(
             "cancel_job", {"project_reference": "ray:cluster1", "job_id": job_id}
         )
     try:
-        if result.is_error and result.content[0].text.startswith("unknown_project"):
-            pytest.skip("the server does not route 'ray:' references yet (config loader pending)")
         assert not result.is_error, result.content[0].text
         record = result.structured_content
         record_validator.validate(record)

@@ -29,7 +29,7 @@ HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
 
 # Keys of a backend table beyond the common ones, passed to the backend as `options`.
 OPTION_KEYS = frozenset(
-    {"home", "account", "max_retries", "max_retry_wait", "retry_backoff", "auth_header", "auth_scheme"}
+    {"home", "max_retries", "max_retry_wait", "retry_backoff", "auth_header", "auth_scheme"}
 )
 _COMMON_KEYS = frozenset(
     {

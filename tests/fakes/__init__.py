@@ -1,25 +1,22 @@
 """Fake hosted providers (real HTTP servers on 127.0.0.1) and a harness to run one backend against one.
 
-`PROVIDERS` describes each provider for the parametrized tests: how to make its fake, its backend,
-an active and a finished job, and a bad job id. `backend_settings` keeps every timeout and wait tiny.
+`PROVIDERS` describes each provider for the tests (`CASES` by kind): how to make its fake and seed it,
+its projects, and a bad job id. `backend_settings` keeps every timeout and wait tiny; the fixtures
+`fake` and `backend` (tests/fakes/fixtures.py) run the backend of the test's `case` against its fake.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-from cancel_job_mcp.backends import digitalocean as digitalocean_backend
-from cancel_job_mcp.backends import ionworks as ionworks_backend
-from cancel_job_mcp.backends import talonic as talonic_backend
-from cancel_job_mcp.backends import veryfront as veryfront_backend
+from cancel_job_mcp.backends import registry
 from cancel_job_mcp.backends.base import BackendSettings
 
 from .digitalocean import FakeDigitalOcean
 from .ionworks import FakeIonworks
-from .server import FakeProvider, Fault, HttpError, Recorded, Reply
+from .server import FakeProvider, Fault, HttpError, Recorded, Reply, now_iso
 from .talonic import FakeTalonic
 from .veryfront import FakeVeryfront
 
@@ -27,6 +24,7 @@ CANARY_TOKEN = "cjm-CANARY-t0k3n-9f2c7e1a"
 
 __all__ = [
     "CANARY_TOKEN",
+    "CASES",
     "PROVIDERS",
     "FakeDigitalOcean",
     "FakeIonworks",
@@ -59,68 +57,117 @@ def backend_settings(kind: str, base_url: str, **overrides: Any) -> BackendSetti
     return BackendSettings(**values)
 
 
+# add(fake, project, state, created_at) -> job id, where state is "active" or "finished".
+AddJob = Callable[[Any, str, str, str | None], str]
+
+
 @dataclass(frozen=True)
 class ProviderCase:
+    """One hosted provider as the tests see it: its fake, how to seed it, and its projects."""
+
     kind: str
-    module: ModuleType
-    token_env: str
     fake: Callable[[str], FakeProvider]
+    add: AddJob
+    # The job's current status on the fake, in the provider's words.
+    provider_status: Callable[[Any, str], str]
     project: str
-    add_active: Callable[[Any], str]
-    add_finished: Callable[[Any], str]
+    pattern: str  # a glob in `projects` that matches `project`
+    # Another project of the same provider; None where the provider has no projects (the key decides).
+    other_project: str | None
     bad_job_id: str
+    # True when the backend itself refuses another project's job (no cancel request is sent at all);
+    # False when the project is part of the provider's URL and the provider answers 404.
+    scoped_here: bool = False
     # Requests one successful cancel makes (Ionworks reads the job first to check its project).
     cancel_requests: int = 1
+
+    @property
+    def token_env(self) -> str:
+        variable = registry.spec(self.kind).token_env
+        assert variable is not None
+        return variable
+
+    def add_active(self, fake: Any, created_at: str | None = None) -> str:
+        return self.add(fake, self.project, "active", created_at)
+
+    def add_finished(self, fake: Any, created_at: str | None = None) -> str:
+        return self.add(fake, self.project, "finished", created_at)
 
     def __str__(self) -> str:
         return self.kind
 
 
+def _veryfront(fake: FakeVeryfront, project: str, state: str, created: str | None) -> str:
+    if state == "active":
+        return fake.add_job(project, "working", created_at=created)
+    stamp = created or now_iso()
+    return fake.add_job(project, "completed", created_at=stamp, completed_at=stamp)
+
+
+def _digitalocean(fake: FakeDigitalOcean, project: str, state: str, created: str | None) -> str:
+    if state == "active":
+        return fake.add_invocation(project, "RUNNING", created_at=created)
+    stamp = created or now_iso()
+    return fake.add_invocation(project, "SUCCEEDED", created_at=stamp, completed_at=stamp)
+
+
+def _ionworks(fake: FakeIonworks, project: str, state: str, created: str | None) -> str:
+    return fake.add_job(project, "processing" if state == "active" else "completed", created_at=created)
+
+
+def _talonic(fake: FakeTalonic, project: str, state: str, created: str | None) -> str:
+    # Talonic has no projects: the key's organization holds every job.
+    if state == "active":
+        return fake.add_job("processing", created_at=created)
+    stamp = created or now_iso()
+    return fake.add_job("complete", created_at=stamp, completed_at=stamp)
+
+
 PROVIDERS = [
     ProviderCase(
         kind="veryfront",
-        module=veryfront_backend,
-        token_env="VERYFRONT_API_TOKEN",
         fake=FakeVeryfront,
+        add=_veryfront,
+        provider_status=lambda fake, job_id: fake.jobs[job_id]["status"],
         project="proj-a",
-        add_active=lambda f: f.add_job("proj-a", "working"),
-        add_finished=lambda f: f.add_job("proj-a", "completed", completed_at="2026-01-01T00:00:00Z"),
+        pattern="proj-*",
+        other_project="proj-b",
         bad_job_id="not-a-uuid",
     ),
     ProviderCase(
         kind="digitalocean",
-        module=digitalocean_backend,
-        token_env="DIGITALOCEAN_TOKEN",
         fake=FakeDigitalOcean,
+        add=_digitalocean,
+        provider_status=lambda fake, job_id: fake.invocations[job_id]["invocation"]["phase"],
         project="4f6c71e2-1e90-4762-9fee-6cc4a0a9f2cf",
-        add_active=lambda f: f.add_invocation("4f6c71e2-1e90-4762-9fee-6cc4a0a9f2cf", "RUNNING"),
-        add_finished=lambda f: f.add_invocation(
-            "4f6c71e2-1e90-4762-9fee-6cc4a0a9f2cf", "SUCCEEDED", completed_at="2026-01-01T00:00:00Z"
-        ),
+        pattern="4f6c71e2-*",
+        other_project="9a1b2c3d-0000-4000-8000-00000000beef",
         bad_job_id="../secrets",
     ),
     ProviderCase(
         kind="ionworks",
-        module=ionworks_backend,
-        token_env="IONWORKS_API_KEY",
         fake=FakeIonworks,
+        add=_ionworks,
+        provider_status=lambda fake, job_id: fake.jobs[job_id]["status"],
         project="proj-a",
-        add_active=lambda f: f.add_job("proj-a", "processing"),
-        add_finished=lambda f: f.add_job("proj-a", "completed"),
+        pattern="proj-?",
+        other_project="proj-b",
         bad_job_id="job 1/2",
+        scoped_here=True,
         cancel_requests=2,
     ),
     ProviderCase(
         kind="talonic",
-        module=talonic_backend,
-        token_env="TALONIC_API_KEY",
         fake=FakeTalonic,
-        project="talonic",
-        add_active=lambda f: f.add_job("processing"),
-        add_finished=lambda f: f.add_job("complete", completed_at="2026-01-01T00:00:00Z"),
+        add=_talonic,
+        provider_status=lambda fake, job_id: fake.jobs[job_id]["status"],
+        project="invoices",
+        pattern="invoices",
+        other_project=None,
         bad_job_id="job-123",
     ),
 ]
+CASES = {case.kind: case for case in PROVIDERS}
 
 
 def documented_example(filename: str, marker: str = "\n{") -> Any:
