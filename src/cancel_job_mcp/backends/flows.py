@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from ..errors import ErrorCode, ToolError
+from ..errors import ErrorCode, ToolError, not_cancellable
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
 from .base import JobPage
-from .payload import ProviderError, not_cancellable
+from .payload import ProviderError
 
 ProviderPage = tuple[list[JobRecord], str | None]
 
@@ -43,7 +43,7 @@ async def cancel_with_followup(
         if current["status"] == JobStatus.CANCELED:
             return current
         if current["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(provider, job_id, current) from None
+            raise not_cancellable(current, f"on {provider}") from None
         if error.code == ErrorCode.NOT_CANCELLABLE:
             raise ToolError(
                 ErrorCode.NOT_CANCELLABLE,
@@ -52,7 +52,7 @@ async def cancel_with_followup(
             ) from None
         raise
     if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
-        raise not_cancellable(provider, job_id, record)
+        raise not_cancellable(record, f"on {provider}")
     return record
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ErrorCode, ToolError
+from ..errors import ErrorCode, ToolError, not_found
 from ..record import JobRecord, JobStatus
 from .base import BackendSettings, JobPage
 from .checks import checked_cursor, checked_limit, checked_status
 from .flows import ProviderPage, cancel_with_followup, filtered_page, refused_by_state
-from .payload import ProviderError, not_found
+from .payload import ProviderError
 from .registry import ProviderSpec
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class HostedBackend(ABC):
         return self.to_record(body, project)
 
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return not_found(self.provider, project, job_id, consequence)
+        return not_found(job_id, f"in project {project!r} on {self.provider}", consequence)
 
     # --- the tools --------------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ import re
 from typing import Any, ClassVar
 
 from ..cursors import refused_cursor
+from ..errors import not_cancellable
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .checks import checked_segment
@@ -52,7 +53,6 @@ from .hosted import HostedBackend
 from .payload import (
     malformed,
     normalize_timestamp,
-    not_cancellable,
     optional_str,
     require_fields,
     required_timestamp,
@@ -204,7 +204,7 @@ class IonworksBackend(HostedBackend):
         if current["status"] == JobStatus.CANCELED:
             return current
         if current["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(PROVIDER, job_id, current)
+            raise not_cancellable(current, f"on {PROVIDER}")
         return await super().cancel_job(project, job_id)
 
     async def fetch_page(

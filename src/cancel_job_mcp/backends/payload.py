@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import ErrorCode, ToolError
-from ..record import JobRecord, format_timestamp
+from ..record import format_timestamp
 
 # The times a job can sanely carry; anything outside is a provider fault, not a date to print.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,23 +99,6 @@ def latest(*stamps: str | None) -> str | None:
     """The latest of some normalized timestamps (they sort as text)."""
     present = [s for s in stamps if s is not None]
     return max(present) if present else None
-
-
-def not_cancellable(provider: str, job_id: str, record: JobRecord) -> ToolError:
-    finished = record["completed_at"] or record["updated_at"]
-    return ToolError(
-        ErrorCode.NOT_CANCELLABLE,
-        f"Job {job_id!r} on {provider} is already {record['status']} (since {finished}); only submitted"
-        " or working jobs can be canceled. Nothing was changed.",
-    )
-
-
-def not_found(provider: str, project: str, job_id: str, consequence: str = "") -> ToolError:
-    return ToolError(
-        ErrorCode.NOT_FOUND,
-        f"{provider} has no job {job_id!r} in project {project!r}.{consequence} A job is found only"
-        " within the project it belongs to: check both values.",
-    )
 
 
 def json_type(value: Any) -> str:

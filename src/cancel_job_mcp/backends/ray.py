@@ -43,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..cursors import refused_cursor
-from ..errors import ErrorCode, ToolError
+from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendConfigError, BackendSettings, JobPage
 from .checks import checked_segment
@@ -54,7 +54,6 @@ from .payload import (
     latest,
     malformed,
     normalize_timestamp,
-    not_cancellable,
     required_timestamp,
 )
 from .registry import ProviderSpec
@@ -231,10 +230,11 @@ class RayBackend(HostedBackend):
         return to_record(body, project)
 
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return ToolError(
-            ErrorCode.NOT_FOUND,
-            f"Ray cluster {project!r} ({self.http.base_url}) has no job {job_id!r}.{consequence} Give the"
-            " job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
+        return not_found(
+            job_id,
+            f"on Ray cluster {project!r} ({self.http.base_url})",
+            consequence,
+            hint="Give the job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
         )
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
@@ -260,7 +260,7 @@ class RayBackend(HostedBackend):
         if stopped:
             return record
         if record["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(f"Ray cluster {project!r}", job_id, record)
+            raise not_cancellable(record, f"on Ray cluster {project!r}")
         raise ToolError(
             ErrorCode.NOT_CANCELLABLE,
             f"Ray did not stop job {job_id!r}: it reports the job {record['status']} but has no running"
