@@ -1,52 +1,76 @@
-"""Cold start over stdio: from spawning the server to its first response, in both protocol eras.
+"""Cold start over raw stdio pipes: from spawning the server to reading its first answer.
 
-mode="auto" (2026-07-28): the SDK client probes `server/discover`; mode="legacy" (2025-11-25): `initialize`.
-The time ends when `Client.__aenter__` returns, i.e. the handshake answer has arrived.
+The first request is what a client sends first: `server/discover` in the 2026-07-28 era, `initialize` in
+2025-11-25. No SDK client is involved (bench/wire.py), so the time is the server's: the interpreter's start,
+the imports and the first answer. Runs are interleaved across the servers, after one warm-up spawn each.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
-import anyio
-from common import BASELINE, KINDS, OURS, Table, client, median, print_tables, ratio, spread, state_home
+from common import (
+    BASELINE,
+    FASTMCP,
+    KINDS,
+    OURS,
+    SUMMARY,
+    Table,
+    canceled_jobs,
+    median,
+    print_tables,
+    ratio,
+    server_env,
+    spread,
+    verdict,
+)
+from wire import discover, initialize, spawn_to_first_answer
 
-MODES = ("auto", "legacy")
+FIRST_REQUESTS = {"2026-07-28 (server/discover)": discover(), "2025-11-25 (initialize)": initialize()}
+TARGET = 1.03
+KIND_NAMES = (OURS, BASELINE, FASTMCP)
 
 
-async def measure(quick: bool) -> dict[tuple[str, str], list[float]]:
+def measure(quick: bool) -> dict[tuple[str, str], list[tuple[float, float]]]:
     repetitions = 3 if quick else 7
-    samples: dict[tuple[str, str], list[float]] = {(kind.name, mode): [] for kind in KINDS for mode in MODES}
-    with state_home() as home:
-        for kind in KINDS:  # warm-up: byte-compile caches and the page cache, not measured
-            async with client(kind.stdio_params(home)):
-                pass
-        for _ in range(repetitions):
-            for mode in MODES:
-                for kind in KINDS:  # interleaved, so drift on a shared machine hits both alike
-                    start = time.perf_counter()
-                    async with client(kind.stdio_params(home), mode):
-                        samples[kind.name, mode].append(time.perf_counter() - start)
+    env = server_env(canceled_jobs()[0])
+    samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for kind in KINDS:  # warm-up: byte-code caches and the page cache, not measured
+        spawn_to_first_answer(kind.stdio, env, discover())
+    for _ in range(repetitions):
+        for era, first in FIRST_REQUESTS.items():
+            for kind in KINDS:  # interleaved, so drift on a shared machine hits all alike
+                samples.setdefault((kind.name, era), []).append(spawn_to_first_answer(kind.stdio, env, first))
     return samples
 
 
 def run(quick: bool = False) -> list[Table]:
-    samples = anyio.run(measure, quick)
-    count = len(samples[OURS, "auto"])
-    table = Table(
-        "Cold start over stdio (spawn → first response), ms",
-        ["era (client mode)", f"{OURS} median", "spread", f"{BASELINE} median", "spread", "ratio"],
-        notes=[f"{count} runs each, interleaved, after one warm-up spawn; spread = min-max."],
-    )
-    for mode in MODES:
-        ours, base = samples[OURS, mode], samples[BASELINE, mode]
-        era = "2026-07-28 (auto)" if mode == "auto" else "2025-11-25 (legacy)"
-        table.rows.append(
-            [era, f"{median(ours) * 1000:.0f}", spread(ours, 1000, 0), f"{median(base) * 1000:.0f}",
-             spread(base, 1000, 0), ratio(median(ours), median(base))]
+    samples = measure(quick)
+    count = len(next(iter(samples.values())))
+    tables = []
+    for index, what in enumerate(("wall time", "server CPU time")):
+        table = Table(
+            f"Cold start over raw stdio pipes (spawn → first answer), {what}, ms",
+            ["era (first request)", OURS, "spread", BASELINE, "spread", FASTMCP, "spread",
+             "ours / bare", f"target <= {TARGET}x", "ours / FastMCP"],
+            notes=[f"{count} runs each, interleaved, after one warm-up spawn; medians, spread = min-max."
+                   + (" CPU = all the server's threads, from /proc/PID/task/*/schedstat, read when the"
+                      " answer arrives: it does not grow when other processes load the machine."
+                      if index else "")],
         )  # fmt: skip
-    return [table]
+        for era in FIRST_REQUESTS:
+            ours, base, peer = ([sample[index] for sample in samples[name, era]] for name in KIND_NAMES)
+            table.rows.append(
+                [era, f"{median(ours) * 1000:.0f}", spread(ours, 1000, 0), f"{median(base) * 1000:.0f}",
+                 spread(base, 1000, 0), f"{median(peer) * 1000:.0f}", spread(peer, 1000, 0),
+                 ratio(median(ours), median(base)), verdict(median(ours) / median(base), TARGET),
+                 ratio(median(ours), median(peer))]
+            )  # fmt: skip
+        tables.append(table)
+    era = next(iter(FIRST_REQUESTS))
+    ours, base, peer = (median([wall for wall, _ in samples[name, era]]) * 1000 for name in KIND_NAMES)
+    SUMMARY.append(("cold start, spawn to first answer (wall)", ours, base, peer, "ms", TARGET, True))
+    return tables
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Shared pieces of the benchmarks: the two servers, statistics, the machine, and markdown tables."""
+"""Shared pieces of the benchmarks: the servers, statistics, the machine, and markdown tables."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
@@ -23,7 +24,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PYTHON = sys.executable
 OURS = "cancel-job-mcp"
-BASELINE = "baseline"
+BASELINE = "bare SDK"
+FASTMCP = "FastMCP peer"
 
 
 # ----------------------------------------------------------------------------------------------- servers
@@ -31,7 +33,7 @@ BASELINE = "baseline"
 
 @dataclass(frozen=True)
 class ServerKind:
-    """How to start one of the two servers, and which tool call to load it with."""
+    """How to start one of the servers over stdio and over HTTP."""
 
     name: str
     stdio: tuple[str, ...]
@@ -58,7 +60,12 @@ BASELINE_KIND = ServerKind(
     stdio=(PYTHON, str(BENCH / "baseline_server.py")),
     http=lambda port: (PYTHON, str(BENCH / "baseline_server.py"), "http", str(port)),
 )
-KINDS = (OURS_KIND, BASELINE_KIND)
+FASTMCP_KIND = ServerKind(
+    FASTMCP,
+    stdio=(PYTHON, str(BENCH / "fastmcp_peer.py")),
+    http=lambda port: (PYTHON, str(BENCH / "fastmcp_peer.py"), "http", str(port)),
+)
+KINDS = (OURS_KIND, BASELINE_KIND, FASTMCP_KIND)
 
 
 def server_env(home: Path) -> dict[str, str]:
@@ -317,3 +324,74 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def verdict(value: float, limit: float, at_most: bool = True) -> str:
+    """'met' or 'missed' against a target ratio."""
+    met = value <= limit if at_most else value >= limit
+    return f"{'met' if met else 'MISSED'} ({'<=' if at_most else '>='} {limit:g}x)"
+
+
+# Canceled local jobs, made once per process through the real CLI and shared by the benchmarks.
+_CANCELED: list[tuple[Path, str, list[str]]] = []
+CANCELED_PROJECT = "bench"
+
+
+def canceled_jobs(count: int = 8) -> tuple[Path, str, list[str]]:
+    """(home, project, job ids): `count` local jobs submitted and canceled before any clock starts."""
+    if _CANCELED:
+        return _CANCELED[0]
+    tmp = tempfile.TemporaryDirectory(prefix="cancel-job-bench-")
+    atexit.register(tmp.cleanup)
+    home = Path(tmp.name) / "home"
+    home.mkdir()
+    ids = [submit(home, CANCELED_PROJECT, "sleep", "600")["id"]]  # creates the store, then in parallel:
+    submits = [
+        subprocess.Popen(
+            [*_ours_command(), "submit", "--project", CANCELED_PROJECT, "--", "sleep", "600"],
+            env=server_env(home),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count - 1)
+    ]
+    ids += [json.loads(process.communicate(timeout=60)[0])["id"] for process in submits]
+    cancels = [
+        subprocess.Popen(
+            [*_ours_command(), "cancel", CANCELED_PROJECT, job],
+            env=server_env(home),
+            stdout=subprocess.DEVNULL,
+        )
+        for job in ids
+    ]
+    if any(process.wait(timeout=60) for process in cancels):
+        raise RuntimeError("a cancel of a benchmark job failed")
+    _CANCELED.append((home, CANCELED_PROJECT, ids))
+    return _CANCELED[0]
+
+
+def cancel_calls(kind: ServerKind) -> list[tuple[str, dict[str, Any]]]:
+    """The call each server is loaded with: cancel_job on canceled local jobs, or the bare server's noop."""
+    if kind is BASELINE_KIND:
+        return [("noop", {})]
+    _, project, ids = canceled_jobs()
+    return [("cancel_job", {"project_reference": project, "job_id": job}) for job in ids]
+
+
+# The headline figures the benchmarks leave for bench/run.py's first table:
+# (figure, ours, bare SDK, FastMCP peer, unit, target ratio against bare, True if the target is a maximum).
+SUMMARY: list[tuple[str, float, float, float, str, float, bool]] = []
+
+
+def summary_table() -> Table:
+    table = Table(
+        "Against the targets (medians from the tables below)",
+        ["figure", OURS, BASELINE, FASTMCP, "ours / bare", "target", "ours / FastMCP", "beats FastMCP"],
+    )
+    for figure, ours, base, peer, unit, target, at_most in SUMMARY:
+        beats = ours < peer if at_most else ours > peer
+        table.rows.append(
+            [figure, f"{ours:.2f} {unit}", f"{base:.2f} {unit}", f"{peer:.2f} {unit}", ratio(ours, base),
+             verdict(ours / base, target, at_most), ratio(ours, peer), "yes" if beats else "NO"]
+        )  # fmt: skip
+    return table

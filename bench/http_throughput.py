@@ -1,30 +1,26 @@
-"""HTTP throughput: 1, 8 and 32 concurrent clients over Streamable HTTP, a fixed number of calls in all.
+"""HTTP throughput: 1 and 32 concurrent clients over Streamable HTTP, a fixed number of calls in all.
 
-Each client is its own SDK Client session (mode="auto", 2026-07-28, caching off) making sequential calls; the
-clients run concurrently in one asyncio process, the load generator, which shares the machine's CPUs with the
-server. Ours serves `cancel_job` on local jobs that are already canceled; the baseline serves its `noop` tool
-through the same uvicorn + Streamable HTTP stack. Sessions are opened before the clock starts.
+Each client is one keep-alive HTTP/1.1 connection POSTing hand-written 2026-07-28 `tools/call` requests
+(bench/wire.py: a few microseconds a call, so the load generator leaves the server most of the CPU it shares
+with it). Ours and the FastMCP peer serve `cancel_job` on local jobs already canceled; the bare SDK server
+serves `noop`, through the same uvicorn + Streamable HTTP stack. Runs are interleaved across the servers.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from contextlib import AsyncExitStack
-from typing import Any
+import asyncio
 
-import anyio
 from common import (
     BASELINE,
-    BASELINE_KIND,
+    FASTMCP,
+    KINDS,
     MEMORY,
     OURS,
-    OURS_KIND,
-    ServerKind,
+    SUMMARY,
     Table,
-    cancel_cli,
-    client,
-    cpu_seconds,
+    cancel_calls,
+    canceled_jobs,
     http_server,
     median,
     memory_kib,
@@ -32,100 +28,72 @@ from common import (
     print_tables,
     ratio,
     spread,
-    state_home,
-    submit,
+    verdict,
 )
+from wire import cpu_ns, http_load
 
-CONCURRENCY = (1, 8, 32)
-JOBS = 8
-PROJECT = "bench-http"
-
-
-async def load(
-    url: str, clients: int, total: int, call: tuple[str, list[dict[str, Any]]], pid: int
-) -> tuple[float, list[float], float]:
-    """Returns calls/s, the latencies, and the server's CPU time per call."""
-    name, arguments = call
-    latencies: list[float] = []
-    per_client = total // clients
-    async with AsyncExitStack() as stack:
-        sessions = [await stack.enter_async_context(client(url)) for _ in range(clients)]
-
-        async def worker(index: int, session: Any) -> None:
-            for i in range(per_client):
-                start = time.perf_counter()
-                result = await session.call_tool(name, arguments[(index + i) % len(arguments)])
-                latencies.append(time.perf_counter() - start)
-                if result.is_error:
-                    raise RuntimeError(f"{name}: {result}")
-
-        cpu_before, start = cpu_seconds(pid), time.perf_counter()
-        async with anyio.create_task_group() as group:
-            for index, session in enumerate(sessions):
-                group.start_soon(worker, index, session)
-        elapsed, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu_before
-    return len(latencies) / elapsed, latencies, cpu / len(latencies)
+CONCURRENCY = (1, 32)
+TARGET = 0.85  # ours / bare calls/s at 32 clients, at least
 
 
-async def measure(quick: bool) -> tuple[int, dict[tuple[str, int], list[tuple[float, float, float]]]]:
-    total = 256 if quick else 1024
-    repetitions = 1 if quick else 3
+def measure(quick: bool) -> dict[tuple[str, int], list[tuple[float, float, float]]]:
+    """Per (server, clients): one (calls/s, p99 s, server CPU s per call) per run."""
+    total, repetitions = (512, 1) if quick else (1024, 3)
+    home = canceled_jobs()[0]
     results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
-    with state_home() as home:
-        jobs = [submit(home, PROJECT, "sleep", "600")["id"] for _ in range(JOBS)]
-        for job in jobs:
-            cancel_cli(home, PROJECT, job)
-        calls: dict[str, tuple[str, list[dict[str, Any]]]] = {
-            OURS: ("cancel_job", [{"project_reference": PROJECT, "job_id": job} for job in jobs]),
-            BASELINE: ("noop", [{}]),
-        }
-        kinds: tuple[ServerKind, ...] = (OURS_KIND, BASELINE_KIND)
-        for kind in kinds:
-            with http_server(kind, home) as server:
-                idle = memory_kib(server.pid)["VmRSS"]
-                await load(server.url, 1, 16, calls[kind.name], server.pid)  # warm-up
-                for _ in range(repetitions):
-                    for clients in CONCURRENCY:
-                        rate, latencies, cpu = await load(
-                            server.url, clients, total, calls[kind.name], server.pid
-                        )
-                        sample = (rate, percentile(latencies, 0.99), cpu)
-                        results.setdefault((kind.name, clients), []).append(sample)
-                served = 16 + repetitions * len(CONCURRENCY) * total
-                MEMORY.append(("http", kind.name, idle, memory_kib(server.pid)["VmHWM"], served))
-    return total, results
+    with http_server(KINDS[0], home) as ours, http_server(KINDS[1], home) as base, \
+            http_server(KINDS[2], home) as peer:  # fmt: skip
+        servers = dict(zip(KINDS, (ours, base, peer), strict=True))
+        idle = {kind.name: memory_kib(server.pid)["VmRSS"] for kind, server in servers.items()}
+        for kind, server in servers.items():  # warm-up
+            asyncio.run(http_load(server.url, 8, 128, cancel_calls(kind)))
+        for _ in range(repetitions):
+            for clients in CONCURRENCY:
+                for kind, server in servers.items():
+                    before = cpu_ns(server.pid)
+                    rate, latencies = asyncio.run(http_load(server.url, clients, total, cancel_calls(kind)))
+                    cpu = (cpu_ns(server.pid) - before) / 1e9 / len(latencies)
+                    results.setdefault((kind.name, clients), []).append(
+                        (rate, percentile(latencies, 0.99), cpu)
+                    )
+        served = 128 + repetitions * total * len(CONCURRENCY)
+        for kind, server in servers.items():
+            MEMORY.append(("http", kind.name, idle[kind.name], memory_kib(server.pid)["VmHWM"], served))
+    return results
 
 
 def run(quick: bool = False) -> list[Table]:
-    total, results = anyio.run(measure, quick)
-    runs = len(results[OURS, 1])
+    results = measure(quick)
+    names = (OURS, BASELINE, FASTMCP)
     table = Table(
-        f"HTTP throughput ({total:,} calls per run, split evenly across the clients)",
-        ["clients", f"{OURS} calls/s", "spread", f"{BASELINE} calls/s", "spread", "throughput ratio",
-         f"{OURS} p99 ms", f"{BASELINE} p99 ms", "p99 ratio", "server CPU ms/call (ours / baseline)"],
+        "HTTP throughput (Streamable HTTP, 2026-07-28, one uvicorn process per server)",
+        ["clients · figure", OURS, "spread", BASELINE, "spread", FASTMCP, "spread", "ours / bare", "target",
+         "ours / FastMCP"],
         notes=[
-            f"{runs} run(s) per cell, medians, spread = min-max; ours: cancel_job on {JOBS} already-canceled"
-            " local jobs; baseline: noop. Client and server share the machine's CPUs, so calls/s is for the"
-            " pair; server CPU ms/call is the server process's user+system time in the run over the calls."
+            f"{len(results[OURS, 1])} run(s) per cell, interleaved; medians, spread = min-max. Load generator"
+            " and servers share the machine's CPUs. Server CPU per call = the server process's CPU time over"
+            " the run / calls: the figure that says what a call costs, whatever else runs."
         ],
     )  # fmt: skip
     for clients in CONCURRENCY:
-        ours, base = results[OURS, clients], results[BASELINE, clients]
-        ours_rate, base_rate = [r for r, _, _ in ours], [r for r, _, _ in base]
-        ours_p99, base_p99 = [p for _, p, _ in ours], [p for _, p, _ in base]
-        ours_cpu, base_cpu = median([c for _, _, c in ours]), median([c for _, _, c in base])
-        table.rows.append(
-            [str(clients), f"{median(ours_rate):.0f}", spread(ours_rate, 1, 0), f"{median(base_rate):.0f}",
-             spread(base_rate, 1, 0), ratio(median(ours_rate), median(base_rate)),
-             f"{median(ours_p99) * 1000:.1f}", f"{median(base_p99) * 1000:.1f}",
-             ratio(median(ours_p99), median(base_p99)), f"{ours_cpu * 1000:.2f} / {base_cpu * 1000:.2f}"]
-        )  # fmt: skip
+        for index, label, scale, digits in ((0, "calls/s", 1, 0), (1, "p99 ms", 1000, 1),
+                                            (2, "server CPU ms/call", 1000, 2)):  # fmt: skip
+            values = [[sample[index] for sample in results[name, clients]] for name in names]
+            ours, base, peer = (median(v) for v in values)
+            target = "-"
+            if index == 0 and clients == max(CONCURRENCY):
+                target = verdict(ours / base, TARGET, at_most=False)
+                SUMMARY.append((f"HTTP calls/s, {clients} clients", ours, base, peer, "/s", TARGET, False))
+            row = [f"{clients} · {label}"]
+            for value, samples in zip((ours, base, peer), values, strict=True):
+                row += [f"{value * scale:.{digits}f}", spread(samples, scale, digits)]
+            table.rows.append([*row, ratio(ours, base), target, ratio(ours, peer)])
     return [table]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="256 calls per run and one run instead of 1,024 and three"
+        "--quick", action="store_true", help="one run of 512 calls per cell, not three of 1,024"
     )
     print_tables(run(parser.parse_args().quick))

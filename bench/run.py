@@ -1,16 +1,22 @@
-"""Run every benchmark, ours next to the baseline, and print one markdown block ready for the README.
+"""Run every benchmark and print one markdown block ready for the README: the targets first, then each table.
 
     .venv/bin/python bench/run.py [--quick] [--only NAME ...]
 
-Benchmarks (each also runs alone: `python bench/NAME.py [--quick]`):
-  cold_start       spawn → first response over stdio, 2026-07-28 (mode=auto) and 2025-11-25 (mode=legacy)
-  stdio_calls      per-call latency over stdio, 1,000 calls per run: p50 / p99
-  http_throughput  1, 8, 32 concurrent clients over Streamable HTTP: calls/s, p99, server CPU per call
-  http_workers     --workers scaling at 32 clients
-  cancel_stop      cancel_job → process group gone, SIGTERM path and the grace-period (SIGKILL) path
+About 4 minutes on a quiet 2-CPU machine (--quick: about 1.5). Three servers run side by side in each
+benchmark: cancel-job-mcp, the bare SDK server (bench/baseline_server.py: a low-level `mcp.server.Server`
+with one trivial tool) and the FastMCP peer (bench/fastmcp_peer.py: our three tools written the popular
+way; needs the `bench` extra: pip install -e '.[bench]'). Each benchmark also runs alone:
+`python bench/NAME.py [--quick]`.
+
+  profile            where one cancel_job call's time goes, phase by phase, and its thread hops
+  cold_start         spawn -> first answer over raw stdio pipes, both protocol eras
+  stdio_calls        cancel_job p50 / p99 / server CPU over raw stdio pipes
+  http_throughput    1 and 32 concurrent HTTP clients: calls/s, p99, server CPU per call
+  http_workers       --workers scaling, with the CPU split across worker processes
+  importtime         what is imported before the first answer, beyond the SDK
+  cancel_stop        cancel_job -> process group gone (local runtime)
   provider_overhead  what we add to a hosted provider's round trip (a fake Veryfront on loopback)
-  memory           idle and peak RSS after the stdio and HTTP loads
-  importtime       what each server imports at start (python -X importtime)
+  memory             idle and peak RSS after the stdio and HTTP loads
 Progress goes to stderr; the markdown goes to stdout. Not a test: nothing is asserted.
 """
 
@@ -21,17 +27,18 @@ import importlib
 import sys
 import time
 
-from common import machine
+from common import SUMMARY, machine, summary_table
 
 ORDER = (
+    "profile",
     "cold_start",
     "stdio_calls",
     "http_throughput",
     "http_workers",
+    "importtime",
     "cancel_stop",
     "provider_overhead",
     "memory",
-    "importtime",
 )
 
 
@@ -39,7 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions and calls (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and calls")
     parser.add_argument("--only", nargs="+", choices=ORDER, help="run only these benchmarks")
     args = parser.parse_args()
     chosen = [name for name in ORDER if not args.only or name in args.only]
@@ -52,15 +59,15 @@ def main() -> None:
         tables = importlib.import_module(name).run(quick=args.quick)
         print(f"[bench] {name} done in {time.perf_counter() - begun:.0f} s", file=sys.stderr, flush=True)
         blocks += [table.markdown() for table in tables]
+    if SUMMARY:
+        blocks.insert(0, summary_table().markdown())
 
     command = (
         "bench/run.py"
         + (" --quick" if args.quick else "")
         + (f" --only {' '.join(args.only)}" if args.only else "")
     )
-    print(f"Measured with `{command}` in {time.perf_counter() - started:.0f} s on {machine()}.")
-    print("Each row runs cancel-job-mcp and the baseline (bench/baseline_server.py: a bare low-level")
-    print("`mcp.server.Server` with one trivial tool, served the same way) side by side in the same run.\n")
+    print(f"Measured with `{command}` in {time.perf_counter() - started:.0f} s on {machine()}.\n")
     print("\n\n".join(blocks))
 
 

@@ -1,109 +1,129 @@
-"""Per-call latency over stdio: 1,000 sequential tools/call requests on one session, per repetition.
+"""Per-call latency over raw stdio pipes: sequential tools/call requests on one process per server.
 
-Ours is measured twice: `cancel_job` on local jobs that are already canceled (the idempotent path: the job
-is found in the SQLite store and its record returned unchanged, isError false), and `cancel_job` on job ids
-that do not exist (the not_found path, isError true). Each is set against the baseline's trivial `noop` tool
-on the same transport and client (SDK Client, mode="auto", caching off).
+Ours and the FastMCP peer serve `cancel_job` on local jobs that are already canceled (the job is found in
+the SQLite store and its 18-field record returned unchanged); the bare SDK server serves its trivial `noop`.
+The client is hand-written JSON-RPC on the pipes (bench/wire.py), so no client-side validation is in the
+loop. The three servers run side by side and the runs are interleaved; each run also reads the server's CPU
+time, which a busy machine inflates far less than latency.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from typing import Any
 
-import anyio
 from common import (
     BASELINE,
-    BASELINE_KIND,
+    FASTMCP,
+    KINDS,
     MEMORY,
     OURS,
-    OURS_KIND,
+    SUMMARY,
     Table,
-    client,
+    cancel_calls,
+    canceled_jobs,
     median,
     memory_kib,
     percentile,
     print_tables,
     ratio,
+    server_env,
     spread,
-    state_home,
-    stdio_child_pid,
-    submit,
+    verdict,
 )
+from wire import StdioPipes, cpu_ns, discover, is_error, tool_call
 
-CALLS = 1000
-JOBS = 10
-PROJECT = "bench-stdio"
+TARGETS = {"p50": 1.3, "p99": 1.5}
 
 
-async def timed_calls(
-    session: Any, name: str, argument_list: list[dict[str, Any]], expect_error: bool
-) -> list[float]:
+def timed_calls(server: StdioPipes, calls: Sequence[tuple[str, dict[str, Any]]], count: int) -> list[float]:
+    lines = [tool_call(i, name, arguments) for i, (name, arguments) in enumerate(calls)]
     latencies = []
-    for arguments in argument_list:
+    for i in range(count):
         start = time.perf_counter()
-        result = await session.call_tool(name, arguments)
+        answer = server.send(lines[i % len(lines)])
         latencies.append(time.perf_counter() - start)
-        if result.is_error != expect_error:
-            raise RuntimeError(f"{name}{arguments}: unexpected result {result}")
+        if is_error(answer):
+            raise RuntimeError(f"{server.process.args}: {answer[:300]!r}")
     return latencies
 
 
-async def measure(quick: bool) -> dict[str, list[list[float]]]:
-    repetitions = 1 if quick else 3
-    series: dict[str, list[list[float]]] = {"canceled": [], "not_found": [], "noop": []}
-    with state_home() as home:
-        jobs = [submit(home, PROJECT, "sleep", "600")["id"] for _ in range(JOBS)]
-        canceled = [{"project_reference": PROJECT, "job_id": jobs[i % JOBS]} for i in range(CALLS)]
-        missing = [{"project_reference": PROJECT, "job_id": f"job_missing{i}"} for i in range(CALLS)]
-        async with client(OURS_KIND.stdio_params(home)) as ours:
-            pid = stdio_child_pid(OURS_KIND.stdio)
-            idle = memory_kib(pid)["VmRSS"]
-            await timed_calls(ours, "cancel_job", canceled[:JOBS], expect_error=False)  # the real cancels
-            for _ in range(repetitions):
-                series["canceled"].append(await timed_calls(ours, "cancel_job", canceled, expect_error=False))
-                series["not_found"].append(await timed_calls(ours, "cancel_job", missing, expect_error=True))
-            MEMORY.append(("stdio", OURS, idle, memory_kib(pid)["VmHWM"], 2 * repetitions * CALLS))
-        async with client(BASELINE_KIND.stdio_params(home)) as base:
-            pid = stdio_child_pid(BASELINE_KIND.stdio)
-            idle = memory_kib(pid)["VmRSS"]
-            for _ in range(repetitions):
-                series["noop"].append(await timed_calls(base, "noop", [{}] * CALLS, expect_error=False))
-            MEMORY.append(("stdio", BASELINE, idle, memory_kib(pid)["VmHWM"], repetitions * CALLS))
-    return series
+def measure(quick: bool) -> dict[str, list[tuple[list[float], float]]]:
+    """Per server: one (latencies, CPU seconds per call) per run."""
+    repetitions, count = (1, 1000) if quick else (3, 2000)
+    env = server_env(canceled_jobs()[0])
+    servers = {kind.name: StdioPipes(kind.stdio, env) for kind in KINDS}
+    runs: dict[str, list[tuple[list[float], float]]] = {name: [] for name in servers}
+    try:
+        idle = {}
+        for kind in KINDS:
+            server = servers[kind.name]
+            server.send(discover())
+            timed_calls(server, cancel_calls(kind), 200)  # warm-up: connections, caches, lazy imports
+            idle[kind.name] = memory_kib(server.pid)["VmRSS"]
+        for _ in range(repetitions):
+            for kind in KINDS:
+                server = servers[kind.name]
+                before = cpu_ns(server.pid)
+                latencies = timed_calls(server, cancel_calls(kind), count)
+                runs[kind.name].append((latencies, (cpu_ns(server.pid) - before) / 1e9 / count))
+        for name, server in servers.items():
+            served = 200 + repetitions * count
+            MEMORY.append(("stdio", name, idle[name], memory_kib(server.pid)["VmHWM"], served))
+    finally:
+        for server in servers.values():
+            server.close()
+    return runs
 
 
 def run(quick: bool = False) -> list[Table]:
-    series = anyio.run(measure, quick)
-    noop_p50 = median([percentile(run, 0.5) for run in series["noop"]])
-    noop_p99 = median([percentile(run, 0.99) for run in series["noop"]])
+    runs = measure(quick)
+
+    def figure(name: str, key: str) -> list[float]:
+        if key == "cpu":
+            return [cpu for _, cpu in runs[name]]
+        return [percentile(latencies, 0.5 if key == "p50" else 0.99) for latencies, _ in runs[name]]
+
+    count = len(runs[OURS][0][0])
     table = Table(
-        f"Per-call latency over stdio ({CALLS:,} sequential calls per run), ms",
-        ["server · call", "p50", "p50 spread", "p99", "p99 spread", "p50 ratio", "p99 ratio"],
+        f"cancel_job over raw stdio pipes ({count:,} sequential calls per run), ms",
+        ["figure", OURS, "spread", BASELINE, "spread", FASTMCP, "spread", "ours / bare", "target",
+         "ours / FastMCP"],
         notes=[
-            f"{len(series['noop'])} run(s) of {CALLS:,} calls each; medians across runs, spread = min-max"
-            f" across runs; SDK Client mode=auto (2026-07-28). 'already canceled': cancel_job cycling over"
-            f" {JOBS} local jobs canceled before the clock starts (returns the record, isError false);"
-            " 'not_found': cancel_job on ids that do not exist (isError true); ratios against baseline noop."
+            f"{len(runs[OURS])} run(s) per server, interleaved; medians across runs, spread = min-max."
+            f" {OURS} and {FASTMCP}: cancel_job cycling over {len(canceled_jobs()[2])} local jobs already"
+            f" canceled (the record comes back, isError false); {BASELINE}: its noop tool. Server CPU per"
+            " call = the server process's CPU time over the run / calls."
         ],
-    )
-    labels = {
-        "canceled": f"{OURS} · cancel_job (already canceled)",
-        "not_found": f"{OURS} · cancel_job (not_found)",
-        "noop": f"{BASELINE} · noop",
-    }
-    for key, label in labels.items():
-        p50s = [percentile(run, 0.5) for run in series[key]]
-        p99s = [percentile(run, 0.99) for run in series[key]]
+    )  # fmt: skip
+    for key, label in (("p50", "p50 latency"), ("p99", "p99 latency"), ("cpu", "server CPU per call")):
+        ours, base, peer = figure(OURS, key), figure(BASELINE, key), figure(FASTMCP, key)
+        target = verdict(median(ours) / median(base), TARGETS[key]) if key in TARGETS else "-"
+        if key in TARGETS:
+            SUMMARY.append(
+                (
+                    f"cancel_job {key} over stdio pipes",
+                    median(ours) * 1000,
+                    median(base) * 1000,
+                    median(peer) * 1000,
+                    "ms",
+                    TARGETS[key],
+                    True,
+                )
+            )
         table.rows.append(
-            [label, f"{median(p50s) * 1000:.2f}", spread(p50s, 1000, 2), f"{median(p99s) * 1000:.2f}",
-             spread(p99s, 1000, 2), ratio(median(p50s), noop_p50), ratio(median(p99s), noop_p99)]
+            [label, f"{median(ours) * 1000:.2f}", spread(ours, 1000, 2), f"{median(base) * 1000:.2f}",
+             spread(base, 1000, 2), f"{median(peer) * 1000:.2f}", spread(peer, 1000, 2),
+             ratio(median(ours), median(base)), target, ratio(median(ours), median(peer))]
         )  # fmt: skip
     return [table]
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one run instead of three")
+    parser.add_argument(
+        "--quick", action="store_true", help="one run of 1,000 calls instead of three of 2,000"
+    )
     print_tables(run(parser.parse_args().quick))

@@ -1,0 +1,216 @@
+"""Where one call's time goes: cancel_job on an already-canceled local job, phase by phase, in process.
+
+The real server (built as `cancel-job-mcp serve` builds it) runs on the SDK's real serving loop over
+in-memory streams, exactly as `mcp.server.stdio.stdio_server` feeds it minus the pipe I/O. Each phase is
+timed where it happens:
+
+  parse      the request line -> JSON-RPC message (the SDK's `validate_json`, as its stdio reader does)
+  validate   our argument checks (JSON Schema and identifier rules)
+  route      project reference -> backend
+  store      the local backend's cancel_job: SQLite on a reused connection, and any worker-thread hop
+  shape      our CallToolResult: the record as text and as structured content
+  serialize  the JSON-RPC response -> line (the SDK's `model_dump_json`, as its stdio writer does)
+  SDK        what is left of the call: the SDK's dispatch, params and result validation, tasks and streams
+
+Also counted per call, which no load changes: worker-thread hops, and bytes in and out. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from functools import wraps
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import mcp_types as types
+from common import Table, canceled_jobs, median, percentile, print_tables
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
+from wire import tool_call
+
+PHASES = ("parse", "validate", "route", "store", "shape", "serialize", "SDK")
+# (phase, module, attribute): our functions on the call's path, timed where they are looked up.
+TIMED = (
+    ("validate", "cancel_job_mcp.server", "validate_arguments"),
+    ("route", "cancel_job_mcp.service", "JobService._route"),
+    ("store", "cancel_job_mcp.backends.local.runtime", "LocalBackend.cancel_job"),
+    ("shape", "cancel_job_mcp.server", "success_result"),
+)
+
+
+def now() -> tuple[float, float]:
+    """(wall, process CPU) seconds. While a phase waits for a worker thread, the process CPU clock counts
+    that thread's work and not the wait, so CPU times hold on a busy machine where wall times do not."""
+    return time.perf_counter(), time.process_time()
+
+
+class Clock:
+    """Per-call phase durations (wall and CPU), and worker-thread hops."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.calls: list[dict[str, list[float]]] = []
+        self.hops = 0
+
+    def add(self, phase: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+        self.current[phase][0] += end[0] - start[0]
+        self.current[phase][1] += end[1] - start[1]
+
+    def finish(self, start: tuple[float, float], end: tuple[float, float]) -> None:
+        total = [end[0] - start[0], end[1] - start[1]]
+        self.current["SDK"] = [total[i] - sum(v[i] for v in self.current.values()) for i in (0, 1)]
+        self.current["total"] = total
+        self.calls.append(dict(self.current))
+        self.current.clear()
+
+
+def _timed(clock: Clock, phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(function):
+
+        @wraps(function)
+        async def timed_async(*args: Any, **kwargs: Any) -> Any:
+            start = now()
+            try:
+                return await function(*args, **kwargs)
+            finally:
+                clock.add(phase, start, now())
+
+        return timed_async
+
+    @wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = now()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            clock.add(phase, start, now())
+
+    return timed
+
+
+@contextmanager
+def patched(owner: Any, attribute: str, replacement: Any) -> Iterator[None]:
+    original = owner.__dict__[attribute]
+    setattr(owner, attribute, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, attribute, original)
+
+
+@contextmanager
+def instrumented(clock: Clock) -> Iterator[None]:
+    import importlib
+
+    with ExitStack() as stack:
+        for phase, module_name, path in TIMED:
+            owner: Any = importlib.import_module(module_name)
+            *parents, attribute = path.split(".")
+            for parent in parents:
+                owner = getattr(owner, parent)
+            stack.enter_context(patched(owner, attribute, _timed(clock, phase, getattr(owner, attribute))))
+        original_run_sync = anyio.to_thread.run_sync
+
+        async def counted_run_sync(*args: Any, **kwargs: Any) -> Any:
+            clock.hops += 1
+            return await original_run_sync(*args, **kwargs)
+
+        stack.enter_context(patched(anyio.to_thread, "run_sync", counted_run_sync))
+        yield
+
+
+def build_server() -> Any:
+    from cancel_job_mcp.cli import build_mcp_server
+
+    home, _, _ = canceled_jobs()
+    options = {"home": str(home), "config": None, "read_only": False, "call_timeout": 120.0,
+               "max_concurrent_calls": 64}  # fmt: skip
+    server, _ = build_mcp_server(options)
+    return server
+
+
+async def measure(calls: int) -> tuple[Clock, int, int]:
+    """Drive `calls` cancel_job requests through the server; returns the clock, bytes in and bytes out."""
+    _, project, jobs = canceled_jobs()
+    lines = [tool_call(i, "cancel_job", {"project_reference": project, "job_id": job}) for i, job in
+             enumerate(jobs)]  # fmt: skip
+    server = build_server()
+    clock = Clock()
+    to_server, server_reads = create_context_streams[SessionMessage | Exception](0)
+    server_writes, from_server = create_context_streams[SessionMessage](0)
+    bytes_in = bytes_out = 0
+
+    async def one(line: bytes, timed: bool) -> None:
+        nonlocal bytes_in, bytes_out
+        start = now()
+        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        parsed = now()
+        await to_server.send(SessionMessage(message))
+        answer = await from_server.receive()
+        answered = now()
+        out = answer.message.model_dump_json(by_alias=True, exclude_unset=True)
+        end = now()
+        if '"isError":true' in out:
+            raise RuntimeError(out)
+        if timed:
+            clock.add("parse", start, parsed)
+            clock.add("serialize", answered, end)
+            clock.finish(start, end)
+            bytes_in += len(line) + 1
+            bytes_out += len(out) + 1
+        else:
+            clock.current.clear()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.run, server_reads, server_writes, server.create_initialization_options())
+        with instrumented(clock):
+            for i in range(200):  # warm-up: the backend, its connection, lazy imports
+                await one(lines[i % len(lines)], timed=False)
+            clock.hops = 0
+            for i in range(calls):
+                await one(lines[i % len(lines)], timed=True)
+        to_server.close()
+        group.cancel_scope.cancel()
+    return clock, bytes_in, bytes_out
+
+
+def run(quick: bool = False) -> list[Table]:
+    calls = 1000 if quick else 3000
+    clock, bytes_in, bytes_out = anyio.run(measure, calls)
+    whole = [median([call["total"][i] for call in clock.calls]) for i in (0, 1)]
+    table = Table(
+        f"Where a cancel_job call goes, in process ({calls:,} calls on already-canceled local jobs), µs",
+        ["phase", "CPU median", "CPU share", "wall median", "wall p90", "wall share"],
+        notes=[
+            f"Per call: {clock.hops / calls:.2f} worker-thread hops, {bytes_in / calls:.0f} bytes in,"
+            f" {bytes_out / calls:.0f} bytes out. The real server on the SDK's serving loop over in-memory"
+            " streams (no pipes); SDK = the call's time outside the named phases. CPU = the process's CPU"
+            " time (all threads); on a busy machine wall times grow, CPU times much less."
+        ],
+    )
+    for phase in (*PHASES, "total"):
+        wall = [call.get(phase, [0.0, 0.0])[0] for call in clock.calls]
+        cpu = [call.get(phase, [0.0, 0.0])[1] for call in clock.calls]
+        table.rows.append(
+            [
+                phase,
+                f"{median(cpu) * 1e6:.0f}",
+                f"{median(cpu) / whole[1]:.0%}",
+                f"{median(wall) * 1e6:.0f}",
+                f"{percentile(wall, 0.9) * 1e6:.0f}",
+                f"{median(wall) / whole[0]:.0%}",
+            ]
+        )
+    return [table]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1,000 calls instead of 3,000")
+    print_tables(run(parser.parse_args().quick))
