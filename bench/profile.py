@@ -1,15 +1,16 @@
 """Where one call's time goes: cancel_job on an already-canceled local job, phase by phase, in process.
 
 The real server (built as `cancel-job-mcp serve` builds it) runs on the SDK's real serving loop over
-in-memory streams, exactly as `mcp.server.stdio.stdio_server` feeds it minus the pipe I/O. Each phase is
-timed where it happens:
+in-memory streams, fed as our stdio framing feeds it, minus the pipe I/O (whose two worker-thread hops
+per call, one to read the line and one to write the answer, the bare SDK server's stdio makes too).
+Each phase is timed where it happens:
 
-  parse      the request line -> JSON-RPC message (the SDK's `validate_json`, as its stdio reader does)
+  parse      the request line -> JSON-RPC message (`cancel_job_mcp.stdio.decode_line`, our stdio framing)
   validate   our argument checks (JSON Schema and identifier rules)
   route      project reference -> backend
   store      the local backend's cancel_job: SQLite on a reused connection, and any worker-thread hop
   shape      our CallToolResult: the record as text and as structured content
-  serialize  the JSON-RPC response -> line (the SDK's `model_dump_json`, as its stdio writer does)
+  serialize  the JSON-RPC response -> line (`model_dump_json`, as our stdio framing writes it)
   SDK        what is left of the call: the SDK's dispatch, params and result validation, tasks and streams
 
 Also counted per call, which no load changes: worker-thread hops, and bytes in and out. Not a test.
@@ -28,11 +29,12 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import mcp_types as types
 from common import Table, canceled_jobs, median, percentile, print_tables
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 from wire import tool_call
+
+from cancel_job_mcp.stdio import decode_line
 
 PHASES = ("parse", "validate", "route", "store", "shape", "serialize", "SDK")
 # (phase, module, attribute): our functions on the call's path, timed where they are looked up.
@@ -126,12 +128,11 @@ def instrumented(clock: Clock) -> Iterator[None]:
 
 
 def build_server() -> Any:
-    from cancel_job_mcp.cli import build_mcp_server
+    from cancel_job_mcp.app import AppOptions, build_mcp_server
+    from cancel_job_mcp.config import load_config
 
     home, _, _ = canceled_jobs()
-    options = {"home": str(home), "config": None, "read_only": False, "call_timeout": 120.0,
-               "max_concurrent_calls": 64}  # fmt: skip
-    server, _ = build_mcp_server(options)
+    server, _ = build_mcp_server(AppOptions(home, load_config(None, home)))
     return server
 
 
@@ -149,9 +150,10 @@ async def measure(calls: int) -> tuple[Clock, int, int]:
     async def one(line: bytes, timed: bool) -> None:
         nonlocal bytes_in, bytes_out
         start = now()
-        message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        message = decode_line(line)
         parsed = now()
-        await to_server.send(SessionMessage(message))
+        assert isinstance(message, SessionMessage)
+        await to_server.send(message)
         answer = await from_server.receive()
         answered = now()
         out = answer.message.model_dump_json(by_alias=True, exclude_unset=True)
