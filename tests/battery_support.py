@@ -58,6 +58,7 @@ class RawStdioServer:
         self._next_id = 0
         self.sent = 0
         self.notifications: list[dict[str, Any]] = []
+        self.abandoned: set[int] = set()  # requests canceled by the client: an answer may still come
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -118,9 +119,16 @@ class RawStdioServer:
             if "id" not in message:
                 self.notifications.append(message)
                 continue
+            if message["id"] in self.abandoned:
+                continue
             if message["id"] != request_id:
                 raise ProtocolError(f"answer to id {message['id']!r} while waiting for {request_id}")
             return message
+
+    def abandon(self, request_id: int) -> None:
+        """Cancel a request as an impatient client does (notifications/cancelled)."""
+        self.abandoned.add(request_id)
+        self.notify("notifications/cancelled", {"requestId": request_id, "reason": "the client gave up"})
 
     def request(self, method: str, params: Any, timeout: float = 30.0) -> dict[str, Any]:
         return self.receive(self.send(method, params), timeout)
