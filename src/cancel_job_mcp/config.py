@@ -30,6 +30,7 @@ HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
 # Keys of a backend table beyond the common ones, passed to the backend as `options`.
 OPTION_KEYS = frozenset(
     {"home", "max_retries", "max_retry_wait", "retry_backoff", "auth_header", "auth_scheme"}
+    | {"api_version", "scope", "user_name"}  # slurm
 )
 _COMMON_KEYS = frozenset(
     {
@@ -163,7 +164,7 @@ def _backend(
     return BackendSettings(
         name=name,
         kind=kind_name,
-        base_url=_base_url(where, table),
+        base_url=_base_url(where, table, unix_socket=kind_name == "slurm"),
         token_env=token_env,
         connect_timeout=_seconds(where, table, "connect_timeout", 5.0),
         read_timeout=_seconds(where, table, "read_timeout", 30.0),
@@ -180,8 +181,10 @@ def _optional(where: str, table: dict[str, Any], key: str, expected: type) -> An
     return value
 
 
-def _base_url(where: str, table: dict[str, Any]) -> str | None:
+def _base_url(where: str, table: dict[str, Any], *, unix_socket: bool = False) -> str | None:
     url: str | None = _optional(where, table, "base_url", str)
+    if unix_socket and url is not None and re.fullmatch(r"unix:/\S+", url):
+        return url  # slurmrestd on a unix socket
     if url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
         raise ConfigError(
             f"{where}: base_url must be an http:// or https:// URL with no query (got {url!r})."

@@ -71,6 +71,7 @@ DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_RETRY_WAIT = 10.0
 DEFAULT_RETRY_BACKOFF = 0.5
 RETRIED_STATUSES = frozenset({429, 503})
+UNIX_SOCKET = "unix:"
 _MESSAGE_LIMIT = 160
 _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error")
 _SECRET_HINTS = re.compile(r"authorization|bearer\s|x-api-key|api[_-]?key\s*[:=]|token\s*[:=]", re.IGNORECASE)
@@ -170,7 +171,9 @@ class HttpClient:
     gives `Authorization: Bearer <token>`, `("X-API-Key", None)` gives `X-API-Key: <token>`.
     """
 
-    def __init__(self, settings: BackendSettings, spec: ProviderSpec) -> None:
+    def __init__(
+        self, settings: BackendSettings, spec: ProviderSpec, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         if spec.default_base_url is None and settings.base_url is None:
             raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs base_url to be set")
         self.settings = settings
@@ -181,16 +184,21 @@ class HttpClient:
         self._token = read_token(settings, spec.token_env, required=spec.token_required)
         self._auth_header = spec.auth_header
         self._auth_scheme = spec.auth_scheme
+        self._extra_headers = dict(headers or {})
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self._extra_headers}
             if self._token is not None:
                 value = f"{self._auth_scheme} {self._token}" if self._auth_scheme else self._token
                 headers[self._auth_header] = value
+            # `unix:/path`: a server on a unix socket (slurmrestd); the URL's host is then only a name.
+            unix, _, path = self.base_url.partition(UNIX_SOCKET)
+            socket = path if not unix and path else None
             self._client = httpx.AsyncClient(
-                base_url=self.base_url,
+                base_url="http://localhost" if socket else self.base_url,
+                transport=httpx.AsyncHTTPTransport(uds=socket) if socket else None,
                 headers=headers,
                 timeout=httpx.Timeout(
                     connect=self.settings.connect_timeout,

@@ -21,6 +21,7 @@ MODULES: dict[str, str] = {
     "ionworks": "cancel_job_mcp.backends.ionworks",
     "talonic": "cancel_job_mcp.backends.talonic",
     "ray": "cancel_job_mcp.backends.ray",
+    "slurm": "cancel_job_mcp.backends.slurm",
 }
 KINDS: tuple[str, ...] = tuple(MODULES)
 

@@ -1,0 +1,549 @@
+"""The `slurm` backend: jobs of a Slurm cluster, through the Slurm REST API (`slurmrestd`).
+
+Address: `base_url` is `http(s)://HOST:6820` or `unix:/path/to/slurmrestd.sock` (a local slurmrestd
+on a unix socket, run by the user whose jobs it serves). The API version (`api_version`, e.g.
+"v0.0.40") is read from `/openapi/v3` on first use when not configured: the newest `/slurm/v0.0.NN/`
+it serves, v0.0.38 at least. Both answer shapes are read, field by field: v0.0.38 (Slurm 22.05:
+`job_state` a string, times plain epoch seconds, `exit_code` the raw wait status) and v0.0.40+
+(Slurm 23.11+: `job_state` a list, the base state then flags; numbers as `{set, infinite, number}`;
+`exit_code` as `{status, return_code, signal}`).
+
+Auth: with `token_env`, its value (a JWT from `scontrol token`) is sent as `X-SLURM-USER-TOKEN`, and the
+option `user_name` as `X-SLURM-USER-NAME`. Without, nothing is sent (a unix socket authenticates the
+connecting process).
+
+Projects: a project is one Slurm account, partition or user, as the option `scope` says ("account",
+the default, "partition" or "user"). A job outside the project is `not_found`, and nothing is sent to
+cancel it: every cancel reads the job first.
+
+Requests: read `GET /slurm/{v}/job/{id}`, cancel `DELETE /slurm/{v}/job/{id}` (Slurm sends SIGTERM,
+then SIGKILL after its KillWait), list `GET /slurm/{v}/jobs` (every job the controller still holds;
+Slurm has no paging, so this backend filters, sorts newest first by submit time then id, and pages
+itself; the cursor is `<submit_time>:<job id>` of the previous page's last job). Errors: HTTP 500 with
+error_number 2017 ("Invalid job id specified") is `not_found`; any other error Slurm reports is an
+`upstream_error` quoting Slurm's error text.
+
+Mapping, Slurm state -> status (the base state and the flags of `job_state`):
+
+- PENDING -> submitted (also while requeued or held: REQUEUED, REQUEUE_HOLD, RESV_DEL_HOLD ... are flags).
+- RUNNING, SUSPENDED -> working.
+- COMPLETING, CONFIGURING, STAGE_OUT, SIGNALING, RESIZING, STOPPED, POWER_UP_NODE (flags; in v0.0.38
+  COMPLETING replaces the base state) -> working, whatever the base state: the job's processes may still
+  run. A canceled job is CANCELLED+COMPLETING until they are gone; cancel_job waits through it.
+- COMPLETED -> completed.
+- FAILED, TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, BOOT_FAIL, DEADLINE, PREEMPTED -> failed, and
+  failed_reason says the state, Slurm's reason (e.g. NonZeroExitCode, TimeLimit) and description.
+- CANCELLED -> canceled.
+- Any other base state is an `upstream_error` naming it (a status guessed wrong could hide a live job).
+
+Fields: id = job_id; name = the job name (else the id); target = the batch script's `command` when
+Slurm knows it (sbatch gives the script path), else the name; project_id = the project asked for;
+batch_id = the array's job id for a task of a job array; timeout_seconds = time_limit (minutes) * 60,
+0 when unlimited or unset; backoff_limit = 0 (Slurm requeues by policy, not by a count); exit_code
+(terminal jobs only) = the script's exit status, 128+N when a signal N ended it (decoded from the
+wait status in v0.0.38, from status/return_code/signal in v0.0.40+); created_at = submit_time;
+started_at = start_time once the job has left PENDING; completed_at = end_time once terminal;
+updated_at = the latest of the three. `config` holds account, partition, user, nodes, Slurm's reason
+(`state_reason`, null for "None"), the raw `job_state` (as a list) and the cluster.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..cursors import refused_cursor
+from ..errors import ErrorCode, ToolError, not_cancellable, not_found
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal
+from .base import Backend, BackendConfigError, BackendSettings
+from .checks import checked_segment
+from .credentials import REDACTED
+from .flows import ProviderPage, cancel_with_followup
+from .hosted import HostedBackend
+from .payload import ProviderError, latest, malformed, normalize_timestamp
+from .registry import ProviderSpec
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .client import HttpClient
+
+SPEC = ProviderSpec(
+    kind="slurm",
+    display_name="Slurm",
+    auth_header="X-SLURM-USER-TOKEN",
+    auth_scheme=None,
+    page_size=1000,
+)
+PROVIDER = SPEC.display_name
+USER_NAME_HEADER = "X-SLURM-USER-NAME"
+UNIX_PREFIX = "unix:"
+OLDEST_VERSION = 38  # v0.0.38, Slurm 22.05
+SCOPES = ("account", "partition", "user")
+SCOPE_FIELDS: Mapping[str, str] = {"account": "account", "partition": "partition", "user": "user_name"}
+INVALID_JOB_ID = 2017  # ESLURM_INVALID_JOB_ID: "Invalid job id specified"
+ALREADY_DONE = 2021  # ESLURM_ALREADY_DONE: "Job/step already completing or completed"
+COMMUNICATION_ERRORS = range(1000, 1100)  # slurmrestd could not reach slurmctld: try again later
+ERROR_TEXT_LIMIT = 500
+JOB_ID = re.compile(r"[0-9]{1,10}(_[0-9]{1,10})?")
+JOB_ID_RULE = "must be a Slurm job id: digits, as squeue shows it (an array task as 1234_5)"
+API_VERSION = re.compile(r"v0\.0\.([0-9]{2})")
+_SERVED_VERSION = re.compile(r"/slurm/(v0\.0\.[0-9]{2})/jobs/?")
+_CURSOR = re.compile(r"([0-9]{1,20}):([0-9]{1,10})")
+FAILED_REASON_LIMIT = 500
+
+BASE_STATES: Mapping[str, JobStatus] = {
+    "PENDING": JobStatus.SUBMITTED,
+    "RUNNING": JobStatus.WORKING,
+    "SUSPENDED": JobStatus.WORKING,
+    "COMPLETED": JobStatus.COMPLETED,
+    "CANCELLED": JobStatus.CANCELED,
+    **dict.fromkeys(
+        ("FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED"),
+        JobStatus.FAILED,
+    ),
+}
+# Flags under which the job's processes may still run, whatever its base state says.
+STILL_RUNNING_FLAGS = frozenset(
+    {"COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING", "RESIZING", "STOPPED", "POWER_UP_NODE"}
+)
+
+
+# --- the mapping (pure) ----------------------------------------------------------------------------
+
+
+def number(value: Any) -> int | None:
+    """A Slurm number: a plain integer (v0.0.38) or `{set, infinite, number}` (v0.0.40+); None if unset
+    or infinite."""
+    if isinstance(value, dict):
+        if value.get("set") is not True or value.get("infinite") is True:
+            return None
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def is_infinite(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("infinite") is True
+
+
+def job_states(payload: dict[str, Any]) -> list[str]:
+    """`job_state` as a list: [base state, flags...] (v0.0.40+), or the one state of v0.0.38."""
+    raw = payload.get("job_state")
+    states = [raw] if isinstance(raw, str) else raw
+    if not isinstance(states, list) or not states or not all(isinstance(s, str) for s in states):
+        raise malformed(PROVIDER, f"job {payload.get('job_id')!r} has no job_state")
+    return [state.upper() for state in states]
+
+
+def status_of(states: list[str], job_id: str) -> JobStatus:
+    if STILL_RUNNING_FLAGS.intersection(states):
+        return JobStatus.WORKING
+    for state in states:
+        if state in BASE_STATES:
+            return BASE_STATES[state]
+    raise malformed(PROVIDER, f"job {job_id!r} is in a state this server does not know: {'+'.join(states)}")
+
+
+def exit_code_of(value: Any) -> int | None:
+    """The exit status as a shell reports it: the script's own, or 128+N when signal N ended it."""
+    if isinstance(value, dict):  # v0.0.40+: {status: [...], return_code: {...}, signal: {id: {...}, name}}
+        status = value.get("status")
+        statuses = status if isinstance(status, list) else [status]
+        signal = value.get("signal")
+        signal_id = number(signal.get("id")) if isinstance(signal, dict) else None
+        if ("SIGNALED" in statuses or "CORE_DUMPED" in statuses) and signal_id:
+            return 128 + signal_id
+        if "INVALID" in statuses or "PENDING" in statuses:
+            return None
+        return number(value.get("return_code"))
+    status_word = number(value)  # v0.0.38: the raw wait status
+    if status_word is None or status_word < 0:
+        return None
+    signal_number = status_word & 0x7F
+    return 128 + signal_number if signal_number else (status_word >> 8) & 0xFF
+
+
+def _timestamp(payload: dict[str, Any], field: str) -> str | None:
+    seconds = number(payload.get(field))
+    if not seconds:  # 0 is Slurm's "not set"
+        return None
+    return normalize_timestamp(seconds, field, PROVIDER)
+
+
+def _text(payload: dict[str, Any], field: str) -> str | None:
+    value = payload.get(field)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _reason(payload: dict[str, Any]) -> str | None:
+    reason = _text(payload, "state_reason")
+    return None if reason is None or reason == "None" else reason
+
+
+def job_id_of(payload: dict[str, Any]) -> str:
+    job_id = number(payload.get("job_id"))
+    if job_id is None:
+        raise malformed(PROVIDER, "a job lacks its job_id")
+    return str(job_id)
+
+
+def to_record(payload: Any, project: str) -> JobRecord:
+    """The record for one Slurm job object (an item of the `jobs` list of any v0.0.38+ answer)."""
+    if not isinstance(payload, dict):
+        raise malformed(PROVIDER, "expected a job object")
+    job_id = job_id_of(payload)
+    states = job_states(payload)
+    status = status_of(states, job_id)
+    created_at = _timestamp(payload, "submit_time")
+    if created_at is None:
+        raise malformed(PROVIDER, f"job {job_id!r} has no submit_time")
+    started_at = _timestamp(payload, "start_time") if status is not JobStatus.SUBMITTED else None
+    completed_at = _timestamp(payload, "end_time") if status in TERMINAL_STATUSES else None
+    name = _text(payload, "name") or job_id
+    minutes = number(payload.get("time_limit"))
+    array_job_id = number(payload.get("array_job_id"))
+    return JobRecord(
+        id=job_id,
+        project_id=project,
+        environment_id=None,
+        branch_id=None,
+        cron_job_id=None,
+        batch_id=str(array_job_id) if array_job_id else None,
+        name=name,
+        status=status,
+        target=_text(payload, "command") or name,
+        config=_config(payload, states),
+        timeout_seconds=minutes * 60 if minutes and minutes > 0 else 0,
+        backoff_limit=0,
+        exit_code=exit_code_of(payload.get("exit_code")) if status in TERMINAL_STATUSES else None,
+        failed_reason=_failed_reason(payload, states, status),
+        started_at=started_at,
+        completed_at=completed_at,
+        created_at=created_at,
+        updated_at=latest(created_at, started_at, completed_at) or created_at,
+    )
+
+
+def _config(payload: dict[str, Any], states: list[str]) -> dict[str, Any]:
+    return {
+        "account": _text(payload, "account"),
+        "partition": _text(payload, "partition"),
+        "user": _text(payload, "user_name"),
+        "nodes": _text(payload, "nodes"),
+        "reason": _reason(payload),
+        "job_state": states,
+        "cluster": _text(payload, "cluster"),
+    }
+
+
+def _failed_reason(payload: dict[str, Any], states: list[str], status: JobStatus) -> str | None:
+    if status not in (JobStatus.FAILED, JobStatus.CANCELED):
+        return None
+    text = f"Slurm reports the job {'+'.join(states)}"
+    if reason := _reason(payload):
+        text += f" ({reason})"
+    if description := _text(payload, "state_description"):
+        text += f": {description}"
+    if len(text) > FAILED_REASON_LIMIT:
+        text = text[: FAILED_REASON_LIMIT - 3] + "..."
+    return text + "."
+
+
+def in_scope(payload: dict[str, Any], scope: str, project: str) -> bool:
+    """Whether the job object belongs to the project: its account, partition or user is `project`."""
+    return scope_matches(payload.get(SCOPE_FIELDS[scope]), scope, project)
+
+
+def scope_matches(value: Any, scope: str, project: str) -> bool:
+    """A pending job queued in several partitions lists them comma-separated; any of them matches."""
+    if not isinstance(value, str):
+        return False
+    if scope == "partition":
+        return project in value.split(",")
+    return value == project
+
+
+def listed_jobs(body: Any) -> list[Any]:
+    """The `jobs` of an answer (`{meta, errors, warnings, jobs}` in every version)."""
+    jobs = body.get("jobs") if isinstance(body, dict) else None
+    if not isinstance(jobs, list):
+        raise malformed(PROVIDER, "the answer has no list of jobs")
+    return jobs
+
+
+def slurm_errors(body: Any) -> list[dict[str, Any]]:
+    """The error objects of an answer (v0.0.38 names the number error_number or error_code)."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return [error for error in errors if isinstance(error, dict)] if isinstance(errors, list) else []
+
+
+def error_number(error: dict[str, Any]) -> int | None:
+    return number(error.get("error_number", error.get("error_code")))
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> str:
+    """Slurm's own words, e.g. `Access/permission denied (unable to kill JobId=9 ...) [2002]`."""
+    parts = []
+    for error in errors:
+        text = _text(error, "error") or "error"
+        if (description := _text(error, "description")) and description != text:
+            text += f" ({description})"
+        if (code := error_number(error)) is not None:
+            text += f" [{code}]"
+        parts.append(" ".join(text.split()))
+    text = "; ".join(parts) or "no error text"
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
+
+
+class SlurmError(ProviderError):
+    """An error Slurm reported in an answer's `errors`, with their numbers."""
+
+    def __init__(self, code: ErrorCode, message: str, *, status: int, numbers: tuple[int, ...]) -> None:
+        super().__init__(code, message, status=status)
+        self.numbers = numbers
+
+
+def slurm_error(status: int, errors: list[dict[str, Any]]) -> SlurmError:
+    """The error for an answer carrying Slurm errors: an unknown job, an unreachable controller, or
+    anything else Slurm refused, in Slurm's words."""
+    numbers = tuple(n for n in map(error_number, errors) if n is not None)
+    said = describe_errors(errors)
+    if INVALID_JOB_ID in numbers:
+        return SlurmError(
+            ErrorCode.NOT_FOUND, f"Slurm knows no such job: {said}.", status=status, numbers=numbers
+        )
+    if any(n in COMMUNICATION_ERRORS for n in numbers):
+        return SlurmError(
+            ErrorCode.UPSTREAM_UNAVAILABLE,
+            f"slurmrestd could not reach the Slurm controller (HTTP {status}): {said}. Try again shortly.",
+            status=status,
+            numbers=numbers,
+        )
+    return SlurmError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"Slurm refused the request (HTTP {status}): {said}.",
+        status=status,
+        numbers=numbers,
+    )
+
+
+# --- the backend -----------------------------------------------------------------------------------
+
+
+def _checked_address(settings: BackendSettings) -> None:
+    """`base_url` is slurmrestd's http(s) URL or `unix:` and its socket's absolute path."""
+    configured = settings.base_url
+    if not configured:
+        raise BackendConfigError(
+            f"backend {settings.name!r} (slurm) needs base_url: slurmrestd's address, e.g."
+            " http://slurm-head:6820 or unix:/run/slurmrestd/slurmrestd.socket"
+        )
+    if configured.startswith(UNIX_PREFIX) and not configured.startswith(f"{UNIX_PREFIX}/"):
+        raise BackendConfigError(
+            f"backend {settings.name!r} (slurm): base_url {configured!r} must give the socket's absolute"
+            " path, as in unix:/run/slurmrestd/slurmrestd.socket"
+        )
+
+
+def _option(settings: BackendSettings, key: str) -> str | None:
+    value = settings.options.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BackendConfigError(f"backend {settings.name!r} (slurm): {key} must be a string")
+    return value
+
+
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+@functools.cache
+def _client_type() -> type[HttpClient]:
+    """HttpClient reading Slurm's `errors` list (made on first use: httpx is imported only then)."""
+    from .client import HttpClient
+
+    class SlurmHttpClient(HttpClient):
+        def error_for(self, response: httpx.Response, what: str = "resource") -> ProviderError:
+            status = response.status_code
+            if status in (401, 403):
+                return self.unauthorized(status)
+            try:
+                errors = slurm_errors(response.json())
+            except ValueError:
+                errors = []
+            if not errors:
+                return super().error_for(response, what)
+            return slurm_error(status, [self.without_secrets(error) for error in errors])
+
+        def unauthorized(self, status: int) -> ProviderError:
+            user = self.settings.options.get("user_name")
+            if self.token_env is None:
+                fix = (
+                    "set token_env to the variable holding a Slurm JWT (`scontrol token` prints one as"
+                    " SLURM_JWT=...)"
+                )
+            else:
+                fix = (
+                    f"check that the environment variable {self.token_env} holds a valid, unexpired Slurm"
+                    f" JWT{f' of the user {user!r}' if user else ''} (`scontrol token` makes one; the server"
+                    " reads it at start)"
+                )
+            return ProviderError(
+                ErrorCode.UNAUTHORIZED,
+                f"slurmrestd at {self.base_url} refused the request (HTTP {status}): {fix}.",
+                status=status,
+            )
+
+        def without_secrets(self, error: dict[str, Any]) -> dict[str, Any]:
+            """The error's texts without our token or anything shaped like a JWT."""
+            token = self._token
+
+            def clean(text: str) -> str:
+                return _JWT.sub(REDACTED, text.replace(token, REDACTED) if token else text)
+
+            return {key: clean(value) if isinstance(value, str) else value for key, value in error.items()}
+
+    return SlurmHttpClient
+
+
+class SlurmBackend(HostedBackend):
+    """Cancels, reads and lists the jobs of one Slurm cluster's account, partition or user."""
+
+    spec = SPEC
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self.name = settings.name
+        self.kind = SPEC.kind
+        self.scope = _option(settings, "scope") or "account"
+        if self.scope not in SCOPES:
+            raise BackendConfigError(
+                f"backend {settings.name!r} (slurm): scope must be one of {', '.join(SCOPES)}"
+                f" (got {self.scope!r})"
+            )
+        self.api_version = _option(settings, "api_version")
+        if self.api_version is not None:
+            match = API_VERSION.fullmatch(self.api_version)
+            if match is None or int(match.group(1)) < OLDEST_VERSION:
+                raise BackendConfigError(
+                    f"backend {settings.name!r} (slurm): api_version must be a slurmrestd API version from"
+                    f" v0.0.38 on, such as v0.0.40 (got {self.api_version!r})"
+                )
+        _checked_address(settings)
+        user_name = _option(settings, "user_name")
+        self.http: HttpClient = _client_type()(
+            settings, SPEC, headers={USER_NAME_HEADER: user_name} if user_name else None
+        )
+        self._version_lock = anyio.Lock()
+
+    # --- HostedBackend's hooks ----------------------------------------------------------------------
+
+    def job_path(self, project: str, job_id: str) -> str:
+        return f"/slurm/{self.api_version}/job/{checked_segment('job_id', job_id, JOB_ID, JOB_ID_RULE)}"
+
+    def to_record(self, body: Any, project: str) -> JobRecord:
+        jobs = listed_jobs(body)
+        if not jobs:
+            errors = slurm_errors(body)
+            raise slurm_error(200, errors) if errors else malformed(PROVIDER, "the answer lists no job")
+        return to_record(jobs[0], project)
+
+    def owns(self, record: JobRecord, project: str) -> bool:
+        return scope_matches(record["config"].get(self.scope), self.scope, project)
+
+    def refused(self, error: ProviderError) -> bool:
+        return isinstance(error, SlurmError) and ALREADY_DONE in error.numbers
+
+    def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+        return not_found(
+            job_id,
+            self.where(project),
+            consequence,
+            f"A job is found only within the {self.scope} it belongs to, and only while slurmctld still"
+            " holds it (MinJobAge after it ended): check both values.",
+        )
+
+    def where(self, project: str) -> str:
+        """Where a job is looked for, as messages say it: "in account 'physics' on Slurm at ..."."""
+        return f"in {self.scope} {project!r} on Slurm at {self.http.base_url}"
+
+    # --- the tools ----------------------------------------------------------------------------------
+
+    async def read_job(self, project: str, job_id: str, consequence: str = "") -> JobRecord:
+        await self._resolve_version()
+        return await super().read_job(project, job_id, consequence)
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        """Read first (a job of another project is not_found, and nothing is sent), then DELETE."""
+        nothing = " Nothing was canceled."
+        current = await self.read_job(project, job_id, nothing)
+        if is_terminal(current):
+            raise not_cancellable(current, self.where(project))
+
+        async def delete() -> JobRecord:
+            await self._request("DELETE", self.job_path(project, job_id), project, job_id, nothing)
+            return await self.read_job(project, job_id)
+
+        return await cancel_with_followup(
+            PROVIDER, job_id, delete, lambda: self.read_job(project, job_id), refused=self.refused
+        )
+
+    async def fetch_page(
+        self, project: str, status: JobStatus | None, size: int, cursor: str | None
+    ) -> ProviderPage:
+        # Slurm answers every job it holds at once: the page is cut here, after the cursor.
+        after = _parse_cursor(cursor)
+        await self._resolve_version()
+        body = await self.http.request_json("GET", f"/slurm/{self.api_version}/jobs", what="job listing")
+        keyed = []
+        for job in listed_jobs(body):
+            if not isinstance(job, dict) or not in_scope(job, self.scope, project):
+                continue
+            record = to_record(job, project)
+            key = (number(job.get("submit_time")) or 0, int(record["id"]))
+            if (status is None or record["status"] == status) and (after is None or key < after):
+                keyed.append((key, record))
+        keyed.sort(key=lambda pair: pair[0], reverse=True)
+        page = keyed[:size]
+        next_cursor = f"{page[-1][0][0]}:{page[-1][0][1]}" if len(keyed) > size else None
+        return [record for _, record in page], next_cursor
+
+    async def _resolve_version(self) -> None:
+        """The API version: configured, else the newest v0.0.38+ that `/openapi/v3` lists (asked once)."""
+        if self.api_version is not None:
+            return
+        async with self._version_lock:
+            if self.api_version is None:
+                document = await self.http.request_json("GET", "/openapi/v3", what="OpenAPI description")
+                self.api_version = newest_version(document, self.http.base_url)
+
+
+def newest_version(document: Any, address: str) -> str:
+    """The newest job API version from v0.0.38 on that an OpenAPI description's paths offer."""
+    paths = document.get("paths") if isinstance(document, dict) else None
+    served = {match.group(1) for path in paths or () if (match := _SERVED_VERSION.fullmatch(str(path)))}
+    usable = [v for v in served if int(v.rsplit(".", 1)[1]) >= OLDEST_VERSION]
+    if not usable:
+        raise malformed(
+            PROVIDER,
+            f"slurmrestd at {address} lists no job API from v0.0.38 on in /openapi/v3 (it lists"
+            f" {', '.join(sorted(served)) or 'none'}); load a newer openapi plugin or set api_version",
+        )
+    return max(usable, key=lambda version: int(version.rsplit(".", 1)[1]))
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int, int] | None:
+    if cursor is None:
+        return None
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise refused_cursor()
+    return int(match.group(1)), int(match.group(2))
+
+
+def create(settings: BackendSettings) -> Backend:
+    """The backend for one `[backends.NAME]` table of kind `slurm` (raises BackendConfigError if unusable)."""
+    return SlurmBackend(settings)

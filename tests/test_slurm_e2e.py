@@ -1,0 +1,217 @@
+"""End to end on a real Slurm cluster (issue 15, "must show"): jobs submitted as an unprivileged user
+through slurmrestd, then listed, read and canceled through a real MCP client talking to the server as a
+stdio subprocess, configured by a TOML file with `kind = "slurm"` and the slurmrestd unix socket.
+
+The cluster is the session's `slurm_cluster` fixture (tests/slurm_cluster.py); it skips, saying why,
+where Slurm cannot run (not root, packages not installed: `.ci/install-slurm.sh`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+
+from cancel_job_mcp.schemas import load_schema
+
+from .conftest import client, stdio_server
+from .slurm_cluster import SlurmCluster, poll
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+RECORD = Draft7Validator(load_schema("get_job.output"))
+PAGE = Draft7Validator(load_schema("list_jobs.output"))
+CANCELED = Draft7Validator(load_schema("cancel_job.output"))
+ACTIVE = ("PENDING", "RUNNING", "COMPLETING")
+
+
+def trapping_script(marker: Path) -> str:
+    """Logs SIGTERM to `marker`, takes a second to clean up, logs EXIT and exits 0; `marker`.ready once
+    the trap is set. Slurm reports the job COMPLETING during that second."""
+    return (
+        "#!/bin/bash\n"
+        f"trap 'echo TERM >> {marker}; sleep 1; echo EXIT >> {marker}; exit 0' TERM\n"
+        f"touch {marker}.ready\n"
+        "sleep 600 &\n"
+        "wait\n"
+    )
+
+
+def slurm_order(cluster: SlurmCluster, account: str, state: str | None = None) -> list[str]:
+    """The account's jobs as the backend must page them: newest first by (submit_time, job id)."""
+    jobs = [job for job in cluster.jobs() if job["account"] == account and state in (None, job["job_state"])]
+    jobs.sort(key=lambda job: (job["submit_time"], job["job_id"]), reverse=True)
+    return [str(job["job_id"]) for job in jobs]
+
+
+async def all_pages(
+    session: Any, reference: str, limit: int, status: str | None = None
+) -> tuple[list[str], int]:
+    arguments: dict[str, Any] = {"project_reference": reference, "limit": limit}
+    if status is not None:
+        arguments["status"] = status
+    ids: list[str] = []
+    pages = 0
+    cursor = None
+    while True:
+        result = await session.call_tool("list_jobs", {**arguments, **({"cursor": cursor} if cursor else {})})
+        assert not result.is_error, result.content[0].text
+        page = result.structured_content
+        PAGE.validate(page)
+        pages += 1
+        assert len(page["jobs"]) <= limit
+        for job in page["jobs"]:
+            RECORD.validate(job)
+            if status is not None:
+                assert job["status"] == status, job
+        ids += [job["id"] for job in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids, pages
+        assert pages < 100, "the listing never ends"
+
+
+def config_file(cluster: SlurmCluster, tmp_path: Path, api_version: str | None = None) -> Path:
+    version = f'api_version = "{api_version}"\n' if api_version else ""
+    path = tmp_path / "slurm.toml"
+    path.write_text(
+        "[backends.hpc]\n"
+        'kind = "slurm"\n'
+        f'base_url = "{cluster.base_url}"\n'
+        f"{version}"
+        'projects = ["alpha", "beta"]\n'
+        "settle_timeout = 20\n"
+        "[backends.queue]\n"
+        'kind = "slurm"\n'
+        f'base_url = "{cluster.base_url}"\n'
+        'scope = "partition"\n'
+        'projects = ["other"]\n'
+    )
+    return path
+
+
+async def test_slurm_jobs_through_mcp(slurm_cluster: SlurmCluster, home: Path, tmp_path: Path) -> None:
+    cluster = slurm_cluster
+    tag = uuid.uuid4().hex[:6]
+    marker = cluster.work / f"term-{tag}"
+    other_marker = cluster.work / f"term-{tag}-beta"
+    finished = [
+        cluster.submit("#!/bin/bash\ntrue\n", name=f"ok-{tag}-{i}", account="alpha") for i in range(3)
+    ]
+    failed = cluster.submit("#!/bin/bash\nexit 3\n", name=f"exit3-{tag}", account="alpha", partition="other")
+    held = cluster.submit("#!/bin/bash\ntouch never-ran\n", name=f"held-{tag}", account="alpha", hold=True)
+    victim = cluster.submit(trapping_script(marker), name=f"victim-{tag}", account="alpha", time_limit=10)
+    bystander = cluster.submit("#!/bin/bash\nsleep 600\n", name=f"bystander-{tag}", account="alpha")
+    foreign = cluster.submit(trapping_script(other_marker), name=f"foreign-{tag}", account="beta")
+    roots = cluster.sbatch("--hold", "--account=alpha", f"--job-name=root-{tag}", "--wrap=sleep 1")
+    for job_id in finished:
+        cluster.wait_for_state(job_id, "COMPLETED")
+    cluster.wait_for_state(failed, "FAILED")
+    for job_id in (victim, bystander, foreign):
+        cluster.wait_for_state(job_id, "RUNNING")
+    poll(
+        lambda: Path(f"{marker}.ready").exists() and Path(f"{other_marker}.ready").exists(),
+        timeout=30,
+        what="traps",
+    )
+
+    everything = slurm_order(cluster, "alpha")
+    async with client(stdio_server(home, "--config", str(config_file(cluster, tmp_path)))) as session:
+
+        async def call(tool: str, **arguments: Any) -> Any:
+            return await session.call_tool(tool, arguments)
+
+        async def error_of(tool: str, **arguments: Any) -> str:
+            result = await call(tool, **arguments)
+            assert result.is_error, result.structured_content
+            text: str = result.content[0].text
+            return text
+
+        # Paging: the account's jobs in Slurm's order, several pages, both routing forms.
+        for reference in ("alpha", "hpc:alpha"):
+            ids, pages = await all_pages(session, reference, limit=3)
+            assert ids == everything
+            assert pages >= 3
+        # Status filters: only this status, every job Slurm reports in it.
+        completed, pages = await all_pages(session, "alpha", limit=2, status="completed")
+        assert completed == slurm_order(cluster, "alpha", "COMPLETED")
+        assert set(map(str, finished)) <= set(completed)
+        assert pages >= 2
+        working, _ = await all_pages(session, "alpha", limit=1, status="working")
+        assert working == [str(bystander), str(victim)]
+        submitted, _ = await all_pages(session, "alpha", limit=5, status="submitted")
+        assert {str(held), str(roots)} <= set(submitted)
+        # Another scope: the partition "other" holds the failed job, whatever its account.
+        assert str(failed) in (await all_pages(session, "queue:other", limit=5))[0]
+
+        # get_job: Slurm's answer mapped.
+        result = await call("get_job", project_reference="alpha", job_id=str(failed))
+        record = result.structured_content
+        RECORD.validate(record)
+        assert (record["status"], record["exit_code"], record["name"]) == ("failed", 3, f"exit3-{tag}")
+        assert record["failed_reason"] == "Slurm reports the job FAILED (NonZeroExitCode)."
+        assert record["config"]["partition"] == "other"
+        result = await call("get_job", project_reference="alpha", job_id=str(victim))
+        assert (result.structured_content["status"], result.structured_content["timeout_seconds"]) == (
+            "working",
+            600,
+        )
+
+        # A job of another account: not_found, and nothing is canceled.
+        for tool in ("get_job", "cancel_job"):
+            text = await error_of(tool, project_reference="alpha", job_id=str(foreign))
+            assert text.startswith("not_found: "), text
+        assert cluster.job(foreign)["job_state"] == "RUNNING"
+        assert not other_marker.exists()
+
+        # cancel_job of a running job: SIGTERM reaches the script, and the answer says canceled only once
+        # Slurm says CANCELLED (after the trap's second of cleanup), with progress meanwhile.
+        updates: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            updates.append((progress, total, message))
+
+        result = await session.call_tool(
+            "cancel_job",
+            {"project_reference": "hpc:alpha", "job_id": str(victim)},
+            progress_callback=on_progress,
+        )
+        assert not result.is_error, result.content[0].text
+        canceled = result.structured_content
+        CANCELED.validate(canceled)
+        assert (canceled["id"], canceled["status"]) == (str(victim), "canceled")
+        assert canceled["completed_at"] is not None
+        assert marker.read_text() == "TERM\nEXIT\n"
+        assert cluster.job(victim)["job_state"] == "CANCELLED"
+        assert updates, "no progress while the job was COMPLETING"
+        assert all(total == 20 for _, total, _ in updates)
+        assert cluster.job(bystander)["job_state"] == "RUNNING", "only the job named was canceled"
+
+        # A pending (held) job: canceled at once, it never ran.
+        result = await call("cancel_job", project_reference="alpha", job_id=str(held))
+        assert result.structured_content["status"] == "canceled", result.content[0].text
+        assert cluster.job(held)["job_state"] == "CANCELLED"
+        assert not (cluster.work / "never-ran").exists()
+
+        # Finished jobs: not_cancellable, naming the status; nothing changes in Slurm.
+        for job_id, status in ((finished[0], "completed"), (victim, "canceled")):
+            text = await error_of("cancel_job", project_reference="alpha", job_id=str(job_id))
+            assert text.startswith("not_cancellable: "), text
+            assert f"already {status}" in text
+        assert cluster.job(finished[0])["job_state"] == "COMPLETED"
+
+        # Unknown and malformed ids.
+        for tool in ("get_job", "cancel_job"):
+            text = await error_of(tool, project_reference="alpha", job_id="99999999")
+            assert text.startswith("not_found: "), text
+            text = await error_of(tool, project_reference="alpha", job_id="12; rm")
+            assert text.startswith("invalid_argument: "), text
+
+        # Slurm refuses: slurmrestd's user may not cancel root's job. Slurm's own words reach the client.
+        text = await error_of("cancel_job", project_reference="alpha", job_id=str(roots))
+        assert text.startswith("upstream_error: "), text
+        assert "Access/permission denied" in text
+        assert cluster.job(roots)["job_state"] == "PENDING"
