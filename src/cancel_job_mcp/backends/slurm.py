@@ -19,9 +19,14 @@ cancel it: every cancel reads the job first.
 Requests: read `GET /slurm/{v}/job/{id}`, cancel `DELETE /slurm/{v}/job/{id}` (Slurm sends SIGTERM,
 then SIGKILL after its KillWait), list `GET /slurm/{v}/jobs` (every job the controller still holds;
 Slurm has no paging, so this backend filters, sorts newest first by submit time then id, and pages
-itself; the cursor is `<submit_time>:<job id>` of the previous page's last job). Errors: HTTP 500 with
-error_number 2017 ("Invalid job id specified") is `not_found`; any other error Slurm reports is an
-`upstream_error` quoting Slurm's error text.
+itself; the cursor is `<submit_time>:<job id>` of the previous page's last job). A cancel of a job
+already terminal is `not_cancellable` before anything is sent; a DELETE that Slurm refuses with 2021
+("already completing or completed", the job finished meanwhile) reads the job again to say which.
+
+Errors: HTTP 401/403 is `unauthorized`, naming the token variable (or saying to set one). An answer
+whose `errors` hold error_number 2017 ("Invalid job id specified") is `not_found`; 1000-1099
+(slurmrestd could not talk to slurmctld) `upstream_unavailable`; any other is `upstream_error`
+quoting Slurm's `error` and `description`, with our token and anything shaped like a JWT redacted.
 
 Mapping, Slurm state -> status (the base state and the flags of `job_state`):
 
