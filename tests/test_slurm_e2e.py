@@ -193,6 +193,8 @@ async def test_slurm_jobs_through_mcp(slurm_cluster: SlurmCluster, home: Path, t
         # A pending (held) job: canceled at once, it never ran.
         result = await call("cancel_job", project_reference="alpha", job_id=str(held))
         assert result.structured_content["status"] == "canceled", result.content[0].text
+        never_ran = result.structured_content
+        assert (never_ran["started_at"], never_ran["exit_code"]) == (None, None)
         assert cluster.job(held)["job_state"] == "CANCELLED"
         assert not (cluster.work / "never-ran").exists()
 

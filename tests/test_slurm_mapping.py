@@ -85,6 +85,7 @@ def doc_job(version: str, **values: Any) -> dict[str, Any]:
         ("timeout", "failed", 143, 60, "TimeLimit"),
         ("completing", "working", None, 1800, None),
         ("cancelled", "canceled", 0, 0, None),
+        ("cancelled-pending", "canceled", None, 0, "JobHeldUser"),
     ],
 )
 def test_recorded_v0038_jobs_map_to_records(
@@ -106,8 +107,10 @@ def test_recorded_v0038_jobs_map_to_records(
     assert record["config"]["user"] == "cjm-slurm"
     assert record["config"]["job_state"] == [job["job_state"]]
     assert record["created_at"].startswith("2026-11-")
-    if status == "submitted":
-        # A pending job's start_time is Slurm's estimate (BeginTime: an hour ahead), not a start.
+    if status == "submitted" or name == "cancelled-pending":
+        # A pending job's start_time is Slurm's estimate (BeginTime: an hour ahead), not a start; a job
+        # canceled while pending gets start_time = end_time from Slurm, but never ran.
+        assert job["start_time"] or status == "submitted"
         assert record["started_at"] is None
     else:
         assert record["started_at"] is not None

@@ -45,9 +45,10 @@ Fields: id = job_id; name = the job name (else the id); target = the batch scrip
 Slurm knows it (sbatch gives the script path), else the name; project_id = the project asked for;
 batch_id = the array's job id for a task of a job array; timeout_seconds = time_limit (minutes) * 60,
 0 when unlimited or unset; backoff_limit = 0 (Slurm requeues by policy, not by a count); exit_code
-(terminal jobs only) = the script's exit status, 128+N when a signal N ended it (decoded from the
+(terminal jobs that ran) = the script's exit status, 128+N when a signal N ended it (decoded from the
 wait status in v0.0.38, from status/return_code/signal in v0.0.40+); created_at = submit_time;
-started_at = start_time once the job has left PENDING; completed_at = end_time once terminal;
+started_at = start_time once the job has left PENDING and got nodes (Slurm gives a job canceled
+while pending a start_time, but it never started); completed_at = end_time once terminal;
 updated_at = the latest of the three. `config` holds account, partition, user, nodes, Slurm's reason
 (`state_reason`, null for "None"), the raw `job_state` (as a list) and the cluster.
 """
@@ -208,7 +209,9 @@ def to_record(payload: Any, project: str) -> JobRecord:
     created_at = _timestamp(payload, "submit_time")
     if created_at is None:
         raise malformed(PROVIDER, f"job {job_id!r} has no submit_time")
-    started_at = _timestamp(payload, "start_time") if status is not JobStatus.SUBMITTED else None
+    # A job that never got nodes (canceled while pending) has a start_time but never started.
+    ran = status is not JobStatus.SUBMITTED and _text(payload, "nodes") is not None
+    started_at = _timestamp(payload, "start_time") if ran else None
     completed_at = _timestamp(payload, "end_time") if status in TERMINAL_STATUSES else None
     name = _text(payload, "name") or job_id
     minutes = number(payload.get("time_limit"))
@@ -226,7 +229,7 @@ def to_record(payload: Any, project: str) -> JobRecord:
         config=_config(payload, states),
         timeout_seconds=minutes * 60 if minutes and minutes > 0 else 0,
         backoff_limit=0,
-        exit_code=exit_code_of(payload.get("exit_code")) if status in TERMINAL_STATUSES else None,
+        exit_code=exit_code_of(payload.get("exit_code")) if ran and status in TERMINAL_STATUSES else None,
         failed_reason=_failed_reason(payload, states, status),
         started_at=started_at,
         completed_at=completed_at,
