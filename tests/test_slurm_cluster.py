@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import IO
 
-from .slurm_cluster import DIR_PREFIX, poll, remove_stale_clusters
+import pytest
+
+from .slurm_cluster import DIR_PREFIX, UnavailableError, check_available, poll, remove_stale_clusters
 
 
 def fake_cluster(tmp: Path, *, alive: bool) -> tuple[Path, subprocess.Popen[bytes], IO[str]]:
@@ -44,3 +47,13 @@ def test_a_dead_sessions_cluster_is_stopped_and_removed_a_live_one_kept(tmp_path
         lock.close()
         remove_stale_clusters()
     assert not live.exists()
+
+
+def test_where_slurm_cannot_run_the_reason_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(UnavailableError, match="not root"):
+        check_available()
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda name, path=None: None if name == "slurmrestd" else name)
+    with pytest.raises(UnavailableError, match=r"slurmrestd missing\); run .ci/install-slurm.sh"):
+        check_available()
