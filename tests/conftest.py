@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import selectors
 import socket
 import subprocess
 import sys
@@ -92,35 +94,33 @@ def free_port() -> int:
         return port
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 class HttpServer:
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+    def __init__(self, process: subprocess.Popen[str], port: int, announcement: str) -> None:
         self.process = process
         self.port = port
         self.url = f"http://127.0.0.1:{port}/mcp"
+        self.announcement = announcement  # the start-up line on stderr
 
 
 def start_http_server(home: Path, *args: str, **env: str) -> HttpServer:
-    port = free_port()
+    """Serve HTTP on a free port the server picks itself, read from its start-up line."""
     process = subprocess.Popen(
-        [*CLI, "serve", "--transport", "http", "--port", str(port), *args],
+        [*CLI, "serve", "--transport", "http", "--port", "0", *args],
         env=env_for(home, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
-        wait_until(lambda: process.poll() is not None or _port_open(port), timeout=30)
-    except BaseException:
+    assert process.stderr is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        ready = selector.select(timeout=30)
+    line = process.stderr.readline() if ready else ""
+    port = re.search(r"^cancel-job-mcp: serving MCP at http://\S+?:(\d+)/mcp ", line)
+    if port is None:
         process.kill()
-        raise
-    if process.poll() is not None:
-        raise RuntimeError(f"server exited: {process.communicate()[1]}")
-    return HttpServer(process, port)
+        raise RuntimeError(f"the server did not announce itself: {line}{process.communicate()[1]}")
+    return HttpServer(process, int(port[1]), line)
 
 
 def stop_http_server(server: HttpServer) -> str:

@@ -4,6 +4,7 @@ allow-lists on every bind address, body and call limits, stateless mode and seve
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import httpx
 import pytest
 from mcp.client.streamable_http import streamable_http_client
 
-from cancel_job_mcp.transports import HttpOptions, transport_security
+from cancel_job_mcp.app import HttpOptions
+from cancel_job_mcp.http_security import Authority, Origin
+from cancel_job_mcp.transports import allow_list
 
 from .conftest import (
     IGNORES_TERM,
@@ -108,17 +111,83 @@ def test_a_wildcard_bind_keeps_dns_rebinding_protection_on(home: Path) -> None:
         stop_http_server(server)
 
 
-def test_allow_lists_take_operator_hosts_and_origins() -> None:
-    settings = transport_security(
+def operator_allow_list(host: str = "127.0.0.1") -> Any:
+    return allow_list(
         HttpOptions(
-            host="10.0.0.5",
-            allowed_hosts=("mcp.example.com", "[fd00::1]:8443"),
-            allowed_origins=("https://app.example.com",),
+            host=host,
+            allowed_hosts=(Authority.parse("mcp.internal.example"), Authority.parse("[fd00::1]:8443")),
+            allowed_origins=(Origin.parse("https://app.example.com"),),
         )
     )
-    assert settings.enable_dns_rebinding_protection
-    assert set(settings.allowed_hosts) >= {"10.0.0.5:*", "mcp.example.com:*", "[fd00::1]:8443", "127.0.0.1:*"}
-    assert "https://app.example.com" in settings.allowed_origins
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("mcp.internal.example", True),  # what a reverse proxy forwards
+        ("mcp.internal.example:8011", True),
+        ("MCP.Internal.Example:443", True),
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("localhost:18641", True),
+        ("[::1]:9", True),
+        ("10.0.0.5:8000", True),  # the bind address
+        ("[fd00::1]:8443", True),
+        ("[fd00::1]:8444", False),  # that one only on its port
+        ("[fd00::1]", False),
+        ("127.0.0.1:evil.com", False),  # prefix tricks
+        ("localhost.evil.com", False),
+        ("mcp.internal.example.evil.com", False),
+        ("mcp.internal.example:8011:1", False),
+        ("evil.com", False),
+        ("localhost:99999", False),
+        ("", False),
+        ("local host", False),
+    ],
+)
+def test_host_headers_are_parsed_and_matched_exactly(host: str, allowed: bool) -> None:
+    assert operator_allow_list("10.0.0.5").allows_host(host) is allowed
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("http://localhost:18641", True),
+        ("http://127.0.0.1", True),
+        ("https://[::1]:3000", True),
+        ("https://app.example.com", True),
+        ("https://app.example.com:443", True),
+        ("https://APP.example.com", True),
+        ("http://app.example.com", False),  # another scheme is another origin
+        ("https://app.example.com:8443", False),
+        ("http://localhost:18641.evil.com", False),  # prefix tricks
+        ("http://localhost.evil.com", False),
+        ("https://app.example.com.evil.com", False),
+        ("https://app.example.com/path", False),
+        ("null", False),
+        ("http://evil.com", False),
+    ],
+)
+def test_origin_headers_are_parsed_and_matched_exactly(origin: str, allowed: bool) -> None:
+    assert operator_allow_list().allows_origin(origin) is allowed
+
+
+def test_host_and_origin_are_checked_on_the_wire(home: Path) -> None:
+    server = start_http_server(home, "--allowed-host", "mcp.internal.example")
+    try:
+
+        def status(**headers: str) -> int:
+            return httpx.post(server.url, json=INITIALIZE, headers={**MCP_HEADERS, **headers}).status_code
+
+        assert status(Host="mcp.internal.example") == 200
+        assert status(Host="mcp.internal.example:8011") == 200
+        assert status(Host="localhost") == 200
+        assert status(Host="127.0.0.1") == 200
+        assert status(Host="127.0.0.1:evil.com") == 421
+        assert status(Origin="http://localhost:18641.evil.com") == 403
+        assert status(Origin=f"http://localhost:{server.port}") == 200
+    finally:
+        stop_http_server(server)
 
 
 def test_an_oversized_body_is_refused(home: Path) -> None:
@@ -137,12 +206,60 @@ async def test_stateless_mode_serves_every_request_without_a_session(home: Path)
     try:
         async with httpx.AsyncClient() as http:
             response = await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS)
+            stream = await http.get(server.url, headers={"Accept": "text/event-stream"}, timeout=10)
         assert response.status_code == 200
         assert "mcp-session-id" not in response.headers
+        assert stream.status_code == 405, "GET has no session to stream: answered at once"
+        assert stream.headers["allow"] == "POST"
         for mode in ("auto", "legacy"):
             async with client(server.url, mode) as session:
                 tools = (await session.list_tools()).tools
             assert [tool.name for tool in tools] == ["cancel_job", "get_job", "list_jobs"]
+    finally:
+        stop_http_server(server)
+
+
+def test_the_start_up_line_says_where_and_whether_tokens_are_needed(home: Path) -> None:
+    open_server = start_http_server(home)
+    guarded = start_http_server(home, CANCEL_JOB_MCP_HTTP_TOKENS=TOKEN)
+    try:
+        assert open_server.announcement == (
+            f"cancel-job-mcp: serving MCP at {open_server.url} (no token required; sessions)\n"
+        )
+        assert guarded.announcement == (
+            f"cancel-job-mcp: serving MCP at {guarded.url} (bearer token required; sessions)\n"
+        )
+        assert TOKEN not in guarded.announcement
+    finally:
+        stop_http_server(open_server)
+        stop_http_server(guarded)
+
+
+def open_session(url: str) -> httpx.Response:
+    return httpx.post(url, json=INITIALIZE, headers=MCP_HEADERS)
+
+
+def test_sessions_are_limited_in_number_and_idle_time(home: Path) -> None:
+    server = start_http_server(home, "--max-sessions", "2", "--session-idle-timeout", "1")
+    try:
+        first, second, third = (open_session(server.url) for _ in range(3))
+        assert (first.status_code, second.status_code, third.status_code) == (200, 200, 503)
+        # Polling with a new session does not touch the idle ones; once they expire there is room.
+        wait_until(lambda: open_session(server.url).status_code == 200, timeout=30, interval=0.2)
+        session = {**MCP_HEADERS, "Mcp-Session-Id": first.headers["mcp-session-id"]}
+        assert httpx.post(server.url, json=PING, headers=session).status_code == 404
+    finally:
+        stop_http_server(server)
+
+
+def test_a_connection_that_dawdles_over_its_headers_is_closed(home: Path) -> None:
+    server = start_http_server(home, "--header-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n")
+            slow.settimeout(30)
+            assert slow.recv(100) == b"", "the server closed the connection"
+        assert open_session(server.url).status_code == 200
     finally:
         stop_http_server(server)
 

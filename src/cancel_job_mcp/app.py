@@ -1,4 +1,4 @@
-"""The composition root: from one typed options object, the job service and the MCP server.
+"""The composition root: from typed options objects, the job service and the MCP server.
 
 The CLI builds an `AppOptions` once (configuration loaded once) and hands it on; the transports
 receive it too, so an HTTP worker process builds its server from the same typed object. Neither
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .cursors import CursorCodec
+from .http_security import Authority, Origin
 from .routing import Router
 from .service import JobService
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_CALL_TIMEOUT = 120.0
 DEFAULT_MAX_CONCURRENT_CALLS = 64
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+DEFAULT_MAX_SESSIONS = 1_000  # ~37 KB each: ~37 MB at most
+DEFAULT_SESSION_IDLE_TIMEOUT = 600.0
+DEFAULT_HEADER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,24 @@ class AppOptions:
     @property
     def serves_read_only(self) -> bool:
         return self.read_only or self.config.read_only
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How the Streamable HTTP transport listens and whom it lets in."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    stateless: bool = False
+    workers: int = 1
+    allowed_hosts: tuple[Authority, ...] = ()
+    allowed_origins: tuple[Origin, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # to send a request's headers
+    token_file: str | None = None
+    allow_unauthenticated: bool = False
 
 
 def configure_logging(level: str) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,22 +14,84 @@ from typing import Any
 
 import anyio
 
+from . import __version__
 from .app import (
     DEFAULT_CALL_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_IDLE_TIMEOUT,
     LOG_LEVELS,
     AppOptions,
+    HttpOptions,
     build_mcp_server,
     build_service,
     configure_logging,
 )
+from .arguments import check_identifier
 from .backends.base import JobPage
 from .config import HTTP_TOKENS_ENV, ConfigError, data_home, load_config
 from .errors import ToolError
+from .http_security import Authority, Origin
 from .record import JobRecord, JobStatus
 from .service import JobService
 
 Command = Callable[[argparse.Namespace, AppOptions], int]
+USAGE = "%(prog)s [OPTIONS] [COMMAND [ARGS...]]"
+EPILOG = (
+    "With no COMMAND it serves MCP over stdio, as `serve` does: that is what an MCP client's"
+    " configuration runs. `%(prog)s COMMAND --help` describes each command."
+)
+TRANSPORT_HELP = (
+    "stdio: one MCP client on stdin/stdout, the client starts the server (default);"
+    " http: Streamable HTTP at http://HOST:PORT/mcp for many clients"
+)
+
+
+def _checked(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a parser that raises ValueError with a message worth showing."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = parse.__name__
+    return convert
+
+
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    rule = (
+        f"an integer from {minimum} to {maximum}" if maximum is not None else f"an integer, {minimum} or more"
+    )
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        return value
+
+    return parse
+
+
+def seconds(allow_zero: bool) -> Callable[[str], float]:
+    rule = "a number of seconds, 0 or more" if allow_zero else "a number of seconds above 0"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        return value
+
+    return parse
 
 
 def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -49,10 +114,16 @@ def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cancel-job-mcp", description="An MCP server that cancels and finds jobs wherever they run."
+        prog="cancel-job-mcp",
+        usage=USAGE,
+        description="An MCP server that cancels and finds jobs wherever they run.",
+        epilog=EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_common(parser, default=None)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", prog="cancel-job-mcp"
+    )
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -60,45 +131,61 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     serve = command("serve", "serve MCP over stdio (the default) or Streamable HTTP")
-    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio", help=TRANSPORT_HELP)
     serve.add_argument(
         "--read-only",
         action="store_true",
         help="publish only get_job and list_jobs (the config's read_only = true does the same)",
     )
     serve.add_argument(
-        "--call-timeout",
-        type=float,
-        default=DEFAULT_CALL_TIMEOUT,
-        metavar="SECONDS",
-        help="limit per tool call",
-    )
+        "--call-timeout", type=seconds(allow_zero=False), default=DEFAULT_CALL_TIMEOUT, metavar="SECONDS",
+        help="limit per tool call (default: %(default)g)",
+    )  # fmt: skip
     serve.add_argument(
-        "--max-concurrent-calls",
-        type=int,
-        default=DEFAULT_MAX_CONCURRENT_CALLS,
-        metavar="N",
-        help="limit per process",
-    )
-    http = serve.add_argument_group("HTTP")
-    http.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
-    http.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+        "--max-concurrent-calls", type=integer(1), default=DEFAULT_MAX_CONCURRENT_CALLS, metavar="N",
+        help="tool calls at once per process; more get 'busy' (default: %(default)s)",
+    )  # fmt: skip
+    http = serve.add_argument_group("HTTP (with --transport http)")
+    http.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    http.add_argument(
+        "--port", type=integer(0, 65535), default=8000,
+        help="port; 0 picks a free one, printed at start (default: %(default)s)",
+    )  # fmt: skip
     http.add_argument(
         "--stateless", action="store_true", help="no sessions: any replica can serve any request"
     )
     http.add_argument(
-        "--workers", type=int, default=1, metavar="N", help="uvicorn worker processes (implies --stateless)"
-    )
+        "--workers", type=integer(1, 64), default=1, metavar="N",
+        help="uvicorn worker processes; more than 1 implies --stateless (default: %(default)s)",
+    )  # fmt: skip
     http.add_argument(
         "--token-file", help=f"bearer tokens, one a line (also: ${HTTP_TOKENS_ENV}, comma-separated)"
     )
     http.add_argument(
-        "--allowed-host", action="append", default=[], metavar="HOST[:PORT]", help="accepted Host"
-    )
+        "--allowed-host", action="append", default=[], type=_checked(Authority.parse), metavar="HOST[:PORT]",
+        help="also accept this Host header; without a port, on any port (loopback and --host always are)",
+    )  # fmt: skip
     http.add_argument(
-        "--allowed-origin", action="append", default=[], metavar="ORIGIN", help="accepted Origin"
-    )
-    http.add_argument("--max-body-bytes", type=int, default=1_048_576, metavar="N", help="request body cap")
+        "--allowed-origin", action="append", default=[], type=_checked(Origin.parse), metavar="ORIGIN",
+        help="also accept this Origin header, as in https://app.example.com (loopback ones always are)",
+    )  # fmt: skip
+    http.add_argument(
+        "--max-body-bytes", type=integer(1024), default=DEFAULT_MAX_BODY_BYTES, metavar="N",
+        help="request body cap (default: %(default)s)",
+    )  # fmt: skip
+    http.add_argument(
+        "--max-sessions", type=integer(1), default=DEFAULT_MAX_SESSIONS, metavar="N",
+        help="open sessions at once; more get 503 (default: %(default)s)",
+    )  # fmt: skip
+    http.add_argument(
+        "--session-idle-timeout", type=seconds(allow_zero=False), default=DEFAULT_SESSION_IDLE_TIMEOUT,
+        metavar="SECONDS", help="a session unused this long is closed (default: %(default)g)",
+    )  # fmt: skip
+    http.add_argument(
+        "--header-timeout", type=seconds(allow_zero=False), default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
+        help="a connection must send each request's headers within this; idle keep-alive ends after"
+        " 5 s (default: %(default)g)",
+    )  # fmt: skip
     http.add_argument(
         "--allow-unauthenticated",
         action="store_true",
@@ -106,14 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     submit = command("submit", "run a command as a job of the local runtime and print its record")
-    submit.add_argument("--project", required=True, help="the project the job belongs to")
+    submit.add_argument(
+        "--project", required=True, help="the project the job belongs to, as the tools take it (e.g. 'demo')"
+    )
     submit.add_argument("--name", help="a human-readable name (default: the command's name)")
-    submit.add_argument("--timeout", type=float, default=0, metavar="SECONDS", help="time limit; 0 = none")
-    submit.add_argument("--retries", type=int, default=0, metavar="N", help="reruns after a non-zero exit")
+    submit.add_argument(
+        "--timeout", type=seconds(allow_zero=True), default=0, metavar="SECONDS",
+        help="time limit; 0 = none (default: %(default)s)",
+    )  # fmt: skip
+    submit.add_argument(
+        "--retries", type=integer(0), default=0, metavar="N",
+        help="reruns after a non-zero exit (default: %(default)s)",
+    )  # fmt: skip
     submit.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
     submit.add_argument(
-        "--grace-period", type=float, default=5.0, metavar="SECONDS",
-        help="time between SIGTERM and SIGKILL when the job is stopped (default: 5)",
+        "--grace-period", type=seconds(allow_zero=True), default=5.0, metavar="SECONDS",
+        help="time between SIGTERM and SIGKILL when the job is stopped (default: %(default)g)",
     )  # fmt: skip
     submit.add_argument(
         "--log-limit", type=float, default=10.0, metavar="MIB",
@@ -146,7 +241,7 @@ def _print_record(record: JobRecord) -> None:
 
 def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
     from .stdio import serve_stdio
-    from .transports import HttpOptions, ServeError, run_http_workers, serve_http
+    from .transports import ServeError, run_http_workers, serve_http
 
     http = HttpOptions(
         host=args.host,
@@ -156,6 +251,9 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin),
         max_body_bytes=args.max_body_bytes,
+        max_sessions=args.max_sessions,
+        session_idle_timeout=args.session_idle_timeout,
+        header_timeout=args.header_timeout,
         token_file=args.token_file,
         allow_unauthenticated=args.allow_unauthenticated,
     )
@@ -182,11 +280,8 @@ def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
     from .backends.local import submit_job
 
     command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
-    if not command:
-        print("submit: give the command to run after '--'", file=sys.stderr)
-        return 2
-    if args.timeout < 0 or args.retries < 0 or args.grace_period < 0:
-        print("submit: --timeout, --retries and --grace-period must not be negative", file=sys.stderr)
+    if problem := _submit_problem(args, command):
+        print(f"submit: {problem}", file=sys.stderr)
         return 2
     if not args.log_limit > 0:
         print("submit: --log-limit must be a positive number of MiB", file=sys.stderr)
@@ -201,6 +296,32 @@ def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
         return 1
     _print_record(record)
     return 0
+
+
+def _submit_problem(args: argparse.Namespace, command: list[str]) -> str | None:
+    """What would make the job unreachable by the tools or unable to start, found before it is recorded."""
+    try:
+        check_identifier("project_reference", args.project)
+    except ToolError as error:
+        return f"--project {error.message.removeprefix('project_reference: ')}"
+    if ":" in args.project:
+        return (
+            f"--project takes the project id alone (got {args.project!r}); a 'NAME:' prefix only picks"
+            " a backend in tool calls"
+        )
+    if not command:
+        return "give the command to run after '--'"
+    cwd = args.cwd or Path.cwd()
+    if not cwd.is_dir():
+        return f"--cwd {str(cwd)!r} is not an existing directory"
+    program = command[0]
+    if "/" in program:
+        found = (cwd / program).is_file() and os.access(cwd / program, os.X_OK)
+    else:
+        found = shutil.which(program) is not None
+    if not found:
+        return f"command not found: {program!r} (looked {'in ' + str(cwd) if '/' in program else 'on PATH'})"
+    return None
 
 
 def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
@@ -258,8 +379,10 @@ def _print_table(records: list[JobRecord], columns: tuple[str, ...]) -> None:
 
 
 def _cell(record: JobRecord, column: str) -> str:
+    """One table cell on one line: control characters (a newline in a name) are shown escaped."""
     value = record.get(column)
-    return "-" if value is None else str(value)
+    text = "-" if value is None else str(value)
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _run_record_command(
@@ -309,4 +432,11 @@ def main(argv: list[str] | None = None) -> None:
         max_concurrent_calls=getattr(args, "max_concurrent_calls", DEFAULT_MAX_CONCURRENT_CALLS),
         log_level=args.log_level,
     )
-    sys.exit(COMMANDS[args.command](args, options))
+    try:
+        status = COMMANDS[args.command](args, options)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`jobs | head`): stop quietly; later writes go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    sys.exit(status)

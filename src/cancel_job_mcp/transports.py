@@ -2,57 +2,64 @@
 
 Over HTTP the server is safe to expose: DNS-rebinding protection is always on (explicit Host and
 Origin allow-lists, whatever the bind address), requests need a bearer token when tokens are
-configured, bodies are capped, and binding beyond loopback without tokens is refused unless the
-operator says so. The tokens guard this server only; backends use their own credentials.
+configured, bodies are capped, sessions are limited in number and idle time, a connection that
+does not finish its request headers in time is closed, and binding beyond loopback without
+tokens is refused unless the operator says so. The tokens guard this server only; backends use
+their own credentials.
 """
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
-import json
 import logging
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import socket
+import sys
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mcp.server import Server
-from mcp.server.transport_security import TransportSecuritySettings
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import AppOptions, build_mcp_server, configure_logging
+from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging
 from .config import HTTP_TOKENS_ENV
+from .http_security import (
+    LOOPBACK_NAMES,
+    AllowList,
+    ASGIApp,
+    BearerAuth,
+    HostOriginGuard,
+    OnlyPost,
+    host_name,
+)
+
+if TYPE_CHECKING:
+    from mcp.server import Server
 
 log = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
-LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
 
 
 class ServeError(Exception):
     """A setting that makes serving unsafe or impossible, reported before anything listens."""
 
 
-@dataclass(frozen=True)
-class HttpOptions:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    stateless: bool = False
-    workers: int = 1
-    allowed_hosts: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_048_576
-    token_file: str | None = None
-    allow_unauthenticated: bool = False
-
-
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
     except ValueError:
         return False
 
@@ -75,31 +82,10 @@ def load_tokens(token_file: str | None, environ: dict[str, str] | None = None) -
     return tokens
 
 
-def transport_security(options: HttpOptions) -> TransportSecuritySettings:
-    """Host and Origin allow-lists: loopback names, the bound host, and what the operator allows."""
-    hosts = set(LOOPBACK_NAMES)
-    if not _is_unspecified(options.host):
-        hosts.add(f"[{options.host}]" if ":" in options.host else options.host)
-    allowed_hosts = {_host_pattern(name) for name in (*hosts, *options.allowed_hosts)}
-    allowed_origins = {f"http://{name}:*" for name in hosts} | set(options.allowed_origins)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=sorted(allowed_hosts),
-        allowed_origins=sorted(allowed_origins),
-    )
-
-
-def _host_pattern(host: str) -> str:
-    """`name` or `[v6]` allows any port; `name:port` only that port."""
-    has_port = ":" in host[host.rfind("]") + 1 :]
-    return host if has_port else f"{host}:*"
-
-
-def _is_unspecified(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return False
+def allow_list(options: HttpOptions) -> AllowList:
+    """Loopback names and the bind address on any port, plus what the operator allows."""
+    bound = {*LOOPBACK_NAMES} | ({host_name(options.host)} if not _is_unspecified(options.host) else set())
+    return AllowList.build(bound, options.allowed_hosts, options.allowed_origins)
 
 
 def check_exposure(options: HttpOptions, tokens: Sequence[str]) -> None:
@@ -112,57 +98,105 @@ def check_exposure(options: HttpOptions, tokens: Sequence[str]) -> None:
     )
 
 
-class BearerAuth:
-    """ASGI middleware: every HTTP request needs `Authorization: Bearer <one of the tokens>`."""
+def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
+    """The SDK's Streamable HTTP app behind our guards: Host/Origin, then the token, then the method."""
+    from mcp.server.transport_security import TransportSecuritySettings
 
-    def __init__(self, app: Any, tokens: Sequence[str]) -> None:
-        self.app = app
-        self._tokens = [token.encode() for token in tokens]
-
-    async def __call__(
-        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
-    ) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        presented = self._presented(scope)
-        # Compare against every token, without stopping early, so timing says nothing about which.
-        if presented is not None and any([hmac.compare_digest(presented, token) for token in self._tokens]):
-            await self.app(scope, receive, send)
-            return
-        challenge = 'Bearer realm="cancel-job-mcp"' + (', error="invalid_token"' if presented else "")
-        message = "Send Authorization: Bearer <token> with a token this server accepts."
-        body = json.dumps({"error": "unauthorized", "message": message}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"www-authenticate", challenge.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    @staticmethod
-    def _presented(scope: dict[str, Any]) -> bytes | None:
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, credentials = value.partition(b" ")
-                return credentials.strip() if scheme.lower() == b"bearer" and credentials.strip() else None
-        return None
-
-
-def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -> Any:
-    app = server.streamable_http_app(
-        host=options.host,
+    app: ASGIApp = server.streamable_http_app(
         stateless_http=options.stateless,
         max_request_body_size=options.max_body_bytes,
-        transport_security=transport_security(options),
+        max_sessions=options.max_sessions,
+        session_idle_timeout=options.session_idle_timeout,
+        # HostOriginGuard does this, matching names and ports exactly (the SDK matches prefixes).
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    return BearerAuth(app, tokens) if tokens else app
+    if options.stateless:
+        app = OnlyPost(app)
+    if tokens:
+        app = BearerAuth(app, tokens)
+    return HostOriginGuard(app, allow_list(options))
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection that has not sent a request's headers within
+    `header_timeout` seconds of connecting or of the previous response (a slow client would
+    otherwise hold it forever)."""
+
+    _header_deadline: Any = None
+
+    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE and self._header_deadline is not None:
+            self._header_deadline.cancel()  # the headers are in
+            self._header_deadline = None
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def _listen(options: HttpOptions) -> socket.socket:
+    address = options.host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        return socket.create_server((address, options.port), family=family, backlog=2048)
+    except OSError as error:
+        raise ServeError(
+            f"cannot listen on {options.host}:{options.port}: {error.strerror or error}"
+        ) from None
+
+
+def _announce(options: HttpOptions, sock: socket.socket, tokens: Sequence[str]) -> None:
+    """The one line an operator needs, whatever the log level: the URL, and whether tokens are needed."""
+    port = sock.getsockname()[1]
+    url = f"http://{host_name(options.host)}:{port}/mcp"
+    auth = "bearer token required" if tokens else "no token required"
+    mode = (
+        f"stateless, {options.workers} workers"
+        if options.workers > 1
+        else ("stateless" if options.stateless else "sessions")
+    )
+    print(f"cancel-job-mcp: serving MCP at {url} ({auth}; {mode})", file=sys.stderr, flush=True)
+
+
+def _uvicorn_config(app: Any, options: HttpOptions, log_level: str, **extra: Any) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        # uvicorn calls this with the protocol's arguments; a partial is what carries our setting.
+        http=cast(Any, partial(HeaderDeadlineProtocol, header_timeout=options.header_timeout)),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        log_config=None,
+        log_level=log_level,
+        **extra,
+    )
 
 
 async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions) -> None:
@@ -171,21 +205,10 @@ async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions)
 
     tokens = load_tokens(options.token_file)
     check_exposure(options, tokens)
-    log.info(
-        "serving MCP over Streamable HTTP at http://%s:%d/mcp (%s, %s)",
-        options.host,
-        options.port,
-        "stateless" if options.stateless else "stateful sessions",
-        f"{len(tokens)} bearer token(s)" if tokens else "no authentication",
-    )
-    config = uvicorn.Config(
-        http_app(server, options, tokens),
-        host=options.host,
-        port=options.port,
-        log_config=None,
-        log_level=app.log_level,
-    )
-    await uvicorn.Server(config).serve()
+    sock = _listen(options)
+    _announce(options, sock, tokens)
+    config = _uvicorn_config(http_app(server, options, tokens), options, app.log_level)
+    await uvicorn.Server(config).serve(sockets=[sock])
 
 
 def run_http_workers(app: AppOptions, options: HttpOptions) -> None:
@@ -194,25 +217,18 @@ def run_http_workers(app: AppOptions, options: HttpOptions) -> None:
     Each worker is a spawned process that receives the typed options (pickled by multiprocessing
     with uvicorn's config), so it builds exactly what this process would, reading nothing again.
     """
-    import uvicorn
     from uvicorn.supervisors import Multiprocess
 
     tokens = load_tokens(options.token_file)
     check_exposure(options, tokens)
-    log.info("serving MCP over Streamable HTTP with %d workers", options.workers)
-    config = uvicorn.Config(
-        partial(worker_app, app, options, tuple(tokens)),
-        factory=True,
-        host=options.host,
-        port=options.port,
-        workers=options.workers,
-        log_config=None,
-        log_level=app.log_level,
-    )
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    sock = _listen(options)
+    _announce(options, sock, tokens)
+    factory = partial(worker_app, app, options, tuple(tokens))
+    config = _uvicorn_config(factory, options, app.log_level, factory=True, workers=options.workers)
+    Multiprocess(config, sockets=[sock]).run()
 
 
-def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> Any:
+def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
     """The ASGI app of one worker process."""
     configure_logging(app.log_level)
     server, _ = build_mcp_server(app)

@@ -1,0 +1,223 @@
+"""What guards the HTTP endpoint before the MCP SDK sees a request: Host and Origin allow-lists
+(parsed into a name and an optional port, matched exactly), bearer tokens, and the methods a
+stateless server does not serve. Pure ASGI, no framework.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# A host is an IP literal in brackets, or a name/IPv4 of the characters DNS names use; then an optional port.
+_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::([0-9]{1,5}))?")
+_ORIGIN = re.compile(r"(https?)://(.+)")
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A Host header value or an allow-list entry: a name and, optionally, a port."""
+
+    name: str
+    port: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Authority:
+        match = _AUTHORITY.fullmatch(text)
+        if match is None:
+            raise ValueError(f"{text!r} is not a host name or address with an optional :PORT")
+        port = int(match[2]) if match[2] else None
+        if port is not None and not 0 < port <= 65535:
+            raise ValueError(f"{text!r} has a port outside 1-65535")
+        name = match[1].lower()
+        if name.startswith("["):
+            _check_ipv6(name, text)
+        return cls(name, port)
+
+
+def _check_ipv6(bracketed: str, text: str) -> None:
+    try:
+        ipaddress.IPv6Address(bracketed[1:-1])
+    except ValueError:
+        raise ValueError(f"{text!r} holds a bracketed address that is not IPv6") from None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """An Origin header value or an allow-list entry: scheme, name and port (else the scheme's default)."""
+
+    scheme: str
+    authority: Authority
+
+    @classmethod
+    def parse(cls, text: str) -> Origin:
+        match = _ORIGIN.fullmatch(text)
+        try:
+            authority = Authority.parse(match[2]) if match else None
+        except ValueError:
+            authority = None
+        if match is None or authority is None:
+            raise ValueError(f"{text!r} is not an origin like https://app.example.com[:PORT] (no path)")
+        port = authority.port or DEFAULT_PORTS[match[1]]
+        return cls(match[1], Authority(authority.name, port))
+
+
+def host_name(host: str) -> str:
+    """A bind address as it appears in a Host header: IPv6 in brackets, names lowercased."""
+    bare = host.strip("[]")
+    return f"[{bare}]" if ":" in bare else bare.lower()
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Host names that may be served on any port, and exact host:port pairs; the same for origins."""
+
+    any_port_hosts: frozenset[str]
+    hosts: frozenset[Authority]
+    any_port_origins: frozenset[tuple[str, str]]  # (scheme, name)
+    origins: frozenset[Origin]
+
+    @classmethod
+    def build(
+        cls, bound_names: Iterable[str], hosts: Iterable[Authority], origins: Iterable[Origin]
+    ) -> AllowList:
+        """`bound_names` (loopback and the bind address) are allowed on any port, in Host and in Origin."""
+        names = frozenset(bound_names)
+        hosts = tuple(hosts)
+        return cls(
+            any_port_hosts=names | {host.name for host in hosts if host.port is None},
+            hosts=frozenset(host for host in hosts if host.port is not None),
+            any_port_origins=frozenset((scheme, name) for name in names for scheme in DEFAULT_PORTS),
+            origins=frozenset(origins),
+        )
+
+    def allows_host(self, value: str) -> bool:
+        try:
+            host = Authority.parse(value)
+        except ValueError:
+            return False
+        return host.name in self.any_port_hosts or host in self.hosts
+
+    def allows_origin(self, value: str) -> bool:
+        try:
+            origin = Origin.parse(value)
+        except ValueError:
+            return False
+        return (origin.scheme, origin.authority.name) in self.any_port_origins or origin in self.origins
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, str], headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class HostOriginGuard:
+    """DNS-rebinding protection: an unknown Host gets 421, an unknown Origin 403 (no Origin is fine)."""
+
+    def __init__(self, app: ASGIApp, allowed: AllowList) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = _header(scope, b"host")
+            if host is None or not self.allowed.allows_host(host):
+                message = (
+                    "This server does not answer to that Host; its operator can allow it with --allowed-host."
+                )
+                await send_json(send, 421, {"error": "misdirected_request", "message": message})
+                return
+            origin = _header(scope, b"origin")
+            if origin is not None and not self.allowed.allows_origin(origin):
+                message = (
+                    "Requests from that Origin are refused; its operator can allow it with --allowed-origin."
+                )
+                await send_json(send, 403, {"error": "forbidden_origin", "message": message})
+                return
+        await self.app(scope, receive, send)
+
+
+class BearerAuth:
+    """Every HTTP request needs `Authorization: Bearer <one of the tokens>`."""
+
+    def __init__(self, app: ASGIApp, tokens: Sequence[str]) -> None:
+        self.app = app
+        self._tokens = [token.encode() for token in tokens]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        presented = self._presented(scope)
+        # Compare against every token, without stopping early, so timing says nothing about which.
+        if presented is not None and any([hmac.compare_digest(presented, token) for token in self._tokens]):
+            await self.app(scope, receive, send)
+            return
+        challenge = 'Bearer realm="cancel-job-mcp"' + (', error="invalid_token"' if presented else "")
+        message = "Send Authorization: Bearer <token> with a token this server accepts."
+        await send_json(
+            send,
+            401,
+            {"error": "unauthorized", "message": message},
+            [(b"www-authenticate", challenge.encode())],
+        )
+
+    @staticmethod
+    def _presented(scope: Scope) -> bytes | None:
+        value = _header(scope, b"authorization")
+        if value is None:
+            return None
+        scheme, _, credentials = value.partition(" ")
+        return (
+            credentials.strip().encode("latin-1")
+            if scheme.lower() == "bearer" and credentials.strip()
+            else None
+        )
+
+
+class OnlyPost:
+    """A stateless server has no session to stream to (GET) or end (DELETE): 405, at once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "DELETE"):
+            message = "This server is stateless: send each JSON-RPC message in its own POST."
+            await send_json(
+                send, 405, {"error": "method_not_allowed", "message": message}, [(b"allow", b"POST")]
+            )
+            return
+        await self.app(scope, receive, send)
