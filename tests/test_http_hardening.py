@@ -291,7 +291,7 @@ async def test_several_workers_serve_one_port_and_cancel_for_real(home: Path) ->
 
 
 @pytest.mark.anyio
-async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_time_out(home: Path) -> None:
+async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_answer_in_time(home: Path) -> None:
     job = submit(home, "demo", "python3", "-c", IGNORES_TERM, options=("--grace-period", "3"))
     wait_for_process_group(home, job["id"])
     server = start_http_server(home, "--max-concurrent-calls", "1", "--call-timeout", "1")
@@ -311,9 +311,12 @@ async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_time_out
                     "get_job", {"project_reference": "demo", "job_id": job["id"]}
                 )
         assert results["busy"].content[0].text.startswith("busy: ")
-        assert (
-            results["slow"].content[0].text.startswith("timeout: cancel_job did not finish within 1 seconds")
-        )
+        # The grace period (3 s) outlasts the call timeout (1 s): the cancel answers in time with the
+        # latest record, the stop still under way (no completed_at yet), instead of hanging.
+        slow = results["slow"]
+        assert slow.is_error is False, slow.content[0].text
+        assert slow.structured_content["status"] == "canceled"
+        assert slow.structured_content["completed_at"] is None
         final = json.loads(run_cli(home, "show", "demo", job["id"]).stdout)
         assert final["status"] == "canceled"
     finally:
