@@ -19,6 +19,7 @@ was lost finds the job's processes by process group and by the job's environment
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import select
@@ -250,30 +251,39 @@ class Supervisor:
             self.events.exited[self.leader.pid] = exit_code_of(status)
         self.note_leader_exit()
 
+    def signal_job(self, signum: int) -> bool:
+        """Signal every process of the job; False if none was left. While the leader is this process's
+        unreaped child its group id cannot be reused, so the group gets one killpg first, at once."""
+        signaled = False
+        group = None
+        if self.leader is not None and self.leader.pid not in self.events.exited:
+            group = self.leader.pid
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signum)
+                signaled = True
+        table, found = self.processes()
+        procs.send_signals(table, found - procs.group_members(table, group) if group else found, signum)
+        return signaled or bool(found)
+
     def _stop_processes(self) -> None:
         sent_at = self.row.term_sent_at
         if sent_at is None:
-            table, found = self.processes()
-            if not found:
+            if not self.signal_job(signal.SIGTERM):
                 return
-            procs.send_signals(table, found, signal.SIGTERM)
             sent_at = time.time()
             self.db(store.set_term_sent, sent_at)
-            log.info("sent SIGTERM to %s", sorted(found))
+            log.info("sent SIGTERM")
         grace_left = self.row.grace_seconds - (time.time() - sent_at)
         if self.wait_gone(time.monotonic() + max(0.0, grace_left)):
             return
         started = time.monotonic()
         while True:
-            table, found = self.processes()
-            if not found:
-                break
-            log.info("grace period over: SIGKILL to %s", sorted(found))
-            procs.send_signals(table, found, signal.SIGKILL)
+            log.info("grace period over: SIGKILL")
+            self.signal_job(signal.SIGKILL)
             if self.wait_gone(time.monotonic() + 1.0):
-                break
+                return
             if time.monotonic() - started > 10:
-                log.warning("processes %s outlive SIGKILL (uninterruptible?); still waiting", sorted(found))
+                log.warning("processes outlive SIGKILL (uninterruptible?); still waiting")
 
     # -- the job's life -------------------------------------------------------------------------
 
