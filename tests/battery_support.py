@@ -12,8 +12,10 @@ import json
 import queue
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +179,18 @@ def structured(result: dict[str, Any]) -> dict[str, Any]:
     record: dict[str, Any] = result["structuredContent"]
     assert json.loads(result["content"][0]["text"]) == record
     return record
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int) -> Iterator[None]:
+    """`count` processes that keep a CPU busy each, for as long as the block runs."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def get_job(server: RawStdioServer, project: str, job_id: str) -> dict[str, Any]:

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from .arguments import check_identifier
-from .backends.base import JobPage
+from .backends.base import JobPage, StopPolling
 from .cursors import CursorCodec, refused_cursor
 from .errors import ToolError
-from .record import JobRecord, is_terminal
+from .record import JobRecord
 from .routing import Route, Router
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 # progress(seconds waited so far, wait budget, message)
 Progress = Callable[[float, float, str], Awaitable[None]]
 
-FIRST_POLL_SECONDS = 0.1
-MAX_POLL_SECONDS = 2.0
+DEFAULT_POLLING = StopPolling()
 # Kept from the call's own deadline (the server's call timeout) to answer with the latest record.
 ANSWER_RESERVE_SECONDS = 0.5
 
@@ -71,25 +70,20 @@ class JobService:
         return self.router.route(project_reference)
 
     async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
-        """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline.
-
-        A backend that records stops itself says when a record shows one (`has_stopped`: the local
-        runtime's canceled job stops when its supervisor records completed_at); for the others a
-        terminal status is the stop.
-        """
-        has_stopped: Callable[[JobRecord], bool] = getattr(route.backend, "has_stopped", is_terminal)
+        """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline."""
+        polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
         started = anyio.current_time()
         call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
         budget = max(0.0, min(route.settings.settle_timeout, call_left))
-        interval = FIRST_POLL_SECONDS
-        while not has_stopped(record):
+        interval = polling.first_seconds
+        while not polling.has_stopped(record):
             waited = anyio.current_time() - started
             if waited >= budget:
                 break
             if progress is not None:
                 await progress(waited, budget, f"Cancel accepted; waiting for job {record['id']} to stop.")
             await anyio.sleep(min(interval, budget - waited))
-            interval = min(interval * 2, MAX_POLL_SECONDS)
+            interval = min(interval * 2, polling.max_seconds)
             try:
                 record = await route.backend.get_job(route.project, record["id"])
             except ToolError as error:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
-from ..record import JobRecord
+from ..record import JobRecord, is_terminal
 
 
 class BackendConfigError(ValueError):
     """A backend cannot be created from its settings (e.g. its token variable is unset)."""
+
+
+@dataclass(frozen=True)
+class StopPolling:
+    """How cancel_job polls a canceled job until it has stopped. A backend may set its own as
+    `stop_polling`: one that records stops itself says when a record shows one, and one whose reads
+    are cheap may be polled more often."""
+
+    has_stopped: Callable[[JobRecord], bool] = is_terminal
+    first_seconds: float = 0.1
+    max_seconds: float = 2.0
 
 
 class JobPage(TypedDict):

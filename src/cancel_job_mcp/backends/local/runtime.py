@@ -26,7 +26,7 @@ import anyio
 from ...cursors import refused_cursor
 from ...errors import ErrorCode, ToolError
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, utc_now
-from ..base import JobPage
+from ..base import JobPage, StopPolling
 from . import procs, store, supervisor
 from .procs import ProcessIdentity
 
@@ -123,11 +123,13 @@ class LocalBackend:
             conn.close()
         self._connections.clear()
 
-    @staticmethod
-    def has_stopped(record: JobRecord) -> bool:
-        """Terminal, and for a cancel the stop recorded: the supervisor sets completed_at only once
-        no process of the job is left."""
-        return is_terminal(record) and record["completed_at"] is not None
+    # A canceled job has stopped once its supervisor recorded completed_at (no process of it left).
+    # A read is a local SQLite query, so it is cheap to poll often.
+    stop_polling = StopPolling(
+        has_stopped=lambda record: is_terminal(record) and record["completed_at"] is not None,
+        first_seconds=0.05,
+        max_seconds=0.5,
+    )
 
     async def get_job(self, project: str, job_id: str) -> JobRecord:
         row = await self._db("Nothing was changed.", self._read_one, project, job_id)
