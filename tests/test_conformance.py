@@ -19,6 +19,7 @@ import pytest
 from .conftest import HttpServer, start_http_server, stop_http_server
 from .node_tools import CONFORMANCE, require
 
+pytestmark = pytest.mark.slow
 NODE = require(CONFORMANCE)
 EXPECTED_FAILURES = Path(__file__).with_name("conformance-expected-failures.yml")
 # The scenarios that test what a server like ours must do; each must pass, not merely be absent from the list.

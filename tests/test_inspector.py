@@ -19,9 +19,12 @@ from jsonschema import Draft7Validator
 from .conftest import HttpServer, env_for, start_http_server, stop_http_server, submit
 from .node_tools import INSPECTOR, require
 
+pytestmark = pytest.mark.slow
 NODE = require(INSPECTOR)
 SERVER_COMMAND = [sys.executable, "-m", "cancel_job_mcp"]
 INSPECTOR_TOOL_IS_ERROR_EXIT = 5
+HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
+TOKEN = "inspector-token-0123456789abcdef"
 
 
 def inspector(home: Path, target: list[str], *args: str) -> tuple[int, list[dict[str, Any]], str]:
@@ -50,18 +53,31 @@ def call_cancel_job(
     return code, documents[0], stderr
 
 
-@pytest.fixture(params=["stdio", "http"])
+@pytest.fixture(params=["stdio", "http", "http with a token"])
 def target(request: pytest.FixtureRequest, home: Path) -> Iterator[list[str]]:
     """How the Inspector reaches the server: a command it spawns, or the URL of a running HTTP server."""
     if request.param == "stdio":
         # The Inspector passes the spawned server only a minimal environment: hand it the state dir.
         yield ["-e", f"CANCEL_JOB_MCP_HOME={home}", *SERVER_COMMAND]
         return
-    server: HttpServer = start_http_server(home)
+    guarded = request.param == "http with a token"
+    server: HttpServer = start_http_server(home, **({HTTP_TOKENS_ENV: TOKEN} if guarded else {}))
+    header = ["--header", f"Authorization: Bearer {TOKEN}"] if guarded else []
     try:
-        yield ["--transport", "http", "--server-url", server.url]
+        yield ["--transport", "http", "--server-url", server.url, *header]
     finally:
         assert stop_http_server(server) == "", "the HTTP server wrote to stdout"
+
+
+def test_over_http_with_tokens_the_inspector_needs_the_header(home: Path) -> None:
+    server = start_http_server(home, **{HTTP_TOKENS_ENV: TOKEN})
+    try:
+        code, _, _ = inspector(
+            home, ["--transport", "http", "--server-url", server.url], "--method", "tools/list"
+        )
+        assert code != 0, "refused without Authorization"
+    finally:
+        stop_http_server(server)
 
 
 def test_lists_cancel_job(home: Path, target: list[str]) -> None:
