@@ -1,81 +1,275 @@
-"""Configuration and routing: the TOML file, env-only setup, and how a reference finds its backend."""
+"""The configuration: the TOML file's tables as models of their kind, env-only setup, and every refusal."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from cancel_job_mcp.backends import registry
 from cancel_job_mcp.backends.base import BackendSettings
-from cancel_job_mcp.config import ConfigError, load_config, parse_config
-from cancel_job_mcp.errors import ErrorCode, ToolError
-from cancel_job_mcp.routing import Router
+from cancel_job_mcp.config import Config, ConfigError, load_config, parse_config
+from cancel_job_mcp.config_models import table_model
 
-from .conftest import run_cli
+from .conftest import REPO, run_cli
 
+SOURCE = Path("/etc/cjm.toml")
 HOME = Path("/tmp/home")
-ENV = {"VERYFRONT_API_TOKEN": "vf-token", "TALONIC_API_KEY": "tl-token"}
-TWO_PROVIDERS = """
+KINDS = "local, veryfront, digitalocean, ionworks, talonic, ray, slurm"
+TOKENS = {"VERYFRONT_API_TOKEN": "vf-token", "TALONIC_API_KEY": "tl-token", "DIGITALOCEAN_TOKEN": "do"}
+
+
+def parse(text: str, environ: dict[str, str] = TOKENS) -> Config:
+    return parse_config(text, SOURCE, HOME, environ)
+
+
+def backends(text: str, environ: dict[str, str] = TOKENS) -> dict[str, BackendSettings]:
+    return {settings.name: settings for settings in parse(text, environ).backends}
+
+
+def refusal(text: str, environ: dict[str, str] = TOKENS) -> list[str]:
+    """The lines of the refusal; each must name the file."""
+    with pytest.raises(ConfigError) as raised:
+        parse(text, environ)
+    lines = str(raised.value).splitlines()
+    assert all(line.startswith(f"{SOURCE}: ") for line in lines), lines
+    return lines
+
+
+# --- local keeps its catch-all ---------------------------------------------------------------------------
+
+
+def test_with_no_local_table_local_serves_every_other_project_last() -> None:
+    config = parse('[backends.vf]\nkind = "veryfront"\nprojects = ["web-*"]\n')
+    assert [(settings.name, settings.projects) for settings in config.backends] == [
+        ("vf", ("web-*",)),
+        ("local", ("*",)),
+    ]
+    assert config.backends[1].options == {"home": str(HOME)}
+
+
+def test_a_local_table_that_only_sets_home_keeps_the_catch_all_and_comes_last() -> None:
+    config = parse(
+        '[backends.local]\nhome = "~/jobs"\n\n[backends.vf]\nkind = "veryfront"\nprojects = ["web-*"]\n'
+    )
+    assert [settings.name for settings in config.backends] == ["vf", "local"], "the catch-all is tried last"
+    local = config.backends[1]
+    assert local.projects == ("*",)
+    assert local.options == {"home": str(Path("~/jobs").expanduser())}
+
+
+def test_a_local_table_that_sets_projects_serves_only_those() -> None:
+    assert backends('[backends.local]\nprojects = ["scratch-*"]\n')["local"].projects == ("scratch-*",)
+    assert backends("[backends.local]\nprojects = []\n")["local"].projects == (), "only as local:REF"
+
+
+def test_another_local_table_serves_only_its_name_and_shares_nothing_with_local() -> None:
+    found = backends('[backends.scratch]\nkind = "local"\nhome = "/srv/scratch"\n')
+    assert found["scratch"].projects == ()
+    assert found["scratch"].options == {"home": "/srv/scratch"}
+    assert found["local"].projects == ("*",)
+
+
+def test_a_disabled_local_removes_the_catch_all() -> None:
+    assert "local" not in backends("[backends.local]\nenabled = false\n")
+
+
+# --- each kind's keys -------------------------------------------------------------------------------------
+
+
+def test_a_hosted_table_becomes_its_settings_and_options() -> None:
+    text = """
+[backends.cluster]
+kind = "ray"
+base_url = "http://ray-head.internal:8265/"
+token_env = "RAY_PROXY_TOKEN"
+projects = ["cluster"]
+connect_timeout = 2
+read_timeout = 7.5
+settle_timeout = 0
+max_retries = 0
+retry_backoff = 0.01
+auth_header = "X-Proxy-Token"
+auth_scheme = ""
+"""
+    settings = backends(text, {"RAY_PROXY_TOKEN": "secret"})["cluster"]
+    assert settings == BackendSettings(
+        name="cluster",
+        kind="ray",
+        base_url="http://ray-head.internal:8265",
+        token_env="RAY_PROXY_TOKEN",
+        connect_timeout=2.0,
+        read_timeout=7.5,
+        settle_timeout=0.0,
+        projects=("cluster",),
+        options={"max_retries": 0, "retry_backoff": 0.01, "auth_header": "X-Proxy-Token", "auth_scheme": ""},
+    )
+
+
+def test_a_slurm_table_on_a_unix_socket() -> None:
+    text = '[backends.hpc]\nkind = "slurm"\nbase_url = "unix:/run/slurmrestd.sock"\nscope = "partition"\n'
+    settings = backends(text + 'api_version = "v0.0.41"\nuser_name = "ada"\n')["hpc"]
+    assert settings.base_url == "unix:/run/slurmrestd.sock"
+    assert settings.options == {"scope": "partition", "api_version": "v0.0.41", "user_name": "ada"}
+    [line] = refusal('[backends.vf]\nkind = "veryfront"\nbase_url = "unix:/run/slurmrestd.sock"\n')
+    assert "base_url must be an http:// or https:// URL" in line
+    [line] = refusal('[backends.hpc]\nkind = "slurm"\nscope = ["account"]\n')
+    assert line.endswith('[backends.hpc]: scope must be "account", "partition" or "user" (got a list).')
+
+
+def test_unset_keys_keep_the_defaults_and_the_kind_defaults_to_the_name() -> None:
+    settings = backends("[backends.veryfront]\n")["veryfront"]
+    assert settings == BackendSettings(name="veryfront", kind="veryfront")
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "value", "takers"),
+    [
+        ("local", "base_url", '"http://x"', "veryfront, digitalocean, ionworks, talonic, ray and slurm"),
+        ("local", "settle_timeout", "5", "veryfront, digitalocean, ionworks, talonic, ray and slurm"),
+        ("local", "token_env", '"X"', "veryfront, digitalocean, ionworks, talonic, ray and slurm"),
+        ("veryfront", "auth_header", '"X-Key"', "ray"),
+        ("veryfront", "home", '"/tmp"', "local"),
+        ("ray", "scope", '"account"', "slurm"),
+        ("slurm", "auth_scheme", '""', "ray"),
+    ],
+)
+def test_a_key_of_another_kind_is_refused_naming_the_kinds_that_take_it(
+    kind: str, key: str, value: str, takers: str
+) -> None:
+    [line] = refusal(f'[backends.b]\nkind = "{kind}"\n{key} = {value}\n')
+    assert (
+        line
+        == f"{SOURCE}: [backends.b]: {key!r} is not a key of a {kind} table; only {takers} tables take it."
+    )
+
+
+def test_an_unknown_key_is_refused_listing_the_keys_the_kind_takes() -> None:
+    [line] = refusal('[backends.local]\nproject = ["a"]\n')
+    assert line.endswith(
+        "[backends.local]: unknown key 'project'; a local table takes: enabled, home, kind, projects."
+    )
+
+
+def test_account_is_no_key_of_any_table() -> None:
+    [line] = refusal('[backends.vf]\nkind = "veryfront"\naccount = "acme"\n')
+    assert "unknown key 'account'; a veryfront table takes: base_url, connect_timeout, enabled" in line
+
+
+# --- strict values ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ('enabled = "no"', "enabled must be true or false (got 'no')"),
+        ("enabled = 0", "enabled must be true or false (got 0)"),
+        ('read_timeout = "30"', "read_timeout must be a number of seconds, 0 or more (got a string)"),
+        ("read_timeout = true", "read_timeout must be a number of seconds, 0 or more (got True)"),
+        ("connect_timeout = -1", "connect_timeout must be a number of seconds, 0 or more (got -1)"),
+        ("settle_timeout = nan", "settle_timeout must be a number of seconds, 0 or more (got nan)"),
+        ("settle_timeout = inf", "settle_timeout must be a number of seconds, 0 or more (got inf)"),
+        ("max_retries = 1.5", "max_retries must be a whole number, 0 or more (got 1.5)"),
+        ("max_retries = true", "max_retries must be a whole number, 0 or more (got True)"),
+        ("max_retry_wait = [1]", "max_retry_wait must be a number of seconds, 0 or more (got a list)"),
+        ('projects = "web-*"', "projects must be a list of project references or glob patterns"),
+        ('projects = ["../*"]', "(got '../*')"),
+        ('base_url = "ftp://x"', "base_url must be an http:// or https:// URL with no query or fragment."),
+        ('base_url = "https://x/?q=1"', "base_url must be an http:// or https:// URL"),
+    ],
+)
+def test_a_value_of_the_wrong_type_or_range_is_refused_naming_the_key_and_the_rule(
+    setting: str, expected: str
+) -> None:
+    [line] = refusal(f'[backends.vf]\nkind = "veryfront"\n{setting}\n')
+    assert line.startswith(f"{SOURCE}: [backends.vf]: ")
+    assert expected in line
+
+
+def test_read_only_must_be_a_boolean() -> None:
+    assert parse("read_only = true\n").read_only is True
+    assert refusal('read_only = "yes"\n') == [f"{SOURCE}: read_only must be true or false."]
+
+
+def test_a_secret_written_where_a_name_or_url_goes_is_never_echoed() -> None:
+    text = '[backends.vf]\nkind = "veryfront"\ntoken_env = "vf_live abc123"\nbase_url = "vf_live abc123"\n'
+    lines = refusal(text)
+    assert len(lines) == 2
+    assert "token_env must name the environment variable that holds the token, not hold the token" in lines[1]
+    assert not any("abc123" in line for line in lines), lines
+
+
+# --- the environment --------------------------------------------------------------------------------------
+
+
+def test_every_missing_token_variable_is_reported_at_once() -> None:
+    text = """
 [backends.vf]
 kind = "veryfront"
-projects = ["web-*", "docs"]
-
-[backends.talonic]
-projects = ["web-special", "invoices"]
-token_env = "TALONIC_API_KEY"
+[backends.do]
+kind = "digitalocean"
+[backends.ion]
+kind = "ionworks"
+token_env = "LAB_KEY"
+[backends.cluster]
+kind = "ray"
+token_env = "RAY_PROXY_TOKEN"
+[backends.off]
+kind = "talonic"
+enabled = false
 """
+    assert refusal(text, {"DIGITALOCEAN_TOKEN": "do", "LAB_KEY": "  "}) == [
+        f"{SOURCE}: [backends.vf]: the environment variable VERYFRONT_API_TOKEN is not set; export it with"
+        " the token.",
+        f"{SOURCE}: [backends.ion]: the environment variable LAB_KEY is not set; export it with the token.",
+        f"{SOURCE}: [backends.cluster]: the environment variable RAY_PROXY_TOKEN is not set; export it with"
+        " the token.",
+    ]
 
 
-class FakeBackend:
-    def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
-        self.kind = settings.kind
+def test_a_ray_table_needs_no_token_unless_it_names_one() -> None:
+    assert backends('[backends.cluster]\nkind = "ray"\n', {})["cluster"].token_env is None
 
 
-def router_for(text: str, environ: dict[str, str] = ENV) -> Router:
-    return Router(parse_config(text, Path("cfg.toml"), HOME, environ).backends, factory=FakeBackend)
+def test_problems_in_several_tables_are_reported_together_in_file_order() -> None:
+    text = (
+        '[backends.a]\nkind = "kubernetes"\n[backends.b]\n[backends.vf]\nkind = "veryfront"\nenabled = "no"\n'
+    )
+    assert refusal(text, {}) == [
+        f"{SOURCE}: [backends.a]: set kind to one of {KINDS} (got 'kubernetes').",
+        f"{SOURCE}: [backends.b]: set kind to one of {KINDS} ('b' is not a kind).",
+        f"{SOURCE}: [backends.vf]: enabled must be true or false (got 'no').",
+    ]
 
 
-def route(router: Router, reference: str) -> tuple[str, str]:
-    found = router.route(reference)
-    return found.backend.name, found.project
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[backends.x\n", f"{SOURCE}: not valid TOML ("),
+        ("colour = 1\n", f"{SOURCE}: unknown top-level key 'colour'; use 'backends' and 'read_only'."),
+        ("backends = 3\n", f"{SOURCE}: backends must be tables, as in [backends.NAME]."),
+        ('[backends."a b"]\n', f"{SOURCE}: [backends.a b]: a backend name must be 1-64 letters, digits"),
+        ("[backends]\nlocal = 1\n", f"{SOURCE}: [backends.local]: must be a table of settings"),
+    ],
+)
+def test_a_malformed_file_is_refused_naming_the_file(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(text)
+    assert str(raised.value).startswith(expected)
 
 
-def test_an_explicit_backend_name_wins() -> None:
-    router = router_for(TWO_PROVIDERS)
-    assert route(router, "talonic:web-1") == ("talonic", "web-1")
-    assert route(router, "local:docs") == ("local", "docs")
-
-
-def test_glob_patterns_in_file_order_then_local() -> None:
-    router = router_for(TWO_PROVIDERS)
-    assert route(router, "web-special") == ("vf", "web-special"), "the first matching table wins"
-    assert route(router, "docs") == ("vf", "docs")
-    assert route(router, "invoices") == ("talonic", "invoices")
-    assert route(router, "anything-else") == ("local", "anything-else")
-
-
-def test_an_unknown_project_names_the_backends_and_patterns() -> None:
-    router = router_for(TWO_PROVIDERS + "\n[backends.local]\nenabled = false\n")
-    with pytest.raises(ToolError) as raised:
-        router.route("nobody-serves-this")
-    assert raised.value.code == ErrorCode.UNKNOWN_PROJECT
-    assert "vf (web-*, docs)" in raised.value.message
-    assert "talonic (web-special, invoices)" in raised.value.message
-    with pytest.raises(ToolError, match="There is no backend named 'local'"):
-        router.route("local:x")
+# --- finding the file, and no file --------------------------------------------------------------------------
 
 
 def test_with_no_file_a_standard_env_var_enables_its_provider(tmp_path: Path) -> None:
-    config = load_config(
-        None, tmp_path, {"DIGITALOCEAN_TOKEN": "dop_v1_x", "RAY_ADDRESS": "http://127.0.0.1:8265"}
-    )
-    router = Router(config.backends, factory=FakeBackend)
-    assert route(router, "digitalocean:app-1") == ("digitalocean", "app-1")
-    assert route(router, "ray:cluster") == ("ray", "cluster")
-    assert route(router, "my-project") == ("local", "my-project")
-    with pytest.raises(ToolError, match="no backend named 'talonic'"):
-        router.route("talonic:acct")
+    config = load_config(None, tmp_path, {"DIGITALOCEAN_TOKEN": "x", "RAY_ADDRESS": "http://127.0.0.1:8265"})
+    assert [(settings.name, settings.kind, settings.projects) for settings in config.backends] == [
+        ("digitalocean", "digitalocean", ()),
+        ("ray", "ray", ()),
+        ("local", "local", ("*",)),
+    ]
+    assert config.source is None
 
 
 def test_the_file_is_found_through_the_environment_or_home(
@@ -90,52 +284,43 @@ def test_the_file_is_found_through_the_environment_or_home(
     assert load_config(None, tmp_path, {}).read_only is True
 
 
-BAD_CONFIGS = {
-    "bad TOML": ("[backends.x\n", "not valid TOML"),
-    "unknown kind": (
-        '[backends.x]\nkind = "kubernetes"\n',
-        "[backends.x]: set kind to one of local, veryfront",
-    ),
-    "missing token": (
-        '[backends.vf]\nkind = "veryfront"\n',
-        "the environment variable VERYFRONT_API_TOKEN is not set",
-    ),
-    "secret in the file": (
-        '[backends.vf]\nkind = "veryfront"\ntoken_env = "vf_abc def"\n',
-        "must name an environment",
-    ),
-    "bad pattern": ('[backends.local]\nprojects = ["../*"]\n', "bad project pattern '../*'"),
-    "unknown key": ('[backends.local]\nproject = ["a"]\n', "unknown key 'project'"),
-    "bad timeout": ("[backends.local]\nread_timeout = -1\n", "read_timeout must be a number of seconds"),
-    "bad url": ('[backends.r]\nkind = "ray"\nbase_url = "ftp://x"\n', "base_url must be an http"),
-}
-
-
-@pytest.mark.parametrize("name", BAD_CONFIGS)
-def test_a_bad_configuration_is_refused_with_the_file_table_and_fix(name: str) -> None:
-    text, expected = BAD_CONFIGS[name]
-    with pytest.raises(ConfigError) as raised:
-        parse_config(text, Path("/etc/cjm.toml"), HOME, {})
-    assert str(raised.value).startswith("/etc/cjm.toml: ")
-    assert expected in str(raised.value)
+def test_an_unreadable_file_is_refused_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    with pytest.raises(ConfigError, match=f"^{missing}: cannot read the configuration file"):
+        load_config(missing, tmp_path, {})
 
 
 def test_a_bad_configuration_stops_the_server_at_start(home: Path, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
-    config.write_text('[backends.vf]\nkind = "veryfront"\n')
+    config.write_text('[backends.vf]\nkind = "veryfront"\nenabled = "no"\n')
     done = run_cli(home, "--config", str(config), "serve", check=False)
     assert done.returncode == 2
     assert done.stdout == ""
-    assert f"configuration error: {config}: [backends.vf]: the environment variable" in done.stderr
+    assert f"configuration error: {config}: [backends.vf]: enabled must be true or false" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
-def test_a_setting_only_the_backend_can_check_is_a_clear_tool_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
-    config = load_config(None, tmp_path, {"RAY_ADDRESS": "ray://head:10001"})
-    router = Router(config.backends)
-    with pytest.raises(ToolError) as raised:
-        router.route("ray:cluster")
-    assert raised.value.code == ErrorCode.BACKEND_MISCONFIGURED
-    assert raised.value.message.startswith("Backend 'ray' cannot start: ")
+# --- the README's configuration section -------------------------------------------------------------------
+
+
+def readme_configuration() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## Configuration\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_the_readme_key_table_matches_the_models() -> None:
+    groups = {"all": list(registry.KINDS), "remote": [kind for kind in registry.KINDS if kind != "local"]}
+    documented: dict[str, set[str]] = {kind: set() for kind in registry.KINDS}
+    rows = re.findall(r"^\| (`[^|]+`) \| ([a-z, ]+) \|", readme_configuration(), re.MULTILINE)
+    for keys, kinds in rows:
+        for kind in groups.get(kinds, [kinds] if kinds in registry.KINDS else []):
+            documented[kind] |= set(re.findall(r"`(\w+)`", keys))
+    assert documented == {kind: set(table_model(kind).model_fields) for kind in registry.KINDS}
+
+
+def test_the_readme_example_is_a_valid_configuration() -> None:
+    example = re.search(r"```toml\n(.*?)```", readme_configuration(), re.DOTALL)
+    assert example is not None
+    config = parse(example[1], {**TOKENS, "IONWORKS_API_KEY": "x"})
+    assert [settings.name for settings in config.backends][-1] == "local"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
 
 from cancel_job_mcp.schemas import load_schema
 
@@ -13,7 +10,6 @@ from .conftest import REPO
 
 DOC_NAME = "veryfront-mcp-cancel_job-tool.txt"
 FIXTURE_DOCS = REPO / "tests" / "fixtures" / "api-docs"
-SHARED_DOCS = REPO.parent / "shared" / "api-docs"
 
 
 def documented_schemas(text: str) -> tuple[dict[str, object], dict[str, object]]:
@@ -42,15 +38,5 @@ def test_output_schema_has_the_documented_shape() -> None:
 
 
 def test_packaged_schemas_equal_the_repository_files() -> None:
-    for path in (REPO / "src" / "cancel_job_mcp" / "schemas").glob("*.json"):
+    for path in (REPO / "schemas").glob("*.json"):
         assert load_schema(path.stem) == json.loads(path.read_text()), path.name
-
-
-@pytest.mark.skipif(not SHARED_DOCS.is_dir(), reason="../shared/api-docs is not beside this checkout")
-def test_fixture_documents_are_copies_of_the_shared_ones() -> None:
-    for path in FIXTURE_DOCS.glob("*.txt"):
-        assert path.read_text() == (SHARED_DOCS / path.name).read_text(), path.name
-
-
-def test_fixture_documents_include_the_contract() -> None:
-    assert Path(FIXTURE_DOCS / DOC_NAME).is_file()

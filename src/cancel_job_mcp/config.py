@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +26,9 @@ CONFIG_ENV = "CANCEL_JOB_MCP_CONFIG"
 HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
 
 
-# Keys of a backend table beyond the common ones, passed to the backend as `options`.
-OPTION_KEYS = frozenset(
-    {"home", "max_retries", "max_retry_wait", "retry_backoff", "auth_header", "auth_scheme"}
-    | {"api_version", "scope", "user_name"}  # slurm
-)
-_COMMON_KEYS = frozenset(
-    {
-        "kind",
-        "base_url",
-        "token_env",
-        "connect_timeout",
-        "read_timeout",
-        "settle_timeout",
-        "projects",
-        "enabled",
-    }
-)
+LOCAL = "local"  # the kind, and the name of the backend that serves every project no other one does
+CATCH_ALL = ("*",)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PATTERN = re.compile(r"[A-Za-z0-9._*?\[\]!-]{1,128}")
 
 
 class ConfigError(Exception):
@@ -97,7 +79,7 @@ def load_config(explicit: Path | None, home: Path, environ: Mapping[str, str] = 
 
 def env_only_config(home: Path, environ: Mapping[str, str]) -> Config:
     """`KIND:REF` for every provider whose standard environment variable is set; `local` for the rest."""
-    specs = [registry.spec(kind) for kind in registry.KINDS if kind != "local"]
+    specs = [registry.spec(kind) for kind in registry.KINDS if kind != LOCAL]
     backends = [
         BackendSettings(name=spec.kind, kind=spec.kind, token_env=spec.token_env)
         for spec in specs
@@ -107,106 +89,80 @@ def env_only_config(home: Path, environ: Mapping[str, str]) -> Config:
 
 
 def _implicit_local(home: Path) -> BackendSettings:
-    return BackendSettings(name="local", kind="local", projects=("*",), options={"home": str(home)})
+    return BackendSettings(name=LOCAL, kind=LOCAL, projects=CATCH_ALL, options={"home": str(home)})
 
 
 def parse_config(text: str, source: Path, home: Path, environ: Mapping[str, str] = os.environ) -> Config:
+    """The configuration in `text`; every problem in it is reported at once, one line each."""
+    import tomllib  # only when there is a file
+
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML ({error}).") from None
-    unknown = set(document) - {"backends", "read_only"}
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown top-level key {sorted(unknown)[0]!r}; use 'backends' and 'read_only'."
-        )
-    read_only = document.get("read_only", False)
-    if not isinstance(read_only, bool):
-        raise ConfigError(f"{source}: 'read_only' must be true or false.")
+    problems = [f"{source}: {problem}" for problem in _top_level_problems(document)]
     tables = document.get("backends", {})
-    if not isinstance(tables, dict):
-        raise ConfigError(f"{source}: 'backends' must be tables, as in [backends.NAME].")
-    backends = [_backend(source, name, table, home, environ) for name, table in tables.items()]
-    if "local" not in tables:
+    backends: list[BackendSettings] = []
+    if isinstance(tables, dict):
+        for name, table in tables.items():
+            where = f"{source}: [backends.{name}]"
+            settings, table_problems = _backend(name, table, home, environ)
+            problems += [f"{where}: {problem}" for problem in table_problems]
+            if settings is not None:
+                backends.append(settings)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    if LOCAL not in tables:
         backends.append(_implicit_local(home))
-    enabled = tuple(settings for settings in backends if settings is not None)
-    return Config(backends=enabled, source=source, read_only=read_only)
+    # The catch-all is tried last, wherever its table is in the file.
+    backends.sort(key=lambda settings: settings.name == LOCAL and settings.projects == CATCH_ALL)
+    return Config(backends=tuple(backends), source=source, read_only=document.get("read_only", False))
+
+
+def _top_level_problems(document: dict[str, Any]) -> Iterator[str]:
+    for key in sorted(set(document) - {"backends", "read_only"}):
+        yield f"unknown top-level key {key!r}; use 'backends' and 'read_only'."
+    if not isinstance(document.get("read_only", False), bool):
+        yield "read_only must be true or false."
+    if not isinstance(document.get("backends", {}), dict):
+        yield "backends must be tables, as in [backends.NAME]."
 
 
 def _backend(
-    source: Path, name: str, table: Any, home: Path, environ: Mapping[str, str]
-) -> BackendSettings | None:
-    where = f"{source}: [backends.{name}]"
+    name: str, table: Any, home: Path, environ: Mapping[str, str]
+) -> tuple[BackendSettings | None, list[str]]:
+    """The settings of one enabled table (None when disabled or wrong), and its problems."""
+    from pydantic import ValidationError
+
+    from .config_models import LocalTable, problem_text, table_model
+
     if not _NAME.fullmatch(name):
-        raise ConfigError(f"{where}: a backend name must be 1-64 letters, digits, '_' or '-'.")
+        return None, ["a backend name must be 1-64 letters, digits, '_' or '-'."]
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table of settings.")
-    unknown = set(table) - _COMMON_KEYS - OPTION_KEYS
-    if unknown:
-        known = ", ".join(sorted(_COMMON_KEYS | OPTION_KEYS))
-        raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}; the keys are: {known}.")
-    if table.get("enabled", True) is False:
-        return None
-    kind_name = table.get("kind", name if name in registry.KINDS else None)
-    if kind_name not in registry.KINDS:
-        raise ConfigError(f"{where}: set kind to one of {', '.join(registry.KINDS)} (got {kind_name!r}).")
-    kind = registry.spec(kind_name)
-    token_env = _optional(where, table, "token_env", str) or kind.token_env
-    if token_env is not None and not _ENV_NAME.fullmatch(token_env):
-        raise ConfigError(f"{where}: token_env must name an environment variable, not hold the secret.")
-    if kind.token_required and token_env and not environ.get(token_env):
-        raise ConfigError(
-            f"{where}: the environment variable {token_env} is not set; export it with the token."
-        )
-    options = {key: table[key] for key in OPTION_KEYS & set(table)}
-    if kind_name == "local":
-        options.setdefault("home", str(home))
-    return BackendSettings(
-        name=name,
-        kind=kind_name,
-        base_url=_base_url(where, table, unix_socket=kind_name == "slurm"),
-        token_env=token_env,
-        connect_timeout=_seconds(where, table, "connect_timeout", 5.0),
-        read_timeout=_seconds(where, table, "read_timeout", 30.0),
-        settle_timeout=_seconds(where, table, "settle_timeout", 10.0),
-        projects=_patterns(where, table),
-        options=options,
-    )
+        return None, ["must be a table of settings, as in [backends.NAME]."]
+    kind = table.get("kind", name if name in registry.KINDS else None)
+    if kind not in registry.KINDS:
+        given = f"got {kind!r}" if "kind" in table else f"{name!r} is not a kind"
+        return None, [f"set kind to one of {', '.join(registry.KINDS)} ({given})."]
+    try:
+        model = table_model(kind).model_validate({**table, "kind": kind})
+    except ValidationError as error:
+        return None, [f"{problem_text(kind, problem, registry.KINDS)}." for problem in error.errors()]
+    if not model.enabled:
+        return None, []
+    settings = model.settings(name, home)
+    if not isinstance(model, LocalTable):
+        return settings, _missing_token(kind, settings.token_env, environ)
+    if name == LOCAL and model.projects is None:  # local keeps its catch-all unless it says otherwise
+        return replace(settings, projects=CATCH_ALL), []
+    return settings, []
 
 
-def _optional(where: str, table: dict[str, Any], key: str, expected: type) -> Any:
-    value = table.get(key)
-    if value is not None and not isinstance(value, expected):
-        raise ConfigError(f"{where}: {key} must be a {expected.__name__}.")
-    return value
-
-
-def _base_url(where: str, table: dict[str, Any], *, unix_socket: bool = False) -> str | None:
-    url: str | None = _optional(where, table, "base_url", str)
-    if unix_socket and url is not None and re.fullmatch(r"unix:/\S+", url):
-        return url  # slurmrestd on a unix socket
-    if url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", url):
-        raise ConfigError(
-            f"{where}: base_url must be an http:// or https:// URL with no query (got {url!r})."
-        )
-    return url.rstrip("/") if url else None
-
-
-def _seconds(where: str, table: dict[str, Any], key: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"{where}: {key} must be a number of seconds, 0 or more.")
-    return float(value)
-
-
-def _patterns(where: str, table: dict[str, Any]) -> tuple[str, ...]:
-    patterns = table.get("projects", [])
-    if not isinstance(patterns, list) or not all(isinstance(pattern, str) for pattern in patterns):
-        raise ConfigError(f"{where}: projects must be a list of project references or glob patterns.")
-    for pattern in patterns:
-        if not _PATTERN.fullmatch(pattern):
-            raise ConfigError(
-                f"{where}: bad project pattern {pattern!r}; use letters, digits, '.', '_', '-' and the"
-                " glob characters * ? [ ] !, as in 'ingest-*'."
-            )
-    return tuple(patterns)
+def _missing_token(kind: str, token_env: str | None, environ: Mapping[str, str]) -> list[str]:
+    """A token the backend needs whose environment variable is unset or empty."""
+    spec = registry.spec(kind)
+    variable = token_env or spec.token_env
+    needed = token_env is not None or spec.token_required
+    if variable is None or not needed or environ.get(variable, "").strip():
+        return []
+    return [f"the environment variable {variable} is not set; export it with the token."]

@@ -1,0 +1,156 @@
+"""The configuration file's `[backends.NAME]` tables as pydantic models: one model per kind, its own keys.
+
+A table is validated by the model of its `kind` (a tagged union, dispatched on `kind` by `table_model`).
+Validation is strict, as TOML is typed: `enabled = "no"` is not a boolean and `read_timeout = "30"` is
+not a number. A key no model of the kind declares is refused, naming the kinds that do take it.
+`config` imports this module only when there is a file to read, so commands that need no file never
+import pydantic.
+
+To give a kind keys of its own, subclass `HostedTable` (or `Table`) with them and list the model in
+`KIND_TABLES`; the keys `BackendSettings` has not reach the backend as `BackendSettings.options`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import ErrorDetails
+
+from .backends.base import BackendSettings
+
+_SETTINGS_FIELDS = frozenset(field.name for field in fields(BackendSettings))
+_TOML_TYPES: dict[type, str] = {str: "a string", list: "a list", dict: "a table"}
+_SHOWN_TEXT = frozenset({"projects", "enabled"})  # keys whose text cannot be a misplaced secret
+SECONDS = "must be a number of seconds, 0 or more"
+_Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+_Count = Annotated[int, Field(ge=0)]
+_Pattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9._*?\[\]!-]{1,128}$")]
+
+
+class Table(BaseModel):
+    """The keys every kind takes."""
+
+    # defer_build: a model's validator is built when a table of its kind is first read, not before.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+
+    kind: str
+    enabled: bool = Field(True, description="must be true or false")
+    projects: list[_Pattern] | None = Field(
+        None,
+        description="must be a list of project references or glob patterns of letters, digits, '.', '_',"
+        " '-' and the glob characters * ? [ ] !, as in [\"ingest-*\"]",
+    )
+
+    def settings(self, name: str, home: Path) -> BackendSettings:
+        """The keys `BackendSettings` has become its fields, the others `options`; unset keys keep
+        the defaults of `BackendSettings` and of the backend."""
+        options = self.model_dump(exclude_none=True, exclude={"kind", "enabled", "projects"})
+        common = {key: options.pop(key) for key in _SETTINGS_FIELDS if key in options}
+        return BackendSettings(
+            name=name, kind=self.kind, projects=tuple(self.projects or ()), options=options, **common
+        )
+
+
+class LocalTable(Table):
+    """The embedded runtime. With no `projects`, the table named `local` serves every other project."""
+
+    home: str | None = Field(None, description="must be the path of the state directory")
+
+    def settings(self, name: str, home: Path) -> BackendSettings:
+        own_home = Path(self.home).expanduser() if self.home is not None else home
+        return BackendSettings(
+            name=name, kind=self.kind, projects=tuple(self.projects or ()), options={"home": str(own_home)}
+        )
+
+
+class HostedTable(Table):
+    """A backend reached over HTTP: the hosted providers, Ray and Slurm."""
+
+    base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="must be an http:// or https:// URL with no query or fragment",
+    )
+    token_env: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="must name the environment variable that holds the token, not hold the token itself",
+    )
+    connect_timeout: _Seconds | None = Field(None, description=SECONDS)
+    read_timeout: _Seconds | None = Field(None, description=SECONDS)
+    settle_timeout: _Seconds | None = Field(None, description=SECONDS)
+    max_retries: _Count | None = Field(None, description="must be a whole number, 0 or more")
+    max_retry_wait: _Seconds | None = Field(None, description=SECONDS)
+    retry_backoff: _Seconds | None = Field(None, description=SECONDS)
+
+    def settings(self, name: str, home: Path) -> BackendSettings:
+        settings = super().settings(name, home)
+        return replace(settings, base_url=self.base_url.rstrip("/")) if self.base_url else settings
+
+
+class RayTable(HostedTable):
+    """A Ray cluster's dashboard, possibly behind a proxy that wants its own auth header."""
+
+    auth_header: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{1,64}$", description="must be an HTTP header name, e.g. Authorization"
+    )
+    auth_scheme: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{0,32}$", description='must be a scheme word such as Bearer, or ""'
+    )
+
+
+class SlurmTable(HostedTable):
+    """slurmrestd, over HTTP or on a unix socket; the backend checks the values of its own keys."""
+
+    base_url: str | None = Field(
+        None,
+        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?|unix:/\S+)$",
+        description="must be an http:// or https:// URL with no query or fragment, or unix:/path/to/socket",
+    )
+    scope: str | None = Field(None, description='must be "account", "partition" or "user"')
+    api_version: str | None = Field(None, description="must be a slurmrestd API version such as v0.0.41")
+    user_name: str | None = Field(None, description="must be the Slurm user name sent with the token")
+
+
+# The kinds with keys of their own; every other kind takes HostedTable's.
+KIND_TABLES: dict[str, type[Table]] = {"local": LocalTable, "ray": RayTable, "slurm": SlurmTable}
+
+
+def table_model(kind: str) -> type[Table]:
+    return KIND_TABLES.get(kind, HostedTable)
+
+
+def kinds_taking(key: str, kinds: tuple[str, ...]) -> list[str]:
+    """The kinds whose tables take `key`."""
+    return [kind for kind in kinds if key in table_model(kind).model_fields]
+
+
+def problem_text(kind: str, error: ErrorDetails, kinds: tuple[str, ...]) -> str:
+    """One pydantic error as `key rule (got value)`, or the kinds that take a misplaced key."""
+    model = table_model(kind)
+    key = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        takers = kinds_taking(key, kinds)
+        if takers:
+            return f"{key!r} is not a key of a {kind} table; only {_join(takers)} tables take it"
+        keys = ", ".join(sorted(model.model_fields))
+        return f"unknown key {key!r}; a {kind} table takes: {keys}"
+    rule = model.model_fields[key].description
+    return f"{key} {rule}{_got(key, error)}"
+
+
+def _got(key: str, error: ErrorDetails) -> str:
+    """What the file held; of text, only its type (it may be a secret put in the wrong key)."""
+    value = error["input"]
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and key in _SHOWN_TEXT):
+        return f" (got {value!r})"
+    if error["type"].endswith("_type"):
+        return f" (got {_TOML_TYPES.get(type(value), 'a date or time')})"
+    return ""
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

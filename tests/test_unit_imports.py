@@ -1,0 +1,74 @@
+"""The package's modules import one another without a cycle (imports inside functions count too;
+those under `if TYPE_CHECKING:` do not, as they never run)."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "src" / "cancel_job_mcp"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports(path: Path, modules: set[str]) -> set[str]:
+    """The package modules `path` imports (`from .x import y` counts `x.y` when y is a module)."""
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if is_type_checking(node):
+            return
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                found.add(submodule if submodule in modules else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found & modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = list(PACKAGE.rglob("*.py"))
+    modules = {module_name(path) for path in paths}
+    return {module_name(path): imports(path, modules) - {module_name(path)} for path in paths}
+
+
+def test_the_graph_is_read_correctly() -> None:
+    graph = import_graph()
+    assert "cancel_job_mcp.config" in graph["cancel_job_mcp.routing"]
+    assert "cancel_job_mcp.config_models" in graph["cancel_job_mcp.config"], "an import inside a function"
+    assert "cancel_job_mcp.backends.base" in graph["cancel_job_mcp.backends.local"], (
+        "from ..base, in a package"
+    )
+    assert "cancel_job_mcp.app" in graph["cancel_job_mcp.cli"]
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    try:
+        TopologicalSorter(import_graph()).prepare()
+    except CycleError as error:
+        raise AssertionError(f"import cycle: {' -> '.join(error.args[1])}") from None
+
+
+def test_backends_do_not_import_the_configuration() -> None:
+    graph = import_graph()
+    for module, imported in graph.items():
+        if module.startswith("cancel_job_mcp.backends"):
+            assert not {"cancel_job_mcp.config", "cancel_job_mcp.config_models"} & imported, module
