@@ -159,6 +159,27 @@ class RawStdioServer:
         return self.stderr_path.read_text(errors="replace")
 
 
+class StdioServers:
+    """Raw stdio servers one test starts, each initialized, all killed when the test ends."""
+
+    def __init__(self, home: Path, tmp_path: Path) -> None:
+        self.home = home
+        self.tmp_path = tmp_path
+        self.started: list[RawStdioServer] = []
+
+    def start(self, home: Path | None = None) -> RawStdioServer:
+        stderr_path = self.tmp_path / f"stderr-{len(self.started)}.txt"
+        server = RawStdioServer(home or self.home, stderr_path=stderr_path)
+        self.started.append(server)
+        server.initialize()
+        return server
+
+    def close(self) -> None:
+        for server in self.started:
+            server.kill()
+            server.close()
+
+
 def tool_result(answer: dict[str, Any]) -> dict[str, Any]:
     """The CallToolResult of a JSON-RPC answer; fails on a protocol-level error."""
     assert "error" not in answer, f"JSON-RPC error: {answer['error']}"

@@ -135,6 +135,16 @@ def stop_http_server(server: HttpServer) -> str:
 
 
 @pytest.fixture
+def stdio_servers(home: Path, tmp_path: Path) -> Iterator[Any]:
+    """Start raw stdio servers with `.start()`; all are killed when the test ends."""
+    from .battery_support import StdioServers
+
+    servers = StdioServers(home, tmp_path)
+    yield servers
+    servers.close()
+
+
+@pytest.fixture
 def http_server(home: Path) -> Iterator[HttpServer]:
     server = start_http_server(home)
     yield server

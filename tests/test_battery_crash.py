@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cancel_job_mcp.backends.local import procs
 
-from .battery_support import RawStdioServer, db_row, get_job, integrity_check
+from .battery_support import RawStdioServer, StdioServers, db_row, get_job, integrity_check
 from .conftest import CLI, env_for, submit, wait_until
 
 pytestmark = pytest.mark.slow
@@ -119,18 +118,6 @@ class RecordWatch:
         self._thread.join()
 
 
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes] | RawStdioServer]]:
-    processes: list[subprocess.Popen[bytes] | RawStdioServer] = []
-    yield processes
-    for process in processes:
-        process.kill()
-        if isinstance(process, RawStdioServer):
-            process.close()
-        else:
-            process.wait()
-
-
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("victim", VICTIMS)
 def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
@@ -138,7 +125,7 @@ def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
     tmp_path: Path,
     victim: str,
     phase: str,
-    started: list[subprocess.Popen[bytes] | RawStdioServer],
+    stdio_servers: StdioServers,
 ) -> None:
     prefix = tmp_path / "family"
     job = submit(
@@ -154,23 +141,21 @@ def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
     family = Family(prefix)
     supervisor = procs.ProcessIdentity.decode(db_row(home, job_id)["supervisor"])
     watch = RecordWatch(home, job_id, family)
+    cli: subprocess.Popen[bytes] | None = None
     try:
         if phase == "before_sigterm":
             procs.wake(supervisor, signal.SIGSTOP)  # it cannot act on the cancel until we let it
         canceller: subprocess.Popen[bytes] | RawStdioServer
         if victim == "server":
-            canceller = RawStdioServer(home, stderr_path=tmp_path / "server.txt")
-            started.append(canceller)
-            canceller.initialize()
+            canceller = stdio_servers.start()
             canceller.send(
                 "tools/call",
                 {"name": "cancel_job", "arguments": {"project_reference": "crash", "job_id": job_id}},
             )
         else:
-            canceller = subprocess.Popen(
+            canceller = cli = subprocess.Popen(
                 [*CLI, "cancel", "crash", job_id], env=env_for(home), stdout=subprocess.DEVNULL
             )
-            started.append(canceller)
         wait_until(lambda: db_row(home, job_id)["status"] == "canceled", timeout=30)
         if phase != "before_sigterm":
             wait_until(lambda: db_row(home, job_id)["term_sent_at"] is not None, timeout=30)
@@ -187,13 +172,15 @@ def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
         family.release()
 
         # Reads hand a job whose supervisor is gone to a successor: read it as a user would.
-        reader = RawStdioServer(home, stderr_path=tmp_path / "reader.txt")
-        started.append(reader)
-        reader.initialize()
+        reader = stdio_servers.start()
         record = wait_until(
             lambda: (record := get_job(reader, "crash", job_id))["completed_at"] and record, timeout=60
         )
     finally:
+        procs.wake(supervisor, signal.SIGCONT)
+        if cli is not None:
+            cli.kill()
+            cli.wait()
         watch.close()
         survivors = family.alive()
         family.kill()

@@ -23,7 +23,7 @@ import pytest
 from cancel_job_mcp.backends.local import procs
 from cancel_job_mcp.backends.local.supervisor import CappedLog
 
-from .battery_support import RawStdioServer, db_row, error_code, get_job, tool_result
+from .battery_support import StdioServers, db_row, error_code, get_job, tool_result
 from .conftest import (
     CLI,
     IGNORES_TERM,
@@ -36,22 +36,6 @@ from .conftest import (
     wait_for_process_group,
     wait_until,
 )
-
-
-@pytest.fixture
-def servers(tmp_path: Path) -> Iterator[list[RawStdioServer]]:
-    started: list[RawStdioServer] = []
-    yield started
-    for server in started:
-        server.kill()
-        server.close()
-
-
-def start_server(servers: list[RawStdioServer], home: Path, tmp_path: Path) -> RawStdioServer:
-    server = RawStdioServer(home, stderr_path=tmp_path / f"stderr-{len(servers)}.txt")
-    servers.append(server)
-    server.initialize()
-    return server
 
 
 def cancel_arguments(project: str, job_id: str) -> dict[str, object]:
@@ -70,13 +54,13 @@ def term_logger(home: Path, tmp_path: Path, project: str, name: str) -> tuple[st
 @pytest.mark.slow
 @pytest.mark.parametrize("delay_ms", [0, 5, 20, 100, "stdin closed"], ids=str)
 def test_a_client_that_gives_up_on_its_cancel_cannot_leave_a_half_stop(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer], delay_ms: int | str
+    home: Path, tmp_path: Path, stdio_servers: StdioServers, delay_ms: int | str
 ) -> None:
     """Whenever the client cancels its request (or hangs up), the job is either untouched or canceled
     with its SIGTERM delivered and its stop recorded: never canceled without SIGTERM."""
     job_id, log = term_logger(home, tmp_path, "impatient", "job")
     wait_until(lambda: Path(f"{log}.ready").exists(), timeout=30)
-    server = start_server(servers, home, tmp_path)
+    server = stdio_servers.start()
     request = server.send("tools/call", cancel_arguments("impatient", job_id))
     if isinstance(delay_ms, int):
         time.sleep(delay_ms / 1000)
@@ -104,7 +88,7 @@ def test_a_client_that_gives_up_on_its_cancel_cannot_leave_a_half_stop(
 
 @pytest.mark.slow
 def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer]
+    home: Path, tmp_path: Path, stdio_servers: StdioServers
 ) -> None:
     job = submit(home, "stuck", sys.executable, "-c", IGNORES_TERM, options=("--grace-period", "600"))
     pgid = wait_for_process_group(home, job["id"])
@@ -115,7 +99,7 @@ def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
     try:
         wait_until(lambda: db_row(home, job["id"])["term_sent_at"] is not None, timeout=30)
         procs.wake(supervisor, signal.SIGSTOP)  # and the supervisor is stuck too
-        server = start_server(servers, home, tmp_path)
+        server = stdio_servers.start()
         timings = []
         for _ in range(10):
             started = time.monotonic()
@@ -142,11 +126,11 @@ def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
 
 @pytest.mark.slow
 def test_a_cancel_waiting_out_the_grace_period_sends_progress(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer]
+    home: Path, tmp_path: Path, stdio_servers: StdioServers
 ) -> None:
     job = submit(home, "progress", sys.executable, "-c", IGNORES_TERM, options=("--grace-period", "2"))
     pgid = wait_for_process_group(home, job["id"])
-    server = start_server(servers, home, tmp_path)
+    server = stdio_servers.start()
     request = server.send(
         "tools/call", {**cancel_arguments("progress", job["id"]), "_meta": {"progressToken": "p"}}
     )
@@ -232,7 +216,7 @@ def assert_clear_cli_error(done: subprocess.CompletedProcess[str], *fragments: s
 
 @pytest.mark.slow
 def test_a_file_in_the_way_or_a_corrupt_database_is_named(
-    tmp_path: Path, servers: list[RawStdioServer]
+    tmp_path: Path, stdio_servers: StdioServers
 ) -> None:
     in_the_way = tmp_path / "file"
     in_the_way.write_text("not a directory")
@@ -252,7 +236,7 @@ def test_a_file_in_the_way_or_a_corrupt_database_is_named(
     assert_clear_cli_error(
         run_cli(corrupt, "show", "demo", "job_x", check=False), "not a usable SQLite database"
     )
-    server = start_server(servers, corrupt, tmp_path)
+    server = stdio_servers.start(corrupt)
     result = tool_result(server.call_tool("get_job", {"project_reference": "demo", "job_id": "job_x"}))
     assert error_code(result) == "backend_misconfigured"
     assert str(corrupt / "jobs.sqlite3") in result["content"][0]["text"]
@@ -260,10 +244,10 @@ def test_a_file_in_the_way_or_a_corrupt_database_is_named(
 
 @pytest.mark.slow
 def test_a_database_deleted_or_replaced_under_a_running_server_is_noticed(
-    home: Path, tmp_path: Path, servers: list[RawStdioServer]
+    home: Path, tmp_path: Path, stdio_servers: StdioServers
 ) -> None:
     first = submit(home, "demo", "true")
-    server = start_server(servers, home, tmp_path)
+    server = stdio_servers.start()
     assert get_job(server, "demo", first["id"])["id"] == first["id"]
 
     for path in home.glob("jobs.sqlite3*"):
@@ -279,23 +263,49 @@ def test_a_database_deleted_or_replaced_under_a_running_server_is_noticed(
     assert f"state directory {home}" in gone["content"][0]["text"]
 
 
+def mount(*arguments: str) -> None:
+    """Run mount, or skip the test with the reason (these cases need root and mount)."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here: this case needs a mount of its own")
+    done = subprocess.run(["mount", *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount here ({done.stderr.strip()}): this case needs root and mount")
+
+
 @contextmanager
 def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
     """A tmpfs of `size` at `path`, or the test skipped with the reason."""
     path.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command here: the disk-full case needs a small tmpfs")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(
-            f"cannot mount a small tmpfs here ({done.stderr.strip()}): the disk-full case needs it (root)"
-        )
+    mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
     try:
         yield path
     finally:
         subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+@pytest.mark.slow
+def test_a_read_only_state_directory_is_named_and_a_cancel_changes_nothing(
+    home: Path, tmp_path: Path
+) -> None:
+    job = submit(home, "ro", "sleep", "600")
+    pgid = wait_for_process_group(home, job["id"])
+    read_only = tmp_path / "read-only"  # the same directory, seen through a read-only bind mount
+    read_only.mkdir()
+    try:
+        mount("--bind", str(home), str(read_only))
+        try:
+            mount("-o", "remount,ro,bind", str(read_only))
+            refused = run_cli(read_only, "cancel", "ro", job["id"], check=False)
+        finally:
+            subprocess.run(["umount", str(read_only)], check=False)
+        assert_clear_cli_error(
+            refused, f"state directory {read_only}", "cannot be written", "Nothing was canceled"
+        )
+        assert refused.stderr.splitlines()[-1].startswith("backend_misconfigured: ")
+        assert show(home, "ro", job["id"])["status"] == "working"
+        assert process_group_alive(pgid)
+    finally:
+        run_cli(home, "cancel", "ro", job["id"])
 
 
 def fill(disk: Path) -> Path:
