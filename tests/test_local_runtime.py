@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cancel_job_mcp.backends.local import procs
+from cancel_job_mcp.backends.local import procs, submit_job
 
 from .conftest import process_group_alive, run_cli, show, submit, wait_for_process_group, wait_until
 
@@ -53,7 +53,8 @@ def test_a_retry_that_succeeds_completes_the_job(home: Path, tmp_path: Path) -> 
 
 
 def test_a_command_that_cannot_start_fails_with_a_reason(home: Path) -> None:
-    job = submit(home, "demo", "/nonexistent/command")
+    # The CLI refuses a command it cannot find; one that is gone by the time it runs still fails clearly.
+    job = submit_job(home, "demo", ["/nonexistent/command"])
     record = finished(home, "demo", job["id"])
     assert record["status"] == "failed"
     assert "Could not start '/nonexistent/command'" in str(record["failed_reason"])
