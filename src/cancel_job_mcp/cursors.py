@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from .errors import ToolError, invalid_argument
+from .errors import refused_cursor
 
 _SIGNATURE_BYTES = 16
 _MAX_CURSOR_LENGTH = 4096
@@ -78,11 +78,3 @@ def _b64encode(data: bytes) -> str:
 
 def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def refused_cursor() -> ToolError:
-    return invalid_argument(
-        "cursor",
-        "is not a next_cursor this server returned for this project and status; pass next_cursor back"
-        " unchanged, or leave cursor out to start from the newest job",
-    )

@@ -68,6 +68,31 @@ def not_cancellable(record: JobRecord, where: str) -> ToolError:
     )
 
 
+def refused_cursor() -> ToolError:
+    return invalid_argument(
+        "cursor",
+        "is not a next_cursor this server returned for this project and status; pass next_cursor back"
+        " unchanged, or leave cursor out to start from the newest job",
+    )
+
+
+def unknown_project(problem: str, served: str) -> ToolError:
+    """`served` lists each backend with the projects it serves."""
+    return ToolError(
+        ErrorCode.UNKNOWN_PROJECT,
+        f"{problem} Use a project a backend serves, or name the backend as 'NAME:PROJECT'."
+        f" Backends: {served}.",
+    )
+
+
+def cannot_start(backend: str, reason: object) -> ToolError:
+    """A backend whose settings only it can check, checked when it is first used (e.g. $RAY_ADDRESS)."""
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"Backend {backend!r} cannot start: {reason}. Fix its configuration and restart the server.",
+    )
+
+
 def busy(limit: int) -> ToolError:
     return ToolError(
         ErrorCode.BUSY,

@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from .backends import registry
 from .backends.base import Backend, BackendSettings
 from .config import Config
-from .errors import ErrorCode, ToolError
+from .errors import ToolError, cannot_start, unknown_project
 
 BackendFactory = Callable[[BackendSettings], Backend]
 
@@ -54,10 +54,7 @@ class Router:
             try:
                 self._backends[name] = self._factory(self._settings[name])
             except ValueError as error:  # a setting only the backend itself can check, e.g. $RAY_ADDRESS
-                raise ToolError(
-                    ErrorCode.BACKEND_MISCONFIGURED,
-                    f"Backend {name!r} cannot start: {error}. Fix its configuration and restart the server.",
-                ) from None
+                raise cannot_start(name, error) from None
         return Route(self._backends[name], self._settings[name], project)
 
     def _unknown(self, problem: str) -> ToolError:
@@ -65,11 +62,7 @@ class Router:
             f"{settings.name} ({', '.join(settings.projects) or 'only as ' + settings.name + ':REF'})"
             for settings in self._settings.values()
         )
-        return ToolError(
-            ErrorCode.UNKNOWN_PROJECT,
-            f"{problem} Use a project a backend serves, or name the backend as 'NAME:PROJECT'."
-            f" Backends: {served or 'none'}.",
-        )
+        return unknown_project(problem, served or "none")
 
     async def aclose(self) -> None:
         for backend in self._backends.values():

@@ -10,8 +10,8 @@ import anyio
 
 from .arguments import check_identifier
 from .backends.base import JobPage, StopPolling
-from .cursors import CursorCodec, refused_cursor
-from .errors import ToolError
+from .cursors import CursorCodec
+from .errors import ToolError, refused_cursor
 from .record import JobRecord
 from .routing import Route, Router
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from ..cursors import refused_cursor
-from ..errors import invalid_argument
+from ..errors import invalid_argument, refused_cursor
 from ..record import JobStatus
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..cursors import refused_cursor
+from ..errors import refused_cursor
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .checks import checked_segment

@@ -43,8 +43,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ..cursors import refused_cursor
-from ..errors import not_cancellable
+from ..errors import not_cancellable, refused_cursor
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .checks import checked_segment

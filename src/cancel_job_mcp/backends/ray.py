@@ -42,8 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..cursors import refused_cursor
-from ..errors import ErrorCode, ToolError, not_cancellable, not_found
+from ..errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendConfigError, BackendSettings, JobPage
 from .checks import checked_segment

@@ -62,8 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..cursors import refused_cursor
-from ..errors import ErrorCode, ToolError, not_cancellable, not_found
+from ..errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal
 from .base import Backend, BackendConfigError, BackendSettings
 from .checks import checked_segment

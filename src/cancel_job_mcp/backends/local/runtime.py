@@ -23,8 +23,7 @@ from typing import TypeVar
 
 import anyio
 
-from ...cursors import refused_cursor
-from ...errors import ErrorCode, ToolError
+from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, utc_now
 from ..base import JobPage, StopPolling
 from . import procs, store, supervisor
@@ -159,12 +158,7 @@ class LocalBackend:
         if row is None:
             raise self._not_found(project, job_id, " Nothing was canceled.")
         if row.status != JobStatus.CANCELED:
-            finished = row.record["completed_at"] or row.record["updated_at"]
-            raise ToolError(
-                ErrorCode.NOT_CANCELLABLE,
-                f"Job {job_id!r} already {row.status} at {finished}; only submitted or working jobs"
-                " can be canceled. Its record is unchanged.",
-            )
+            raise not_cancellable(row.record, "on the local runtime")
         return row.record
 
     def _cancel(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
@@ -259,11 +253,12 @@ class LocalBackend:
         return conn
 
     def _not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return ToolError(
-            ErrorCode.NOT_FOUND,
-            f"No job {job_id!r} in project {project!r} on the local runtime (state directory"
-            f" {self.home}).{consequence} A job is found only within the project it was submitted to,"
-            " and by servers using the same state directory: check all three.",
+        return not_found(
+            job_id,
+            f"in project {project!r} on the local runtime (state directory {self.home})",
+            consequence,
+            "A job is found only within the project it was submitted to, and by servers using the same"
+            " state directory: check all three.",
         )
 
 
