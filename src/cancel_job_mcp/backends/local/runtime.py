@@ -116,8 +116,12 @@ class LocalBackend:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._opened_once = False
+        # A read-only connection for the event loop (see `_settled`), opened by a worker thread.
+        self._loop_reader: tuple[sqlite3.Connection, tuple[int, int]] | None = None
+        self._loop_reader_lock = threading.Lock()
 
     async def aclose(self) -> None:
+        self._loop_reader = None
         for conn in self._connections:
             conn.close()
         self._connections.clear()
@@ -131,7 +135,9 @@ class LocalBackend:
     )
 
     async def get_job(self, project: str, job_id: str) -> JobRecord:
-        row = await self._db("Nothing was changed.", self._read_one, project, job_id)
+        row = self._settled(project, job_id) or await self._db(
+            "Nothing was changed.", self._read_one, project, job_id
+        )
         if row is None:
             raise self._not_found(project, job_id)
         return row.record
@@ -152,14 +158,52 @@ class LocalBackend:
         """Record the cancel and wake the job's supervisor; the caller waits for the recorded stop.
 
         Recording and waking happen in one worker-thread call, which runs to its end even if the
-        caller gives up meanwhile.
+        caller gives up meanwhile. A job already settled changes nothing: its record is read on the
+        event loop, with no write transaction and no worker thread.
         """
-        row = await self._db("Nothing was canceled.", self._cancel, project, job_id)
+        row = self._settled(project, job_id) or await self._db(
+            "Nothing was canceled.", self._cancel, project, job_id
+        )
         if row is None:
             raise self._not_found(project, job_id, " Nothing was canceled.")
         if row.status != JobStatus.CANCELED:
             raise not_cancellable(row.record, "on the local runtime")
         return row.record
+
+    def _settled(self, project: str, job_id: str) -> store.JobRow | None:
+        """The job's row, read on the event loop, if the job is settled (nothing left to own or stop).
+
+        None sends the caller to the worker-thread path: no reader yet, the file replaced, any error,
+        no such job, or a job still active or stopping. The read cannot hold the loop for long: one
+        primary-key lookup in a small file the OS caches, on a query-only connection with busy_timeout
+        0, so a lock (in WAL mode readers wait for no writer; only a WAL recovery or reset can refuse
+        them) fails at once instead of waiting.
+        """
+        reader = self._loop_reader
+        if reader is None or reader[1] != _file_identity(self._db_path):
+            return None
+        try:
+            row = store.find(reader[0], project, job_id)
+        except sqlite3.Error:
+            return None
+        return row if row is not None and not row.needs_owner else None
+
+    def _open_loop_reader(self) -> None:
+        """In a worker thread: open the event loop's query-only connection, or a new one once the file
+        was replaced (the old one stays open until `aclose`: the loop may be reading with it)."""
+        with self._loop_reader_lock:
+            identity = _file_identity(self._db_path)
+            if identity is None or (self._loop_reader is not None and self._loop_reader[1] == identity):
+                return
+            try:
+                conn = store.open_connection(self._db_path)
+                conn.execute("PRAGMA busy_timeout = 0")
+                conn.execute("PRAGMA query_only = 1")
+            except sqlite3.Error as error:  # the worker-thread path keeps serving every call
+                log.debug("no event-loop reader for %s: %s", self._db_path, error)
+                return
+            self._connections.append(conn)
+            self._loop_reader = (conn, identity)
 
     def _cancel(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
         _, row = store.request_cancel(conn, project, job_id)
@@ -218,7 +262,9 @@ class LocalBackend:
         """Run `operation` in this worker thread; retry what may pass (disk full), then report it."""
         for pause in (*RETRY_PAUSES, None):
             try:
-                return operation(self._connection(), *args)
+                result = operation(self._connection(), *args)
+                self._open_loop_reader()
+                return result
             except ToolError:
                 raise
             except (sqlite3.Error, OSError) as error:
