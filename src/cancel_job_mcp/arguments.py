@@ -9,12 +9,13 @@ caller (the tools and the CLI); each provider checks only its own formats.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, cast
-
-from jsonschema import Draft7Validator, ValidationError
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import ErrorCode, ToolError, invalid_argument
+
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator, ValidationError
 
 _MAX_REPORTED = 5
 _IDENTIFIER = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
@@ -39,17 +40,39 @@ def check_identifier(field: str, value: str) -> None:
         raise invalid_argument(field, f"{rule}; got {_preview(value)}")
 
 
-def validate_arguments(validator: Draft7Validator, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Check tool arguments against the tool's input schema, naming each problem's field and rule."""
-    values = dict(arguments or {})
-    errors = list(validator.iter_errors(values))
-    if errors:
-        errors.sort(key=lambda error: list(error.absolute_path))
-        accepted = list(cast(Mapping[str, Any], validator.schema).get("properties", {}))
-        # dict.fromkeys: one `required` error per missing field names them all; say each once.
-        problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))
-        raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:_MAX_REPORTED]))
-    return values
+class ArgumentValidator:
+    """Checks a tool's arguments against its input schema, naming each problem's field and rule.
+
+    Arguments that plainly fit the schema (every required field there, no other field, each value of
+    its type and within its enum and bounds) pass a check made from the schema once, at start; only
+    the rest go to jsonschema, imported then, which decides and words the problems. The quick check
+    answers only when it is sure, so what is accepted is exactly what jsonschema accepts.
+    """
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self._fits = _quick_check(schema)
+        self._validator: Draft7Validator | None = None
+
+    def validate(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+        values = dict(arguments or {})
+        if self._fits is not None and self._fits(values):
+            return values
+        errors = list(self._full().iter_errors(values))
+        if errors:
+            errors.sort(key=lambda error: list(error.absolute_path))
+            accepted = list(self.schema.get("properties", {}))
+            # dict.fromkeys: one `required` error per missing field names them all; say each once.
+            problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))
+            raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:_MAX_REPORTED]))
+        return values
+
+    def _full(self) -> Draft7Validator:
+        if self._validator is None:
+            from jsonschema import Draft7Validator
+
+            self._validator = Draft7Validator(self.schema)
+        return self._validator
 
 
 def _problems(error: ValidationError, accepted: list[str]) -> list[str]:
@@ -84,3 +107,66 @@ def _preview(value: str) -> str:
 
 def _truncate(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+# Keywords the quick check understands; a schema with any other keyword always goes to jsonschema.
+_ANNOTATIONS = frozenset({"$schema", "title", "description", "default", "examples"})
+_OBJECT_KEYWORDS = _ANNOTATIONS | {"type", "properties", "required", "additionalProperties"}
+_VALUE_KEYWORDS = _ANNOTATIONS | {"type", "enum", "minimum", "maximum", "minLength", "maxLength"}
+# JSON type -> the Python types whose values surely have it (bool is not an integer; 1.0 goes to jsonschema).
+_SURE_TYPES: dict[str, type] = {"string": str, "integer": int, "boolean": bool}
+
+Check = Callable[[Any], bool]
+
+
+def _quick_check(schema: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool] | None:
+    """A check that is True only for arguments the schema surely accepts; None if it cannot be made."""
+    if (
+        not set(schema) <= _OBJECT_KEYWORDS
+        or schema.get("type") != "object"
+        or schema.get("additionalProperties") is not False
+    ):
+        return None
+    required = frozenset(schema.get("required", ()))
+    checks: dict[str, Check] = {}
+    for name, subschema in schema.get("properties", {}).items():
+        check = _value_check(subschema)
+        if check is None:
+            return None
+        checks[name] = check
+
+    def fits(values: dict[str, Any]) -> bool:
+        return required <= values.keys() and all(
+            name in checks and checks[name](value) for name, value in values.items()
+        )
+
+    return fits
+
+
+def _value_check(schema: Mapping[str, Any]) -> Check | None:
+    json_type = schema.get("type")
+    if not set(schema) <= _VALUE_KEYWORDS or json_type not in _SURE_TYPES:
+        return None
+    sure_type = _SURE_TYPES[json_type]
+    enum = schema.get("enum")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    shortest, longest = schema.get("minLength"), schema.get("maxLength")
+    if (
+        (enum is not None and not all(type(member) is sure_type for member in enum))
+        or ((low is not None or high is not None) and json_type != "integer")
+        or ((shortest is not None or longest is not None) and json_type != "string")
+    ):
+        return None  # keywords that apply to other types, or enum members of another type
+
+    def check(value: Any) -> bool:
+        # type() is, not isinstance: True is an int to Python, not an integer to JSON Schema.
+        if type(value) is not sure_type:
+            return False
+        if enum is not None and value not in enum:
+            return False
+        if (low is not None and value < low) or (high is not None and value > high):
+            return False
+        length = len(cast(str, value)) if json_type == "string" else 0
+        return (shortest is None or length >= shortest) and (longest is None or length <= longest)
+
+    return check

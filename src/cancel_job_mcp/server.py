@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from jsonschema import Draft7Validator
 from mcp import MCPError, types
 from mcp.server import Server, ServerRequestContext
 
 from . import __version__
-from .arguments import validate_arguments
+from .arguments import ArgumentValidator
 from .backends.base import JobPage
 from .errors import ErrorCode, ToolError, busy, internal_error, timed_out
 from .record import JobRecord
@@ -61,7 +60,7 @@ ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[Mapping[
 @dataclass(frozen=True)
 class ToolSpec:
     tool: types.Tool
-    validator: Draft7Validator
+    validator: ArgumentValidator
     run: ToolRunner
 
     @property
@@ -84,7 +83,7 @@ def _spec(name: str, title: str, description: str, read_only: bool, run: ToolRun
             open_world_hint=True,
         ),
     )
-    return ToolSpec(tool, Draft7Validator(input_schema), run)
+    return ToolSpec(tool, ArgumentValidator(input_schema), run)
 
 
 async def _cancel_job(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobRecord:
@@ -168,7 +167,7 @@ def build_server(
             return error_result(str(busy(limits.max_concurrent)))
         in_flight += 1
         try:
-            arguments = validate_arguments(spec.validator, params.arguments)
+            arguments = spec.validator.validate(params.arguments)
             with anyio.fail_after(limits.timeout_seconds):
                 structured = await spec.run(service, arguments, progress)
         except TimeoutError:
