@@ -29,7 +29,7 @@ async def settle(backend: LocalBackend, job_id: str) -> JobRecord:
     with anyio.fail_after(60):
         while True:  # the supervisor is another process: there is no event to wait on, only the record
             record = await backend.get_job(PROJECT, job_id)
-            if LocalBackend.has_stopped(record):
+            if LocalBackend.stop_polling.has_stopped(record):
                 return record
             await anyio.sleep(0.02)
     raise AssertionError("unreachable")
