@@ -34,6 +34,7 @@ from .fakes import (
     FakeVeryfront,
 )
 
+pytestmark = pytest.mark.slow
 EXAMPLES = 250
 SETTINGS = settings(
     max_examples=EXAMPLES,
@@ -132,7 +133,7 @@ def config_text(fakes: dict[str, FakeProvider]) -> str:
         "veryfront": ("vf-*", ""),
         "digitalocean": ("do-*", ""),
         "ionworks": ("io-*", ""),
-        "talonic": ("talonic*", 'account = "talonic"\n'),
+        "talonic": ("talonic*", ""),
     }
     text = ""
     for kind, (pattern, extra) in tables.items():

@@ -120,6 +120,7 @@ def test_submit_refuses_a_command_that_cannot_be_found(
     assert not (home / "jobs.sqlite3").exists()
 
 
+@pytest.mark.slow
 def test_a_name_with_a_newline_stays_on_its_row(home: Path) -> None:
     submit(home, "demo", "true", options=("--name", "two\nlines\x1b[31m"))
     lines = run_cli(home, "jobs").stdout.splitlines()
@@ -127,6 +128,7 @@ def test_a_name_with_a_newline_stays_on_its_row(home: Path) -> None:
     assert "two\\nlines\\x1b[31m" in lines[1]
 
 
+@pytest.mark.slow
 def test_jobs_into_a_closed_pipe_ends_quietly(home: Path) -> None:
     for _ in range(3):
         submit(home, "demo", "true")

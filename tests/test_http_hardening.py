@@ -50,6 +50,7 @@ def authed_client(url: str, token: str, mode: str = "auto") -> Any:
     return http, client(streamable_http_client(url, http_client=http), mode)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_bearer_tokens_guard_the_endpoint(home: Path) -> None:
     server = start_http_server(home, CANCEL_JOB_MCP_HTTP_TOKENS=f"{TOKEN},another-token-0123456789")
@@ -95,6 +96,7 @@ def test_binding_beyond_loopback_without_tokens_is_refused(home: Path) -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.slow
 def test_a_wildcard_bind_keeps_dns_rebinding_protection_on(home: Path) -> None:
     server = start_http_server(
         home, "--host", "0.0.0.0", "--allowed-host", "mcp.internal.test", CANCEL_JOB_MCP_HTTP_TOKENS=TOKEN
@@ -190,6 +192,7 @@ def test_host_and_origin_are_checked_on_the_wire(home: Path) -> None:
         stop_http_server(server)
 
 
+@pytest.mark.slow
 def test_an_oversized_body_is_refused(home: Path) -> None:
     server = start_http_server(home, "--max-body-bytes", "2048")
     try:
@@ -219,6 +222,7 @@ async def test_stateless_mode_serves_every_request_without_a_session(home: Path)
         stop_http_server(server)
 
 
+@pytest.mark.slow
 def test_the_start_up_line_says_where_and_whether_tokens_are_needed(home: Path) -> None:
     open_server = start_http_server(home)
     guarded = start_http_server(home, CANCEL_JOB_MCP_HTTP_TOKENS=TOKEN)
@@ -239,6 +243,7 @@ def open_session(url: str) -> httpx.Response:
     return httpx.post(url, json=INITIALIZE, headers=MCP_HEADERS)
 
 
+@pytest.mark.slow
 def test_sessions_are_limited_in_number_and_idle_time(home: Path) -> None:
     server = start_http_server(home, "--max-sessions", "2", "--session-idle-timeout", "1")
     try:
@@ -252,6 +257,7 @@ def test_sessions_are_limited_in_number_and_idle_time(home: Path) -> None:
         stop_http_server(server)
 
 
+@pytest.mark.slow
 def test_a_connection_that_dawdles_over_its_headers_is_closed(home: Path) -> None:
     server = start_http_server(home, "--header-timeout", "1")
     try:
@@ -264,6 +270,7 @@ def test_a_connection_that_dawdles_over_its_headers_is_closed(home: Path) -> Non
         stop_http_server(server)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_several_workers_serve_one_port_and_cancel_for_real(home: Path) -> None:
     server = start_http_server(home, "--workers", "2")
@@ -290,6 +297,7 @@ async def test_several_workers_serve_one_port_and_cancel_for_real(home: Path) ->
         stop_http_server(server)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_answer_in_time(home: Path) -> None:
     job = submit(home, "demo", "python3", "-c", IGNORES_TERM, options=("--grace-period", "3"))

@@ -163,6 +163,7 @@ def test_a_batch_on_a_2025_11_25_connection_gets_an_error_per_request(legacy_pip
     assert "2025-03-26" in answers[0]["error"]["message"]
 
 
+@pytest.mark.slow
 def test_a_batch_on_a_2025_03_26_connection_gets_a_reply_per_member(pipe: RawPipe) -> None:
     pipe.send(initialize(version="2025-03-26"))
     assert pipe.receive()["result"]["protocolVersion"] == "2025-03-26"
@@ -203,6 +204,7 @@ def test_initialize_waiting_behind_an_unanswered_discover_is_served(pipe: RawPip
     assert len(pipe.receive()["result"]["tools"]) == 3
 
 
+@pytest.mark.slow
 def test_initialize_after_an_answered_discover_is_served(pipe: RawPipe) -> None:
     """The client gave up on its probe just before the answer came: it falls back to initialize."""
     pipe.send(DISCOVER)
@@ -211,6 +213,7 @@ def test_initialize_after_an_answered_discover_is_served(pipe: RawPipe) -> None:
     assert pipe.receive()["result"]["protocolVersion"] == "2025-11-25"
 
 
+@pytest.mark.slow
 def test_initialize_after_modern_requests_is_still_refused(pipe: RawPipe) -> None:
     """A connection that has served real 2026-07-28 requests does not change era."""
     pipe.send(DISCOVER)
