@@ -8,7 +8,7 @@ with one trivial tool) and the FastMCP peer (bench/fastmcp_peer.py: our three to
 way; needs the `bench` extra: pip install -e '.[bench]'). Each benchmark also runs alone:
 `python bench/NAME.py [--quick]`.
 
-  profile            where one cancel_job call's time goes, phase by phase, and its thread hops
+  phases             where one cancel_job call's time goes, phase by phase, and its thread hops
   cold_start         spawn -> first answer over raw stdio pipes, both protocol eras
   stdio_calls        cancel_job p50 / p99 / server CPU over raw stdio pipes
   http_throughput    1 and 32 concurrent HTTP clients: calls/s, p99, server CPU per call
@@ -30,7 +30,7 @@ import time
 from common import SUMMARY, machine, summary_table
 
 ORDER = (
-    "profile",
+    "phases",
     "cold_start",
     "stdio_calls",
     "http_throughput",

@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -36,6 +36,9 @@ from .errors import ToolError
 from .http_security import Authority, Origin
 from .record import JobRecord, JobStatus
 from .service import JobService
+
+if TYPE_CHECKING:
+    from mcp.server import Server
 
 Command = Callable[[argparse.Namespace, AppOptions], int]
 USAGE = "%(prog)s [OPTIONS] [COMMAND [ARGS...]]"
@@ -240,7 +243,11 @@ def _print_record(record: JobRecord) -> None:
 
 
 def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
-    from .stdio import serve_stdio
+    if args.transport == "stdio":  # without the HTTP stack: a stdio client waits for no uvicorn import
+        from .stdio import serve_stdio
+
+        _serve(options, serve_stdio)
+        return 0
     from .transports import ServeError, run_http_workers, serve_http
 
     http = HttpOptions(
@@ -258,22 +265,26 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         allow_unauthenticated=args.allow_unauthenticated,
     )
     try:
-        if args.transport == "http" and args.workers > 1:
+        if args.workers > 1:
             run_http_workers(options, http)
-            return 0
-        server, service = build_mcp_server(options)
-
-        async def serve() -> None:
-            try:
-                await (serve_http(server, options, http) if args.transport == "http" else serve_stdio(server))
-            finally:
-                await service.aclose()
-
-        anyio.run(serve)
+        else:
+            _serve(options, lambda server: serve_http(server, options, http))
     except ServeError as error:
         print(f"cancel-job-mcp: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _serve(options: AppOptions, transport: Callable[[Server[Any]], Awaitable[None]]) -> None:
+    server, service = build_mcp_server(options)
+
+    async def serve() -> None:
+        try:
+            await transport(server)
+        finally:
+            await service.aclose()
+
+    anyio.run(serve)
 
 
 def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:

@@ -39,7 +39,7 @@ from cancel_job_mcp.stdio import decode_line
 PHASES = ("parse", "validate", "route", "store", "shape", "serialize", "SDK")
 # (phase, module, attribute): our functions on the call's path, timed where they are looked up.
 TIMED = (
-    ("validate", "cancel_job_mcp.server", "validate_arguments"),
+    ("validate", "cancel_job_mcp.arguments", "ArgumentValidator.validate"),
     ("route", "cancel_job_mcp.service", "JobService._route"),
     ("store", "cancel_job_mcp.backends.local.runtime", "LocalBackend.cancel_job"),
     ("shape", "cancel_job_mcp.server", "success_result"),
