@@ -61,6 +61,7 @@ class RawStdioServer:
         self.sent = 0
         self.notifications: list[dict[str, Any]] = []
         self.abandoned: set[int] = set()  # requests canceled by the client: an answer may still come
+        self._early: dict[int, dict[str, Any]] = {}  # answers that came before the one awaited
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -100,7 +101,10 @@ class RawStdioServer:
         return self._next_id
 
     def receive(self, request_id: int, timeout: float = 30.0) -> dict[str, Any]:
-        """The answer to `request_id`; notifications met on the way are kept in `notifications`."""
+        """The answer to `request_id`; notifications met on the way are kept in `notifications`, and
+        answers to other requests sent (concurrent ones answer in any order) until they are asked for."""
+        if request_id in self._early:
+            return self._early.pop(request_id)
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -122,6 +126,9 @@ class RawStdioServer:
                 self.notifications.append(message)
                 continue
             if message["id"] in self.abandoned:
+                continue
+            if isinstance(message["id"], int) and request_id < message["id"] <= self._next_id:
+                self._early[message["id"]] = message
                 continue
             if message["id"] != request_id:
                 raise ProtocolError(f"answer to id {message['id']!r} while waiting for {request_id}")

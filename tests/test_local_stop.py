@@ -87,6 +87,40 @@ def test_a_client_that_gives_up_on_its_cancel_cannot_leave_a_half_stop(
 
 
 @pytest.mark.slow
+def test_many_reads_of_an_orphaned_job_start_exactly_one_successor(
+    home: Path, tmp_path: Path, stdio_servers: StdioServers
+) -> None:
+    job_id, log = term_logger(home, tmp_path, "orphan", "job")
+    wait_until(lambda: Path(f"{log}.ready").exists(), timeout=30)
+    supervisor = procs.ProcessIdentity.decode(db_row(home, job_id)["supervisor"])
+    procs.wake(supervisor, signal.SIGKILL)
+    wait_until(lambda: not procs.is_running(supervisor))
+    servers = [stdio_servers.start() for _ in range(2)]
+    requests = [
+        (
+            server,
+            server.send(
+                "tools/call",
+                {"name": "get_job", "arguments": {"project_reference": "orphan", "job_id": job_id}},
+            ),
+        )
+        for server in servers
+        for _ in range(40)
+    ]
+    statuses = {
+        tool_result(server.receive(request))["structuredContent"]["status"] for server, request in requests
+    }
+    assert statuses <= {"working", "failed"}, "reads return the record as it is"
+    record = wait_until(lambda: (row := db_row(home, job_id))["completed_at"] and row, timeout=30)
+    assert record["status"] == "failed"
+    assert f"supervisor (pid {supervisor.pid}) is gone" in record["failed_reason"]
+    assert log.read_text() == "TERM\n", "one successor, one SIGTERM"
+    supervisor_log = (home / "logs" / f"{job_id}.supervisor.log").read_text()
+    assert supervisor_log.count("sent SIGTERM") == 1, supervisor_log
+    assert "another owner" not in supervisor_log, "a second successor was started"
+
+
+@pytest.mark.slow
 def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
     home: Path, tmp_path: Path, stdio_servers: StdioServers
 ) -> None:

@@ -115,6 +115,18 @@ def group_members(table: dict[int, ProcessInfo], pgid: int) -> set[int]:
     return {info.pid for info in table.values() if info.pgrp == pgid}
 
 
+def job_group(table: dict[int, ProcessInfo], leader: ProcessIdentity) -> set[int]:
+    """The members of the process group `leader` started. A group id stays reserved while any member
+    lives, so its members are the job's, unless the machine restarted or the leader's PID now names
+    another process (then the group emptied first and the id may be another group's)."""
+    if leader.boot_id != boot_id():
+        return set()
+    current = table.get(leader.pid)
+    if current is not None and current.start_ticks != leader.start_ticks:
+        return set()
+    return group_members(table, leader.pid)
+
+
 def tagged(table: dict[int, ProcessInfo], job_id: str) -> set[int]:
     """Processes whose environment carries the job's tag (those of other users cannot be read)."""
     tag = f"\0{JOB_TAG_VARIABLE}={job_id}\0".encode()

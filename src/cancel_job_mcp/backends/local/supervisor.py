@@ -207,7 +207,7 @@ class Supervisor:
         table = procs.process_table()
         found = procs.descendants(table, self.me)
         if self.row.process is not None:
-            found |= procs.group_members(table, procs.ProcessIdentity.decode(self.row.process).pid)
+            found |= procs.job_group(table, procs.ProcessIdentity.decode(self.row.process))
         if self.adopted:
             found |= procs.tagged(table, self.job_id)
         found.discard(self.me)
