@@ -149,6 +149,14 @@ class Events:
                 return
             self.exited[pid] = exit_code_of(status)
 
+    def close_output(self) -> None:
+        """Copy what is left of the job's output and close the pipe."""
+        if self.output is not None:
+            self.copy_output()
+        if self.output is not None:
+            os.close(self.output)
+            self.output = None
+
     def copy_output(self) -> None:
         assert self.output is not None
         assert self.log is not None
@@ -309,7 +317,12 @@ class Supervisor:
         timeout = self.row.record["timeout_seconds"]
         retries = int(self.row.record["backoff_limit"])
         deadline = time.monotonic() + timeout if timeout > 0 else None
-        self.events.log = CappedLog(log_path(self.home, self.job_id), self.row.log_limit or DEFAULT_LOG_LIMIT)
+        path = log_path(self.home, self.job_id)
+        try:
+            self.events.log = CappedLog(path, self.row.log_limit or DEFAULT_LOG_LIMIT)
+        except OSError as error:
+            self.db(store.finish, JobStatus.FAILED, None, f"Could not open its log {path}: {error.strerror}.")
+            return
         for attempt in range(retries + 1):
             try:
                 self.start(command, config["cwd"])
@@ -355,6 +368,7 @@ class Supervisor:
         finally:
             os.close(writer)
         os.set_blocking(reader, False)
+        self.events.close_output()  # a previous attempt's, whose writers are all gone
         self.events.output = reader
         self.leader_exit = None
 
@@ -377,8 +391,7 @@ class Supervisor:
                 return "timed_out"
 
     def close(self) -> None:
-        if self.events.output is not None:
-            self.events.copy_output()
+        self.events.close_output()
         if self.events.log is not None:
             self.events.log.close()
 
