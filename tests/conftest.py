@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,6 +103,9 @@ class HttpServer:
         self.announcement = announcement  # the start-up line on stderr
 
 
+ANNOUNCEMENT = re.compile(r"^cancel-job-mcp: serving MCP at http://\S+?:(\d+)/mcp ")
+
+
 def start_http_server(home: Path, *args: str, **env: str) -> HttpServer:
     """Serve HTTP on a free port the server picks itself, read from its start-up line."""
     process = subprocess.Popen(
@@ -111,16 +115,34 @@ def start_http_server(home: Path, *args: str, **env: str) -> HttpServer:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stderr is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
-        ready = selector.select(timeout=30)
-    line = process.stderr.readline() if ready else ""
-    port = re.search(r"^cancel-job-mcp: serving MCP at http://\S+?:(\d+)/mcp ", line)
-    if port is None:
+    stderr = process.stderr
+    assert stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_until_announced() -> None:  # then stop: the rest stays for communicate()
+        for line in stderr:
+            lines.put(line)
+            if ANNOUNCEMENT.match(line):
+                return
+        lines.put("")
+
+    threading.Thread(target=read_until_announced, daemon=True).start()
+    seen = ""
+    announcement = None
+    deadline = time.monotonic() + 30
+    while announcement is None and (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if not line:
+            break
+        seen += line
+        announcement = ANNOUNCEMENT.match(line)
+    if announcement is None:
         process.kill()
-        raise RuntimeError(f"the server did not announce itself: {line}{process.communicate()[1]}")
-    return HttpServer(process, int(port[1]), line)
+        raise RuntimeError(f"the server did not announce itself: {seen}{process.communicate()[1]}")
+    return HttpServer(process, int(announcement[1]), announcement.string)
 
 
 def stop_http_server(server: HttpServer) -> str:
