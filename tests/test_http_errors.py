@@ -266,7 +266,9 @@ async def test_provider_message_is_short_and_kept(
         backend.get_job(case.project, case.add_active(fake)), ErrorCode.INVALID_ARGUMENT
     )
     assert "limit must be 1-100" in error.message
-    assert len(error.message) < 300
+    quoted = error.message.split(" said: ", 1)[1]
+    assert len(quoted) == 300
+    assert quoted.endswith("...")
 
 
 # --- pure helpers --------------------------------------------------------------------------------------

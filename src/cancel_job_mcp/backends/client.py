@@ -2,8 +2,15 @@
 
 Every hosted backend (Veryfront, DigitalOcean, Ionworks, Talonic, Ray) talks to its provider through an
 `HttpClient`. It owns the single `httpx.AsyncClient` of the backend (created on first use, closed
-in `aclose`), sets explicit connect/read timeouts, the `User-Agent` and the auth header, and turns every
-answer that is not a 2xx into a `ProviderError` (a `ToolError`) with an actionable message.
+in `aclose`), sets explicit connect/read timeouts, the `User-Agent` and the auth header, reads every
+answer within bounds (answer.py), and turns every answer that is not a 2xx into a `ProviderError`
+(a `ToolError`) with an actionable message.
+
+Bounds: each request has a total deadline covering connect, headers and body (the option
+`total_timeout`, default connect_timeout + read_timeout), so a provider that sends one byte a second
+ends in `upstream_unavailable` on time; a body is read up to `max_response_bytes` after
+decompression (default 4 MiB), beyond which it is `upstream_error`; JSON with NaN, Infinity or
+absurd nesting is `upstream_error`.
 
 Error mapping (one table for all providers):
 
@@ -19,9 +26,12 @@ provider answer                        error code              retried?
 503                                    upstream_unavailable    yes, see below
 other 5xx                              upstream_unavailable    no
 timeout, refused/reset connection      upstream_unavailable    no
+the whole answer later than the        upstream_unavailable    no
+total deadline
 2xx with malformed JSON, a body that   upstream_error          no
-lacks required fields, or a wrong
-shape; any other unexpected status
+lacks required fields, a wrong shape,
+or over the size limit; any other
+unexpected status
 =====================================  ======================  ===============================
 
 `upstream_unavailable` means "the provider could not be reached or is failing: try again later";
@@ -30,16 +40,18 @@ so a malformed body is never reported as a transient outage.
 
 Retries: only 429 and 503, at most `max_retries` times (default 2). The wait is the one the provider
 asks for (`Retry-After` as seconds or HTTP-date, then `ratelimit-reset` / `X-RateLimit-Reset` as epoch
-seconds, epoch milliseconds, a delta in seconds or an ISO 8601 time), else an exponential backoff
-starting at `retry_backoff` seconds. A wait longer than `max_retry_wait` (default 10 s) is not slept
+seconds, epoch milliseconds, a delta in seconds or an ISO 8601 time), clamped to 0-86,400 s (a value
+that is not a finite number or a real date is ignored), else an exponential backoff starting at
+`retry_backoff` seconds. A wait longer than `max_retry_wait` (default 10 s) is not slept
 through: the error is raised at once with the wait in its message (`ProviderError.retry_after`).
 The three knobs come from the backend's `options` table (`max_retries`, `max_retry_wait`,
 `retry_backoff`), so tests can keep them tiny.
 
 Secrets: the token is read once from the environment variable `settings.token_env` when the client is
-created. It is sent only in the auth header and never appears in an error message or a log line:
-messages name the environment variable, never its value, and of a provider's error body at most one
-short JSON message field is kept, dropped entirely if it mentions the token or an auth header.
+created. It is sent only in the auth header and never appears in an error message, a record or a log
+line, in any form (credentials.py): messages name the environment variable, never its value; every
+answer is redacted before it is read; of a provider's error body at most one message field is quoted,
+redacted and cut to 300 characters, and dropped entirely if it still mentions an auth header.
 """
 
 from __future__ import annotations
@@ -59,8 +71,9 @@ import httpx
 
 from .. import __version__
 from ..errors import ErrorCode
+from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, read_body
 from .base import BackendConfigError, BackendSettings
-from .credentials import read_token, redact
+from .credentials import Redactor, protect_logs, read_token
 from .payload import ProviderError, malformed
 from .registry import ProviderSpec
 
@@ -70,11 +83,40 @@ USER_AGENT = f"cancel-job-mcp/{__version__}"
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MAX_RETRY_WAIT = 10.0
 DEFAULT_RETRY_BACKOFF = 0.5
+MAX_REPORTED_WAIT = 86_400.0  # a provider's wait beyond a day is reported as a day
+ERROR_BODY_LIMIT = 64 * 1024  # of an error answer only a message is used
 RETRIED_STATUSES = frozenset({429, 503})
 UNIX_SOCKET = "unix:"
-_MESSAGE_LIMIT = 160
+_MESSAGE_LIMIT = 300
 _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error")
 _SECRET_HINTS = re.compile(r"authorization|bearer\s|x-api-key|api[_-]?key\s*[:=]|token\s*[:=]", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long one request may take in all, and how much of an answer is read."""
+
+    total_timeout: float
+    max_response_bytes: int = DEFAULT_LIMIT
+
+    @classmethod
+    def from_settings(cls, settings: BackendSettings) -> Limits:
+        options = settings.options
+        default = settings.connect_timeout + settings.read_timeout
+        try:
+            limits = cls(
+                total_timeout=float(options.get("total_timeout", default)),
+                max_response_bytes=int(options.get("max_response_bytes", DEFAULT_LIMIT)),
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise BackendConfigError(
+                f"backend {settings.name!r}: total_timeout and max_response_bytes must be numbers"
+            ) from exc
+        if not 0 < limits.total_timeout < math.inf or limits.max_response_bytes < 1:
+            raise BackendConfigError(
+                f"backend {settings.name!r}: total_timeout (seconds) and max_response_bytes must be positive"
+            )
+        return limits
 
 
 @dataclass(frozen=True)
@@ -92,7 +134,7 @@ class RetryPolicy:
                 max_wait=float(options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT)),
                 backoff=float(options.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise BackendConfigError(
                 f"backend {settings.name!r}: max_retries, max_retry_wait and retry_backoff must be numbers"
             ) from exc
@@ -111,57 +153,72 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     """Seconds to wait, from `Retry-After` (seconds or HTTP-date), `ratelimit-reset` or `X-RateLimit-Reset`.
 
     A reset value is read as epoch seconds (or milliseconds) when it is that large, as a delta in
-    seconds otherwise, or as an ISO 8601 time. None when no header says anything usable.
+    seconds otherwise, or as an ISO 8601 time. The wait is clamped to 0-MAX_REPORTED_WAIT; None when
+    no header says anything usable (garbage, NaN, infinity and impossible dates say nothing).
     """
     current = time.time() if now is None else now
     lowered = {key.lower(): value for key, value in headers.items()}
     retry_after = lowered.get("retry-after")
     if retry_after is not None:
         text = retry_after.strip()
-        try:
-            return max(0.0, float(text))
-        except ValueError:
-            pass
-        try:
-            moment = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            moment = None
-        if moment is not None:
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return max(0.0, moment.timestamp() - current)
+        wait = _number(text)
+        if wait is None:
+            moment = _http_date(text)
+            wait = None if moment is None else moment - current
+        if wait is not None:
+            return _clamped(wait)
     for name in ("ratelimit-reset", "x-ratelimit-reset"):
         value = lowered.get(name)
-        if value is None:
-            continue
-        wait = _reset_wait(value.strip(), current)
+        wait = None if value is None else _reset_wait(value.strip(), current)
         if wait is not None:
-            return wait
+            return _clamped(wait)
     return None
 
 
 def _reset_wait(text: str, now: float) -> float | None:
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    if number is not None and math.isfinite(number):
+    number = _number(text)
+    if number is not None:
         if number >= 1e11:
-            return max(0.0, number / 1000 - now)
+            return number / 1000 - now
         if number >= 1e9:
-            return max(0.0, number - now)
-        return max(0.0, number)
+            return number - now
+        return number
     iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
     try:
         moment = datetime.fromisoformat(iso)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() - now
+    except (ValueError, OverflowError):
+        return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        number = float(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, moment.timestamp() - now)
+    return number if math.isfinite(number) else None
+
+
+def _http_date(text: str) -> float | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+
+
+def _clamped(wait: float) -> float:
+    return min(max(wait, 0.0), MAX_REPORTED_WAIT)
 
 
 # --- the client ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: httpx.Headers
+    body: bytes | None  # None: an error answer whose body could not be read within its bounds
 
 
 class HttpClient:
@@ -181,7 +238,11 @@ class HttpClient:
         self.base_url = (settings.base_url or spec.default_base_url or "").rstrip("/")
         self.token_env = settings.token_env or spec.token_env
         self.retry = RetryPolicy.from_settings(settings)
+        self.limits = Limits.from_settings(settings)
         self._token = read_token(settings, spec.token_env, required=spec.token_required)
+        self._redactor = Redactor(self._token) if self._token else None
+        if self._redactor is not None:
+            protect_logs(self._redactor)
         self._auth_header = spec.auth_header
         self._auth_scheme = spec.auth_scheme
         self._extra_headers = dict(headers or {})
@@ -189,7 +250,12 @@ class HttpClient:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self._extra_headers}
+            headers = {
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                **self._extra_headers,
+            }
             if self._token is not None:
                 value = f"{self._auth_scheme} {self._token}" if self._auth_scheme else self._token
                 headers[self._auth_header] = value
@@ -216,45 +282,6 @@ class HttpClient:
         if client is not None:
             await client.aclose()
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        what: str = "resource",
-    ) -> httpx.Response:
-        """Send one request (retrying 429/503 as documented above); a 2xx response or a ProviderError.
-
-        `path` must already hold percent-encoded segments. `what` names the thing asked for in a
-        not-found message, e.g. "job 'abc' in project 'p'".
-        """
-        client = self._http()
-        query = {k: v for k, v in (params or {}).items() if v is not None}
-        attempt = 0
-        while True:
-            logger.debug("%s %s %s (attempt %d)", self.provider, method, path, attempt + 1)
-            try:
-                response = await client.request(method, path, params=query or None, json=json)
-            except httpx.TimeoutException as exc:
-                raise self._transport_error(exc, timed_out=True) from None
-            except httpx.TransportError as exc:
-                raise self._transport_error(exc, timed_out=False) from None
-            logger.debug("%s %s %s -> HTTP %d", self.provider, method, path, response.status_code)
-            if response.is_success:
-                return response
-            if response.status_code in RETRIED_STATUSES and attempt < self.retry.max_retries:
-                wait = parse_retry_after(response.headers)
-                if wait is None:
-                    wait = self.retry.backoff * (2**attempt)
-                if wait <= self.retry.max_wait:
-                    logger.debug("%s HTTP %d: retrying in %.3f s", self.provider, response.status_code, wait)
-                    attempt += 1
-                    await anyio.sleep(wait)
-                    continue
-            raise self.error_for(response, what)
-
     async def request_json(
         self,
         method: str,
@@ -264,20 +291,79 @@ class HttpClient:
         json: Any = None,
         what: str = "resource",
     ) -> Any:
-        response = await self.request(method, path, params=params, json=json, what=what)
-        try:
-            body = response.json()
-        except ValueError:
-            raise malformed(
-                self.provider, f"HTTP {response.status_code} with a body that is not JSON"
-            ) from None
-        # A provider that echoes our credential into a job's fields must not hand it to the caller.
-        return redact(body, self._token) if self._token else body
+        """Send one request (retrying 429/503 as documented above); the 2xx answer's JSON, redacted.
 
-    def error_for(self, response: httpx.Response, what: str = "resource") -> ProviderError:
-        """The ToolError for a non-2xx response (see the module docstring's table)."""
-        status = response.status_code
-        detail = self._provider_message(response)
+        `path` must already hold percent-encoded segments. `what` names the thing asked for in a
+        not-found or conflict message, e.g. "job 'abc'".
+        """
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        attempt = 0
+        while True:
+            logger.debug("%s %s %s (attempt %d)", self.provider, method, path, attempt + 1)
+            answer = await self._exchange(method, path, query, json)
+            logger.debug("%s %s %s -> HTTP %d", self.provider, method, path, answer.status)
+            if 200 <= answer.status < 300 and answer.body is not None:
+                return self._decoded(answer.body)
+            if answer.status in RETRIED_STATUSES and attempt < self.retry.max_retries:
+                wait = parse_retry_after(answer.headers)
+                if wait is None:
+                    wait = self.retry.backoff * (2**attempt)
+                if wait <= self.retry.max_wait:
+                    logger.debug("%s HTTP %d: retrying in %.3f s", self.provider, answer.status, wait)
+                    attempt += 1
+                    await anyio.sleep(wait)
+                    continue
+            raise self.error_for(answer, what)
+
+    async def _exchange(self, method: str, path: str, query: dict[str, Any], json: Any) -> Answer:
+        """One request and its whole answer, within the total deadline and the size limit."""
+        client = self._http()
+        deadline = self.limits.total_timeout
+        try:
+            with anyio.fail_after(deadline):
+                async with client.stream(method, path, params=query or None, json=json) as response:
+                    success = response.is_success
+                    limit = self.limits.max_response_bytes if success else ERROR_BODY_LIMIT
+                    try:
+                        body: bytes | None = await read_body(
+                            response.aiter_raw(),
+                            response.headers.get("content-encoding"),
+                            response.headers.get("content-length"),
+                            limit,
+                            self.provider,
+                        )
+                    except (TooLarge, ProviderError):
+                        if success:
+                            raise
+                        body = None  # an error answer is mapped by its status alone
+                    return Answer(response.status_code, response.headers, body)
+        except TimeoutError:
+            raise ProviderError(
+                ErrorCode.UPSTREAM_UNAVAILABLE,
+                f"{self.provider} at {self.base_url} did not send its whole answer within {deadline:g} s"
+                " (the backend's total_timeout, by default connect_timeout + read_timeout); try again"
+                " later.",
+            ) from None
+        except TooLarge:
+            raise malformed(
+                self.provider,
+                f"the answer is larger than {self.limits.max_response_bytes} bytes, the most this backend"
+                " reads (max_response_bytes); none of it was used",
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise self._transport_error(exc, timed_out=True) from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, timed_out=False) from None
+
+    def _decoded(self, body: bytes) -> Any:
+        value = decode_json(body, self.provider)
+        # A provider that echoes our credential into a job's fields must not hand it to the caller.
+        return self._redactor.value(value) if self._redactor is not None else value
+
+    def error_for(self, answer: Answer, what: str = "resource") -> ProviderError:
+        """The ToolError for a non-2xx answer (see the module docstring's table)."""
+        status = answer.status
+        detail = self._provider_message(answer.body)
         said = f" {self.provider} said: {detail}" if detail else ""
         if status in (400, 422):
             return ProviderError(
@@ -307,7 +393,7 @@ class HttpClient:
                 status=status,
             )
         if status == 429:
-            wait = parse_retry_after(response.headers)
+            wait = parse_retry_after(answer.headers)
             when = f"retry after {math.ceil(wait)} s" if wait is not None else "wait a minute before retrying"
             return ProviderError(
                 ErrorCode.RATE_LIMITED,
@@ -316,7 +402,7 @@ class HttpClient:
                 retry_after=wait,
             )
         if status >= 500:
-            wait = parse_retry_after(response.headers) if status == 503 else None
+            wait = parse_retry_after(answer.headers) if status == 503 else None
             return ProviderError(
                 ErrorCode.UPSTREAM_UNAVAILABLE,
                 f"{self.provider} is failing (HTTP {status}); try again shortly.{said}",
@@ -329,7 +415,7 @@ class HttpClient:
             status=status,
         )
 
-    def _transport_error(self, exc: httpx.TransportError, *, timed_out: bool) -> ProviderError:
+    def _transport_error(self, exc: httpx.HTTPError, *, timed_out: bool) -> ProviderError:
         if timed_out:
             problem = f"did not answer in time ({type(exc).__name__})"
         else:
@@ -340,25 +426,18 @@ class HttpClient:
             " then try again.",
         )
 
-    def _provider_message(self, response: httpx.Response) -> str | None:
-        """At most one short message field of a JSON error body; None if it might carry a secret."""
+    def _provider_message(self, body: bytes | None) -> str | None:
+        """One message field of a JSON error body, redacted and cut short; None if it may hold a secret."""
         try:
-            body = response.json()
-        except ValueError:
+            value = decode_json(body, self.provider) if body else None
+        except ProviderError:
             return None
-        if not isinstance(body, dict):
+        if not isinstance(value, dict):
             return None
-        text: str | None = None
-        for key in _MESSAGE_KEYS:
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                text = value
-                break
-        if text is None:
-            return None
+        text = next((value[key] for key in _MESSAGE_KEYS if isinstance(value.get(key), str)), "")
         text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-        if (self._token and self._token in text) or _SECRET_HINTS.search(text):
+        if self._redactor is not None:
+            text = self._redactor.text(text)
+        if not text or _SECRET_HINTS.search(text):
             return None
-        if len(text) > _MESSAGE_LIMIT:
-            text = text[: _MESSAGE_LIMIT - 3] + "..."
-        return text
+        return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 3] + "..."

@@ -1,16 +1,28 @@
-"""A backend's secret: read once from the environment, sent only in its auth header, never shown."""
+"""A backend's secret: read once from the environment, sent only in its auth header, never shown.
+
+"Never shown" is enforced by form, not by exact match: a `Redactor` finds the token, any piece of
+8 or more of its characters, its base64 and base64url encodings (alone, after `Bearer `, or at any
+byte offset inside a longer encoded text), its percent-encoding, and all of these in any case. It is
+applied to provider answers (every string and key), to the provider messages we quote, and, once a
+backend holds a secret, to every log record of the process (`protect_logs`), debug level included.
+"""
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from .base import BackendConfigError, BackendSettings
 
 # What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.
 HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")
 REDACTED = "[redacted]"
+PIECE = 8  # the shortest piece of a secret that is hidden wherever it appears
 
 
 def read_token(settings: BackendSettings, default_env: str | None, *, required: bool) -> str | None:
@@ -37,12 +49,125 @@ def read_token(settings: BackendSettings, default_env: str | None, *, required: 
     return token
 
 
-def redact(value: Any, secret: str) -> Any:
-    """`value` (decoded JSON) with every occurrence of `secret` in its strings and keys replaced."""
+class Redactor:
+    """Replaces every form of one secret (see the module docstring) in text with `[redacted]`."""
+
+    def __init__(self, secret: str) -> None:
+        pieces = {form[i : i + PIECE].lower() for form in secret_forms(secret) for i in range(len(form))}
+        # A piece shorter than PIECE is only the tail of a form: keep whole short secrets only.
+        self._words = {piece for piece in pieces if len(piece) == PIECE or len(piece) == len(secret)}
+        # Every start of a piece, found in one pass; overlapping finds are merged into one span.
+        self._starts = re.compile(f"(?=({_trie(self._words)}))", re.IGNORECASE)
+
+    def found_in(self, text: str) -> bool:
+        """A quick test (substring searches in C) before the slower search for where."""
+        lowered = text.lower()
+        return any(word in lowered for word in self._words)
+
+    def text(self, text: str) -> str:
+        if not self.found_in(text):
+            return text
+        spans: list[list[int]] = []
+        for match in self._starts.finditer(text):
+            start, end = match.start(), match.start() + len(match.group(1))
+            if spans and start <= spans[-1][1]:
+                spans[-1][1] = max(spans[-1][1], end)
+            else:
+                spans.append([start, end])
+        if not spans:
+            return text
+        parts, last = [], 0
+        for start, end in spans:
+            parts += [text[last:start], REDACTED]
+            last = end
+        return "".join([*parts, text[last:]])
+
+    def value(self, value: Any) -> Any:
+        """`value` (decoded JSON) with every string and key redacted."""
+        if not self.found_in("\n".join(_strings(value))):
+            return value
+        return self._value(value)
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self._value(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(key): self._value(item) for key, item in value.items()}
+        return value
+
+
+def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
-        return value.replace(secret, REDACTED)
-    if isinstance(value, list):
-        return [redact(item, secret) for item in value]
-    if isinstance(value, dict):
-        return {redact(key, secret): redact(item, secret) for key, item in value.items()}
-    return value
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The secret as it may be written back to us: plain, percent-encoded, and base64-encoded."""
+    raw = secret.encode()
+    forms = [secret, quote(secret, safe=""), quote_plus(secret), quote(f"Bearer {secret}", safe="")]
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        forms += [encode(raw).decode(), encode(b"Bearer " + raw).decode()]
+        # Inside a longer encoded text the secret starts at any byte offset; keep the characters
+        # that encode its bytes only.
+        for offset in (1, 2):
+            encoded = encode(b"\0" * offset + raw).decode()
+            forms.append(encoded[-(-offset * 8 // 6) : (offset + len(raw)) * 8 // 6])
+    return [form for form in forms if form]
+
+
+def _trie(words: Iterable[str]) -> str:
+    """One regular expression matching any of `words`, as a trie (fast on long texts)."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(root)
+
+
+_PROTECTED: list[Redactor] = []
+
+
+def protect_logs(redactor: Redactor) -> None:
+    """Redact this secret from every log record of the process from now on, whoever logs it."""
+    if not _PROTECTED:
+        logging.setLogRecordFactory(_redacting(logging.getLogRecordFactory()))
+    _PROTECTED.append(redactor)
+
+
+def _redacting(make: Any) -> Any:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a broken format string: logging reports it, without our help
+            return record
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        for redactor in _PROTECTED:
+            message = redactor.text(message)
+            if record.exc_text:
+                record.exc_text = redactor.text(record.exc_text)
+        record.msg, record.args = message, None
+        return record
+
+    return factory
