@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .battery_support import RawStdioServer, error_code
-from .fakes import PROVIDERS, FakeProvider, FakeVeryfront, Fault, HttpError, ProviderCase, Reply
+from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, ProviderCase
 
 pytestmark = pytest.mark.slow
 
@@ -40,24 +40,6 @@ FAULTS = [
     Fault.TRUNCATED,
     Fault.RESET,
 ]
-
-
-class FakeRay(FakeProvider):
-    """A Ray dashboard behind a token-checking proxy that knows no job and fails to list."""
-
-    def authorized(self, headers: dict[str, str]) -> bool:
-        return headers.get("authorization") == f"Bearer {self.token}"
-
-    def error_body(self, status: int, code: str, message: str, path: str) -> Any:
-        return {"message": message, "error": code}
-
-    def strip_required(self, body: Any) -> Any:
-        return body
-
-    def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Reply:
-        if path.rstrip("/") == "/api/jobs":
-            raise HttpError(500, "internal", "listing failed")
-        raise HttpError(404, "not_found", "Job not found")
 
 
 @dataclass
@@ -199,14 +181,16 @@ def test_successful_calls_carry_no_token(rig: Rig, case: ProviderCase) -> None:
 
 def test_ray_behind_a_token_proxy(rig: Rig) -> None:
     fake = rig.fakes["ray"]
-    for tool, code in (
-        ("get_job", "not_found"),
-        ("cancel_job", "not_found"),
-        ("list_jobs", "upstream_unavailable"),
+    for tool, fault, code in (
+        ("get_job", None, "not_found"),
+        ("cancel_job", None, "not_found"),
+        ("list_jobs", Fault.SERVER_ERROR, "upstream_unavailable"),
     ):
         arguments: dict[str, Any] = {"project_reference": "ray:cluster"}
         if tool != "list_jobs":
             arguments["job_id"] = "raysubmit_abc123"
+        if fault is not None:
+            fake.fail(fault)
         result = check(rig, rig.server.call_tool(tool, arguments))
         assert error_code(result) == code, result
     assert fake.requests

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -14,14 +15,27 @@ import pytest
 
 from cancel_job_mcp import __version__
 from cancel_job_mcp.backends import registry
+from cancel_job_mcp.backends.answer import TooLarge, decode_json, read_body
 from cancel_job_mcp.backends.base import Backend, BackendConfigError
 from cancel_job_mcp.backends.checks import encode_segment
-from cancel_job_mcp.backends.client import HttpClient, parse_retry_after
+from cancel_job_mcp.backends.client import MAX_REPORTED_WAIT, HttpClient, parse_retry_after
+from cancel_job_mcp.backends.credentials import Redactor
 from cancel_job_mcp.backends.payload import normalize_timestamp
 from cancel_job_mcp.errors import ErrorCode, ToolError
 
 from .conftest import free_port
-from .fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, FakeTalonic, Fault, ProviderCase, backend_settings
+from .fakes import (
+    CANARY_TOKEN,
+    PROVIDERS,
+    FakeProvider,
+    FakeTalonic,
+    Fault,
+    ProviderCase,
+    backend_settings,
+    leaked_forms,
+    leaks,
+)
+from .fakes.server import gzip_bomb
 
 pytestmark = pytest.mark.anyio
 
@@ -306,3 +320,85 @@ def test_timestamps_are_normalized_to_utc() -> None:
         normalize_timestamp("<string>", "started_at", "P")
     assert caught.value.code == ErrorCode.UPSTREAM_ERROR
     assert "started_at" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["inf", "-inf", "1e400", "NaN", "garbage", "Mon, 99 Foo 2020 99:99:99 GMT", "9" * 400, "", "-1e400"],
+)
+def test_any_wait_header_value_is_clamped_or_ignored(value: str) -> None:
+    now = 1_800_000_000.0
+    for name in ("Retry-After", "ratelimit-reset", "X-RateLimit-Reset"):
+        wait = parse_retry_after({name: value}, now)
+        assert wait is None or 0 <= wait <= MAX_REPORTED_WAIT, (name, value, wait)
+
+
+def test_far_and_past_waits_are_clamped() -> None:
+    now = 1_800_000_000.0
+    assert parse_retry_after({"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"}, now) == MAX_REPORTED_WAIT
+    assert parse_retry_after({"X-RateLimit-Reset": "9999-12-31T23:59:59-05:00"}, now) == MAX_REPORTED_WAIT
+    assert parse_retry_after({"Retry-After": "1e30"}, now) == MAX_REPORTED_WAIT
+    assert parse_retry_after({"Retry-After": "-5"}, now) == 0
+    assert parse_retry_after({"Retry-After": "inf", "X-RateLimit-Reset": "3"}, now) == 3
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e20, -1e15, -1, "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z"],
+)
+def test_absurd_timestamps_are_upstream_errors(value: Any) -> None:
+    with pytest.raises(ToolError) as caught:
+        normalize_timestamp(value, "created_at", "P")
+    assert caught.value.code == ErrorCode.UPSTREAM_ERROR
+    assert "'created_at' is not" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"a": NaN}', "NaN"),
+        (b'{"a": -Infinity}', "NaN"),
+        (b'{"a": 1e400}', "NaN"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested"),
+        (b"[" * 65 + b"]" * 65, "nested"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+    ],
+)
+def test_json_that_is_refused(body: bytes, said: str) -> None:
+    with pytest.raises(ToolError) as caught:
+        decode_json(body, "P")
+    assert caught.value.code == ErrorCode.UPSTREAM_ERROR
+    assert said in caught.value.message
+    assert decode_json(b"[" * 64 + b"]" * 64, "P") is not None  # 64 levels are fine
+
+
+async def test_a_gzip_bomb_is_read_no_further_than_the_limit() -> None:
+    bomb = gzip_bomb()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(bomb), 65536):
+            yield bomb[start : start + 65536]
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge):
+            await read_body(chunks(), "gzip", None, 4 * 1024 * 1024, "P")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 1024 * 1024
+    with pytest.raises(TooLarge):
+        await read_body(chunks(), "gzip", str(10**12), 4 * 1024 * 1024, "P")  # refused before reading
+
+
+def test_every_form_of_the_token_is_redacted() -> None:
+    redactor = Redactor(CANARY_TOKEN)
+    for form in leaked_forms(CANARY_TOKEN):
+        text = redactor.text(f"said: {form}.")
+        assert leaks(text, CANARY_TOKEN) == [], (form, text)
+        assert text.startswith("said: ")
+        assert "[redacted]" in text
+    record = redactor.value({"name": CANARY_TOKEN.upper(), CANARY_TOKEN[:10]: [CANARY_TOKEN[-9:]]})
+    assert leaks(json.dumps(record), CANARY_TOKEN) == []
+    assert redactor.text("a job named nightly-report") == "a job named nightly-report"

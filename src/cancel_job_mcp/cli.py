@@ -354,32 +354,37 @@ def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
 
 def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
     """With --project, any backend's listing (the list_jobs tool's code); without, every local job."""
-    if args.project is None:
-        from .backends.local import LocalBackend
 
-        backend = LocalBackend(options.home)
+    async def every_page() -> list[JobRecord]:
+        # One event loop for every page: a provider's kept-alive connections belong to it.
+        if args.project is None:
+            from .backends.local import LocalBackend
 
-        async def page(cursor: str | None) -> JobPage:
-            return await backend.list_any_project(None, args.status, 100, cursor)
-    else:
+            backend = LocalBackend(options.home)
+            return await _all_pages(lambda cursor: backend.list_any_project(None, args.status, 100, cursor))
         service = build_service(options)
+        try:
+            return await _all_pages(lambda cursor: service.list_jobs(args.project, args.status, 100, cursor))
+        finally:
+            await service.aclose()
 
-        async def page(cursor: str | None) -> JobPage:
-            return await service.list_jobs(args.project, args.status, 100, cursor)
-
-    records: list[JobRecord] = []
-    cursor = None
     try:
-        while True:
-            listing = anyio.run(page, cursor)
-            records += listing["jobs"]
-            if (cursor := listing["next_cursor"]) is None:
-                break
+        records = anyio.run(every_page)
     except ToolError as error:
         print(str(error), file=sys.stderr)
         return 1
     _print_table(records, ("id", "project_id", "status", "name", "created_at", "exit_code"))
     return 0
+
+
+async def _all_pages(page: Callable[[str | None], Awaitable[JobPage]]) -> list[JobRecord]:
+    records: list[JobRecord] = []
+    cursor = None
+    while True:
+        listing = await page(cursor)
+        records += listing["jobs"]
+        if (cursor := listing["next_cursor"]) is None:
+            return records
 
 
 def _print_table(records: list[JobRecord], columns: tuple[str, ...]) -> None:
@@ -400,9 +405,15 @@ def _run_record_command(
     action: Callable[[JobService, str, str], Awaitable[JobRecord]],
 ) -> Command:
     def run(args: argparse.Namespace, options: AppOptions) -> int:
-        service = build_service(options)
+        async def act() -> JobRecord:
+            service = build_service(options)
+            try:
+                return await action(service, args.project_reference, args.job_id)
+            finally:
+                await service.aclose()
+
         try:
-            record = anyio.run(action, service, args.project_reference, args.job_id)
+            record = anyio.run(act)
         except ToolError as error:
             print(str(error), file=sys.stderr)
             return 1

@@ -7,16 +7,19 @@ its projects, and a bad job id. `backend_settings` keeps every timeout and wait 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from cancel_job_mcp.backends import registry
 from cancel_job_mcp.backends.base import BackendSettings
 
 from .digitalocean import FakeDigitalOcean
 from .ionworks import FakeIonworks
-from .server import FakeProvider, Fault, HttpError, Recorded, Reply, now_iso
+from .ray import FakeRay
+from .server import FakeProvider, Fault, HttpError, Recorded, Reply, leaked_forms, now_iso
 from .talonic import FakeTalonic
 from .veryfront import FakeVeryfront
 
@@ -29,6 +32,7 @@ __all__ = [
     "FakeDigitalOcean",
     "FakeIonworks",
     "FakeProvider",
+    "FakeRay",
     "FakeTalonic",
     "FakeVeryfront",
     "Fault",
@@ -38,6 +42,8 @@ __all__ = [
     "Reply",
     "backend_settings",
     "documented_example",
+    "leaked_forms",
+    "leaks",
 ]
 
 
@@ -168,6 +174,20 @@ PROVIDERS = [
     ),
 ]
 CASES = {case.kind: case for case in PROVIDERS}
+
+
+def leaks(text: str, token: str) -> list[str]:
+    """Every piece of 8 characters of the token or of its encodings that `text` holds, in any case.
+
+    Written apart from the server's redaction on purpose: the tests check the server with it.
+    """
+    raw = token.encode()
+    forms = [token, quote(token, safe="")]
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        forms += [encode(raw).decode(), encode(b"Bearer " + raw).decode()]
+    lowered = text.lower()
+    pieces = {form[i : i + 8].lower() for form in forms for i in range(len(form) - 7)}
+    return sorted(piece for piece in pieces if piece in lowered)
 
 
 def documented_example(filename: str, marker: str = "\n{") -> Any:

@@ -67,6 +67,9 @@ class FakeDigitalOcean(FakeProvider):
             return {"job_invocation": [strip(i) for i in inner] if isinstance(inner, list) else strip(inner)}
         return strip(body)
 
+    def echo_into(self, job: dict[str, Any], text: str) -> dict[str, Any]:
+        return {**job, "job_name": text}
+
     def _wrap(self, invocation: dict[str, Any]) -> Any:
         if self.wrapper == "list":
             return {"job_invocation": [invocation]}

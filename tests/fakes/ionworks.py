@@ -66,6 +66,12 @@ class FakeIonworks(FakeProvider):
             return {**body, "jobs": [{k: v for k, v in j.items() if k != "job_id"} for j in body["jobs"]]}
         return {k: v for k, v in body.items() if k != "job_id"}
 
+    def is_job(self, value: dict[str, Any]) -> bool:
+        return "job_id" in value
+
+    def echo_into(self, job: dict[str, Any], text: str) -> dict[str, Any]:
+        return {**job, "job_type": text, "error": text}
+
     def _job(self, job_id: str) -> dict[str, Any]:
         job = self.jobs.get(job_id)
         if job is None:

@@ -74,6 +74,9 @@ class FakeTalonic(FakeProvider):
             return {**body, "data": [{k: v for k, v in j.items() if k != "status"} for j in body["data"]]}
         return {k: v for k, v in body.items() if k != "status"}
 
+    def echo_into(self, job: dict[str, Any], text: str) -> dict[str, Any]:
+        return {**job, "name": text, "current_phase": text}
+
     def _job(self, job_id: str) -> dict[str, Any]:
         if not _UUID.fullmatch(job_id):
             raise HttpError(400, "validation_error", "Invalid job ID format. Must be a UUID.")

@@ -63,6 +63,9 @@ class FakeVeryfront(FakeProvider):
             return {"data": [{k: v for k, v in j.items() if k != "status"} for j in body["data"]]}
         return {k: v for k, v in body.items() if k != "status"}
 
+    def echo_into(self, job: dict[str, Any], text: str) -> dict[str, Any]:
+        return {**job, "name": text, "failed_reason": text, "config": {"note": text}}
+
     def _job(self, ref: str, job_id: str) -> dict[str, Any]:
         job = self.jobs.get(job_id)
         if job is None or job["project_id"] != ref:
