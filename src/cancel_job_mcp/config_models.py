@@ -86,7 +86,7 @@ class HostedTable(Table):
     max_retry_wait: _Seconds | None = Field(None, description=SECONDS)
     retry_backoff: _Seconds | None = Field(None, description=SECONDS)
     total_timeout: _Seconds | None = Field(None, gt=0, description="must be a number of seconds, more than 0")
-    max_response_bytes: int | None = Field(None, ge=1, description="must be a whole number of bytes, 1 or more")
+    max_response_bytes: int | None = Field(None, ge=1, description="must be a number of bytes, 1 or more")
 
     def settings(self, name: str, home: Path) -> BackendSettings:
         settings = super().settings(name, home)

@@ -355,6 +355,10 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, timed_out=False) from None
 
+    def redacted(self, text: str) -> str:
+        """`text` without our token in any form."""
+        return self._redactor.text(text) if self._redactor is not None else text
+
     def _decoded(self, body: bytes) -> Any:
         value = decode_json(body, self.provider)
         # A provider that echoes our credential into a job's fields must not hand it to the caller.

@@ -73,8 +73,6 @@ from .payload import ProviderError, latest, malformed, normalize_timestamp
 from .registry import ProviderSpec
 
 if TYPE_CHECKING:
-    import httpx
-
     from .client import HttpClient
 
 SPEC = ProviderSpec(
@@ -371,19 +369,20 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 @functools.cache
 def _client_type() -> type[HttpClient]:
     """HttpClient reading Slurm's `errors` list (made on first use: httpx is imported only then)."""
-    from .client import HttpClient
+    from .answer import decode_json
+    from .client import Answer, HttpClient
 
     class SlurmHttpClient(HttpClient):
-        def error_for(self, response: httpx.Response, what: str = "resource") -> ProviderError:
-            status = response.status_code
+        def error_for(self, answer: Answer, what: str = "resource") -> ProviderError:
+            status = answer.status
             if status in (401, 403):
                 return self.unauthorized(status)
             try:
-                errors = slurm_errors(response.json())
-            except ValueError:
+                errors = slurm_errors(decode_json(answer.body, self.provider)) if answer.body else []
+            except ProviderError:
                 errors = []
             if not errors:
-                return super().error_for(response, what)
+                return super().error_for(answer, what)
             return slurm_error(status, [self.without_secrets(error) for error in errors])
 
         def unauthorized(self, status: int) -> ProviderError:
@@ -406,11 +405,10 @@ def _client_type() -> type[HttpClient]:
             )
 
         def without_secrets(self, error: dict[str, Any]) -> dict[str, Any]:
-            """The error's texts without our token or anything shaped like a JWT."""
-            token = self._token
+            """The error's texts without our token (in any form) or anything shaped like a JWT."""
 
             def clean(text: str) -> str:
-                return _JWT.sub(REDACTED, text.replace(token, REDACTED) if token else text)
+                return _JWT.sub(REDACTED, self.redacted(text))
 
             return {key: clean(value) if isinstance(value, str) else value for key, value in error.items()}
 
