@@ -48,7 +48,8 @@ __all__ = [
 
 
 def backend_settings(kind: str, base_url: str, **overrides: Any) -> BackendSettings:
-    options = {"max_retries": 2, "max_retry_wait": 1.0, "retry_backoff": 0.01}
+    # Tiny per-read timeouts keep hang tests fast; the total deadline stays generous for a loaded machine.
+    options = {"max_retries": 2, "max_retry_wait": 1.0, "retry_backoff": 0.01, "total_timeout": 10.0}
     options.update(overrides.pop("options", {}))
     values: dict[str, Any] = {
         "name": kind,
