@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class FakeSlurmrestd(FakeProvider):
         self.delete_errors: dict[int, list[dict[str, Any]]] = {}
         self.finish_on_delete: set[int] = set()
         self.versions = ("v0.0.39", "v0.0.40", "v0.0.41")
+        self.socket_like = False
 
     def add(self, state: str = "RUNNING", account: str = "physics", **values: Any) -> int:
         job_id = 100 + len(self.jobs)
@@ -74,6 +76,8 @@ class FakeSlurmrestd(FakeProvider):
         return job_id
 
     def authorized(self, headers: dict[str, str]) -> bool:
+        if self.socket_like:  # no token: the peer is who it is (as on slurmrestd's unix socket)
+            return "x-slurm-user-token" not in headers
         return headers.get("x-slurm-user-token") == TOKEN and headers.get("x-slurm-user-name") == "ada"
 
     def error_body(self, status: int, code: str, message: str, path: str) -> Any:
@@ -379,3 +383,22 @@ def test_bad_settings_are_refused_by_name(
     with pytest.raises(BackendConfigError) as raised:
         SlurmBackend(BackendSettings(name="hpc", kind="slurm", base_url=base_url, options=options))
     assert problem in str(raised.value)
+
+
+async def test_the_whole_queue_is_read_past_other_providers_limit_but_not_past_its_own(
+    fake: FakeSlurmrestd,
+) -> None:
+    fake.socket_like = True
+    for _ in range(50):  # 5 MiB of JSON: more than the 4 MiB other providers are read up to
+        fake.add(account="biology", comment="x" * 100_000)
+    mine = fake.add()
+    open_settings = replace(settings(fake), token_env=None, options={})
+    backend = SlurmBackend(open_settings)
+    page = await backend.list_jobs("physics", None, 10, None)
+    await backend.aclose()
+    assert [job["id"] for job in page["jobs"]] == [str(mine)]
+    backend = SlurmBackend(replace(open_settings, options={"max_response_bytes": 4 * 1024 * 1024}))
+    error = await error_of(backend.list_jobs("physics", None, 10, None))
+    await backend.aclose()
+    assert error.code == ErrorCode.UPSTREAM_ERROR
+    assert "max_response_bytes" in error.message

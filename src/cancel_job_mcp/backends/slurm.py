@@ -19,9 +19,11 @@ cancel it: every cancel reads the job first.
 Requests: read `GET /slurm/{v}/job/{id}`, cancel `DELETE /slurm/{v}/job/{id}` (Slurm sends SIGTERM,
 then SIGKILL after its KillWait), list `GET /slurm/{v}/jobs` (every job the controller still holds;
 Slurm has no paging, so this backend filters, sorts newest first by submit time then id, and pages
-itself; the cursor is `<submit_time>:<job id>` of the previous page's last job). A cancel of a job
-already terminal is `not_cancellable` before anything is sent; a DELETE that Slurm refuses with 2021
-("already completing or completed", the job finished meanwhile) reads the job again to say which.
+itself; the cursor is `<submit_time>:<job id>` of the previous page's last job). That answer holds
+the whole queue, so `max_response_bytes` defaults to 64 MiB here (4 MiB for other providers). A
+cancel of a job already terminal is `not_cancellable` before anything is sent; a DELETE that Slurm
+refuses with 2021 ("already completing or completed": the job finished meanwhile) reads the job
+again to say which.
 
 Errors: HTTP 401/403 is `unauthorized`, naming the token variable (or saying to set one). An answer
 whose `errors` hold error_number 2017 ("Invalid job id specified") is `not_found`; 1000-1099
@@ -55,6 +57,7 @@ updated_at = the latest of the three. `config` holds account, partition, user, n
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Mapping
@@ -86,6 +89,7 @@ PROVIDER = SPEC.display_name
 USER_NAME_HEADER = "X-SLURM-USER-NAME"
 UNIX_PREFIX = "unix:"
 OLDEST_VERSION = 38  # v0.0.38, Slurm 22.05
+LISTING_LIMIT = 64 * 1024 * 1024  # the default max_response_bytes: some 6,000-20,000 jobs
 SCOPES = ("account", "partition", "user")
 SCOPE_FIELDS: Mapping[str, str] = {"account": "account", "partition": "partition", "user": "user_name"}
 INVALID_JOB_ID = 2017  # ESLURM_INVALID_JOB_ID: "Invalid job id specified"
@@ -439,8 +443,12 @@ class SlurmBackend(HostedBackend):
                 )
         _checked_address(settings)
         user_name = _option(settings, "user_name")
+        # The listing is the whole queue at once (3-10 KB a job): more than the 4 MiB other providers get.
+        options = {"max_response_bytes": LISTING_LIMIT, **settings.options}
         self.http: HttpClient = _client_type()(
-            settings, SPEC, headers={USER_NAME_HEADER: user_name} if user_name else None
+            dataclasses.replace(settings, options=options),
+            SPEC,
+            headers={USER_NAME_HEADER: user_name} if user_name else None,
         )
         self._version_lock = anyio.Lock()
 
