@@ -11,7 +11,6 @@ their own credentials.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import socket
 import sys
@@ -37,8 +36,6 @@ from .http_security import (
 
 if TYPE_CHECKING:
     from mcp.server import Server
-
-log = logging.getLogger(__name__)
 
 MIN_TOKEN_LENGTH = 16
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
