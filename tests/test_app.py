@@ -68,3 +68,22 @@ def test_an_http_worker_gets_typed_options_that_survive_pickling(home: Path) -> 
     app_options, http = options(home, read_only=True), HttpOptions(stateless=True, workers=2)
     assert pickle.loads(pickle.dumps((app_options, http))) == (app_options, http)
     assert callable(worker_app(app_options, http, ()))
+
+
+def test_a_command_loads_the_configuration_once(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cancel_job_mcp import cli
+
+    loads: list[Path] = []
+
+    def counting_load(explicit: Path | None, state_home: Path) -> Config:
+        loads.append(state_home)
+        return env_only_config(state_home, {})
+
+    monkeypatch.setattr(cli, "load_config", counting_load)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--home", str(home), "show", "demo", "job_none"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.startswith("not_found: ")
+    assert loads == [home]
