@@ -5,28 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from jsonschema import Draft7Validator
 
-from cancel_job_mcp.arguments import check_identifier, validate_arguments
+from cancel_job_mcp.arguments import ArgumentValidator, check_identifier
 from cancel_job_mcp.errors import ErrorCode, ToolError, not_cancellable, not_found
 from cancel_job_mcp.record import make_record
 from cancel_job_mcp.schemas import load_schema
 from cancel_job_mcp.server import ERROR_CODES, tool_specs
 
-LIST_JOBS = Draft7Validator(load_schema("list_jobs.input"))
+LIST_JOBS = ArgumentValidator(load_schema("list_jobs.input"))
 
 
 def refused(arguments: Any) -> str:
     with pytest.raises(ToolError) as raised:
-        validate_arguments(LIST_JOBS, arguments)
+        LIST_JOBS.validate(arguments)
     assert raised.value.code == ErrorCode.INVALID_ARGUMENT
     return raised.value.message
 
 
 def test_valid_arguments_come_back_as_given() -> None:
     arguments = {"project_reference": "local:web", "status": "working", "limit": 5, "cursor": "abc"}
-    assert validate_arguments(LIST_JOBS, arguments) == arguments
-    assert validate_arguments(LIST_JOBS, {"project_reference": "x"}) == {"project_reference": "x"}
+    assert LIST_JOBS.validate(arguments) == arguments
+    assert LIST_JOBS.validate({"project_reference": "x"}) == {"project_reference": "x"}
 
 
 def test_each_schema_problem_is_named_by_field_and_rule() -> None:
