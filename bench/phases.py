@@ -19,6 +19,7 @@ Also counted per call, which no load changes: worker-thread hops, and bytes in a
 from __future__ import annotations
 
 import argparse
+import gc
 import inspect
 import time
 from collections import defaultdict
@@ -59,6 +60,15 @@ class Clock:
         self.current: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
         self.calls: list[dict[str, list[float]]] = []
         self.hops = 0
+        self.collections = [0, 0, 0]  # garbage collections per generation
+        self.collecting = 0.0  # seconds spent in them
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.collections[info["generation"]] += 1
+            self.collecting += time.perf_counter() - self._gc_started
 
     def add(self, phase: str, start: tuple[float, float], end: tuple[float, float]) -> None:
         self.current[phase][0] += end[0] - start[0]
@@ -133,6 +143,7 @@ def build_server() -> Any:
 
     home, _, _ = canceled_jobs()
     server, _ = build_mcp_server(AppOptions(home, load_config(None, home)))
+    gc.freeze()  # as `cancel-job-mcp serve` does once the server is built
     return server
 
 
@@ -175,8 +186,10 @@ async def measure(calls: int) -> tuple[Clock, int, int]:
             for i in range(200):  # warm-up: the backend, its connection, lazy imports
                 await one(lines[i % len(lines)], timed=False)
             clock.hops = 0
+            gc.callbacks.append(clock.on_gc)
             for i in range(calls):
                 await one(lines[i % len(lines)], timed=True)
+            gc.callbacks.remove(clock.on_gc)
         to_server.close()
         group.cancel_scope.cancel()
     return clock, bytes_in, bytes_out
@@ -191,9 +204,11 @@ def run(quick: bool = False) -> list[Table]:
         ["phase", "CPU median", "CPU share", "wall median", "wall p90", "wall share"],
         notes=[
             f"Per call: {clock.hops / calls:.2f} worker-thread hops, {bytes_in / calls:.0f} bytes in,"
-            f" {bytes_out / calls:.0f} bytes out. The real server on the SDK's serving loop over in-memory"
-            " streams (no pipes); SDK = the call's time outside the named phases. CPU = the process's CPU"
-            " time (all threads); on a busy machine wall times grow, CPU times much less."
+            f" {bytes_out / calls:.0f} bytes out; garbage collections in all {calls:,} calls (generations"
+            f" 0/1/2): {'/'.join(map(str, clock.collections))}, {clock.collecting * 1e3:.1f} ms. The real"
+            " server on the SDK's serving loop over in-memory streams (no pipes); SDK = the call's time"
+            " outside the named phases. CPU = the process's CPU time (all threads); on a busy machine"
+            " wall times grow, CPU times much less."
         ],
     )
     for phase in (*PHASES, "total"):

@@ -10,6 +10,7 @@ their own credentials.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import os
 import socket
@@ -233,4 +234,5 @@ def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> 
     """The ASGI app of one worker process."""
     configure_logging(app.log_level)
     server, _ = build_mcp_server(app)
+    gc.freeze()  # as cli._serve does: start-up objects are never rescanned by a full collection
     return http_app(server, options, tokens)
