@@ -20,7 +20,7 @@ from cancel_job_mcp.schemas import load_schema
 
 from .battery_support import RawStdioServer, error_code, structured
 from .conftest import free_port
-from .fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, Fault, ProviderCase
+from .fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, Fault, ProviderCase, provider_tables
 
 pytestmark = pytest.mark.slow
 
@@ -68,9 +68,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         f"connect_timeout = {READ_TIMEOUT}\nread_timeout = {READ_TIMEOUT}\nsettle_timeout = 1\n"
         f"max_retries = {MAX_RETRIES}\nretry_backoff = 0.01\nmax_retry_wait = 1\n"
     )
-    text = ""
-    for kind, fake in fakes.items():
-        text += f'[backends.{kind}]\nbase_url = "{fake.url}"\ntoken_env = "BATTERY_{kind.upper()}"\n{common}'
+    text = provider_tables(fakes, "BATTERY", common)
     text += (
         f'[backends.gone]\nkind = "veryfront"\nbase_url = "http://127.0.0.1:{free_port()}"\n'
         f'token_env = "BATTERY_VERYFRONT"\n{common}'

@@ -27,7 +27,7 @@ import pytest
 
 from .battery_support import RawStdioServer, error_code
 from .conftest import CLI, env_for
-from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, leaks
+from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, leaks, provider_tables
 
 pytestmark = pytest.mark.slow
 
@@ -106,18 +106,6 @@ class Rig:
     texts: list[str] = field(default_factory=list)
 
 
-def config_text(fakes: dict[str, FakeProvider]) -> str:
-    text = ""
-    for kind, fake in fakes.items():
-        text += (
-            f'[backends.{kind}]\nkind = "{kind}"\nbase_url = "{fake.url}"\n'
-            f'token_env = "HOSTILE_{kind.upper()}"\n'
-            f"connect_timeout = {CONNECT_TIMEOUT}\nread_timeout = {READ_TIMEOUT}\nsettle_timeout = 0.5\n"
-            "max_retries = 1\nretry_backoff = 0.01\nmax_retry_wait = 1\n"
-        )
-    return text
-
-
 def status_kib(pid: int, field_name: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field_name}:"):
@@ -132,7 +120,11 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     home.mkdir()
     fakes = {target.kind: target.make(target.token) for target in TARGETS}
     config = root / "config.toml"
-    config.write_text(config_text(fakes))
+    settings = (
+        f"connect_timeout = {CONNECT_TIMEOUT}\nread_timeout = {READ_TIMEOUT}\nsettle_timeout = 0.5\n"
+        "max_retries = 1\nretry_backoff = 0.01\nmax_retry_wait = 1\n"
+    )
+    config.write_text(provider_tables(fakes, "HOSTILE", settings))
     env = {f"HOSTILE_{target.kind.upper()}": target.token for target in TARGETS}
     server = RawStdioServer(
         home, "--config", str(config), "--log-level", "debug", stderr_path=root / "stderr.txt", env=env

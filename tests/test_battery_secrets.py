@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .battery_support import RawStdioServer, error_code
-from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, ProviderCase
+from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, ProviderCase, provider_tables
 
 pytestmark = pytest.mark.slow
 
@@ -65,14 +65,12 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     home.mkdir()
     fakes: dict[str, FakeProvider] = {case.kind: case.fake(TOKENS[case.kind]) for case in PROVIDERS}
     fakes["ray"] = FakeRay(TOKENS["ray"])
-    text = ""
-    for kind, fake in fakes.items():
+    for fake in fakes.values():
         fake.echo_headers = True
-        text += (
-            f'[backends.{kind}]\nbase_url = "{fake.url}"\ntoken_env = "BATTERY_SECRET_{kind.upper()}"\n'
-            "connect_timeout = 1\nread_timeout = 1\nsettle_timeout = 0.5\n"
-            "max_retries = 1\nretry_backoff = 0.01\n"
-        )
+    settings = (
+        "connect_timeout = 1\nread_timeout = 1\nsettle_timeout = 0.5\nmax_retries = 1\nretry_backoff = 0.01\n"
+    )
+    text = provider_tables(fakes, "BATTERY_SECRET", settings)
     config = root / "config.toml"
     config.write_text(text)
     env = {f"BATTERY_SECRET_{kind.upper()}": token for kind, token in TOKENS.items()}

@@ -18,6 +18,8 @@ from .fakes import (
     Fault,
     ProviderCase,
     documented_example,
+    every_page,
+    job_ids,
 )
 
 pytestmark = pytest.mark.anyio
@@ -144,24 +146,10 @@ async def test_list_pages_and_local_status_filter(
     ids = [fake.add_invocation(APP, p, created_at=f"2026-01-01T00:00:{i:02d}Z") for i, p in enumerate(phases)]
     fake.add_invocation(OTHER_APP, "RUNNING")
 
-    async def collect(status: str | None, limit: int) -> tuple[list[str], list[str | None]]:
-        seen: list[str] = []
-        cursors: list[str | None] = []
-        cursor = None
-        while True:
-            page = await backend.list_jobs(APP, status, limit, cursor)
-            for job in page["jobs"]:
-                record_validator.validate(job)
-            seen += [job["id"] for job in page["jobs"]]
-            cursor = page["next_cursor"]
-            cursors.append(cursor)
-            if cursor is None:
-                return seen, cursors
-
-    seen, cursors = await collect(None, 3)
-    assert seen == list(reversed(ids))
-    assert cursors == ["2:3", "3:3", None]
-    working, _ = await collect("working", 2)
+    pages = await every_page(backend, APP, 3, validator=record_validator)
+    assert job_ids(pages) == list(reversed(ids))
+    assert [page["next_cursor"] for page in pages] == ["2:3", "3:3", None]
+    working = job_ids(await every_page(backend, APP, 2, "working", validator=record_validator))
     assert working == [i for i, p in reversed(list(zip(ids, phases, strict=True))) if p == "RUNNING"]
     assert all("status" not in r.query and "phase" not in r.query for r in fake.requests)
 

@@ -13,7 +13,7 @@ from cancel_job_mcp.backends.base import Backend
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
-from .fakes import CANARY_TOKEN, CASES, FakeIonworks, ProviderCase, documented_example
+from .fakes import CANARY_TOKEN, CASES, FakeIonworks, ProviderCase, documented_example, every_page, job_ids
 
 pytestmark = pytest.mark.anyio
 
@@ -134,21 +134,10 @@ async def test_list_pages_only_the_project(
         job_id = fake.add_job(project, "processing", created_at=f"2026-01-01T00:00:{i:02d}Z")
         if project == "proj-a":
             mine.append(job_id)
-    seen: list[str] = []
-    cursor = None
-    pages = 0
-    while True:
-        page = await backend.list_jobs("proj-a", None, 3, cursor)
-        pages += 1
-        for job in page["jobs"]:
-            record_validator.validate(job)
-            assert job["project_id"] == "proj-a"
-        seen += [job["id"] for job in page["jobs"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert pages >= 3
-    assert seen == list(reversed(mine))
+    pages = await every_page(backend, "proj-a", 3, validator=record_validator)
+    assert len(pages) >= 3
+    assert {job["project_id"] for page in pages for job in page["jobs"]} == {"proj-a"}
+    assert job_ids(pages) == list(reversed(mine))
     assert [r.query["offset"][0] for r in fake.requests][:3] == ["0", "3", "6"]
 
 

@@ -12,7 +12,7 @@ from cancel_job_mcp.backends.base import Backend
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
-from .fakes import CASES, FakeTalonic, Fault, ProviderCase, documented_example
+from .fakes import CASES, FakeTalonic, Fault, ProviderCase, documented_example, every_page, job_ids
 
 pytestmark = pytest.mark.anyio
 
@@ -126,20 +126,9 @@ async def test_list_cursor_pages_and_status_filters(
     fake: FakeTalonic, backend: Backend, record_validator: Draft7Validator
 ) -> None:
     ids = [fake.add_job("processing", created_at=f"2026-01-01T00:00:{i:02d}Z") for i in range(7)]
-    seen: list[str] = []
-    cursor = None
-    pages = 0
-    while True:
-        page = await backend.list_jobs(PROJECT, None, 3, cursor)
-        pages += 1
-        for job in page["jobs"]:
-            record_validator.validate(job)
-        seen += [job["id"] for job in page["jobs"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert pages == 3
-    assert seen == list(reversed(ids))
+    pages = await every_page(backend, PROJECT, 3, validator=record_validator)
+    assert len(pages) == 3
+    assert job_ids(pages) == list(reversed(ids))
     assert fake.requests[1].query["cursor"] == [f"cur_{ids[4]}"]
 
     await backend.cancel_job(PROJECT, ids[0])

@@ -12,7 +12,7 @@ from cancel_job_mcp.backends.base import Backend
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
-from .fakes import CASES, FakeVeryfront, ProviderCase, documented_example
+from .fakes import CASES, FakeVeryfront, ProviderCase, documented_example, every_page, job_ids
 
 pytestmark = pytest.mark.anyio
 
@@ -112,20 +112,9 @@ async def test_list_pages_newest_first(
 ) -> None:
     ids = [fake.add_job("proj-a", "working", created_at=f"2026-01-01T00:00:{i:02d}Z") for i in range(7)]
     fake.add_job("proj-b", "working")
-    seen: list[str] = []
-    cursor = None
-    pages = 0
-    while True:
-        page = await backend.list_jobs("proj-a", None, 3, cursor)
-        pages += 1
-        for job in page["jobs"]:
-            record_validator.validate(job)
-        seen += [job["id"] for job in page["jobs"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert pages == 3
-    assert seen == list(reversed(ids))
+    pages = await every_page(backend, "proj-a", 3, validator=record_validator)
+    assert len(pages) == 3
+    assert job_ids(pages) == list(reversed(ids))
     assert [r.query["limit"] for r in fake.requests] == [["3"]] * 3
 
 

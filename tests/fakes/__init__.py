@@ -8,13 +8,13 @@ its projects, and a bad job id. `backend_settings` keeps every timeout and wait 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from cancel_job_mcp.backends import registry
-from cancel_job_mcp.backends.base import BackendSettings
+from cancel_job_mcp.backends.base import Backend, BackendSettings, JobPage
 
 from .digitalocean import FakeDigitalOcean
 from .ionworks import FakeIonworks
@@ -42,8 +42,11 @@ __all__ = [
     "Reply",
     "backend_settings",
     "documented_example",
+    "every_page",
+    "job_ids",
     "leaked_forms",
     "leaks",
+    "provider_tables",
 ]
 
 
@@ -175,6 +178,36 @@ PROVIDERS = [
     ),
 ]
 CASES = {case.kind: case for case in PROVIDERS}
+
+
+async def every_page(
+    backend: Backend, project: str, limit: int, status: str | None = None, validator: Any = None
+) -> list[JobPage]:
+    """Every page of a listing, following next_cursor to the end; each record checked by `validator`."""
+    pages: list[JobPage] = []
+    cursor = None
+    while len(pages) < 50:
+        page = await backend.list_jobs(project, status, limit, cursor)
+        for job in page["jobs"] if validator is not None else ():
+            validator.validate(job)
+        pages.append(page)
+        if (cursor := page["next_cursor"]) is None:
+            return pages
+    raise AssertionError("the listing never ends")
+
+
+def job_ids(pages: list[JobPage]) -> list[str]:
+    return [job["id"] for page in pages for job in page["jobs"]]
+
+
+def provider_tables(fakes: Mapping[str, FakeProvider], env_prefix: str, settings: str) -> str:
+    """A configuration with one `[backends.KIND]` table per fake: its URL, its token read from
+    `$<env_prefix>_<KIND>`, and `settings` (TOML lines common to every table)."""
+    return "".join(
+        f'[backends.{kind}]\nkind = "{kind}"\nbase_url = "{fake.url}"\n'
+        f'token_env = "{env_prefix}_{kind.upper()}"\n{settings}'
+        for kind, fake in fakes.items()
+    )
 
 
 def leaks(text: str, token: str) -> list[str]:

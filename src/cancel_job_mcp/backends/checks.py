@@ -11,6 +11,7 @@ from urllib.parse import quote
 from ..errors import invalid_argument, refused_cursor
 from ..record import JobStatus
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CURSOR = re.compile(r"[\x21-\x7e]{1,1024}")
 
@@ -26,6 +27,11 @@ def checked_segment(field: str, value: str, pattern: re.Pattern[str], rule: str)
         shown = repr(value) if isinstance(value, str) and len(value) <= 40 else "a value"
         raise invalid_argument(field, f"{rule}; got {shown}. Nothing was sent to the provider.")
     return encode_segment(value)
+
+
+def plain_segment(field: str, value: str, expects: str) -> str:
+    """A segment of 1-128 letters, digits, '_' or '-'; `expects` names it ("Ionworks expects a job id")."""
+    return checked_segment(field, value, _PLAIN_ID, f"{expects} of 1-128 letters, digits, '_' or '-'")
 
 
 def uuid_segment(field: str, value: str, provider: str) -> str:

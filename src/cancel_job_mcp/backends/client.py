@@ -93,52 +93,39 @@ _SECRET_HINTS = re.compile(r"authorization|bearer\s|x-api-key|api[_-]?key\s*[:=]
 
 
 @dataclass(frozen=True)
-class Limits:
-    """How long one request may take in all, and how much of an answer is read."""
+class Policy:
+    """The backend's knobs for its requests: retries, the total deadline, the size of an answer."""
 
     total_timeout: float
+    max_retries: int = DEFAULT_MAX_RETRIES
+    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+    retry_backoff: float = DEFAULT_RETRY_BACKOFF
     max_response_bytes: int = DEFAULT_LIMIT
 
     @classmethod
-    def from_settings(cls, settings: BackendSettings) -> Limits:
+    def from_settings(cls, settings: BackendSettings) -> Policy:
+        """From the backend's options (the configuration has checked their types; direct callers may not)."""
         options = settings.options
-        default = settings.connect_timeout + settings.read_timeout
         try:
-            limits = cls(
-                total_timeout=float(options.get("total_timeout", default)),
+            policy = cls(
+                total_timeout=float(
+                    options.get("total_timeout", settings.connect_timeout + settings.read_timeout)
+                ),
+                max_retries=int(options.get("max_retries", DEFAULT_MAX_RETRIES)),
+                max_retry_wait=float(options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT)),
+                retry_backoff=float(options.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
                 max_response_bytes=int(options.get("max_response_bytes", DEFAULT_LIMIT)),
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise BackendConfigError(
-                f"backend {settings.name!r}: total_timeout and max_response_bytes must be numbers"
+                f"backend {settings.name!r}: total_timeout, max_retries, max_retry_wait, retry_backoff and"
+                " max_response_bytes must be numbers"
             ) from exc
-        if not 0 < limits.total_timeout < math.inf or limits.max_response_bytes < 1:
+        if not 0 < policy.total_timeout < math.inf or policy.max_response_bytes < 1:
             raise BackendConfigError(
                 f"backend {settings.name!r}: total_timeout (seconds) and max_response_bytes must be positive"
             )
-        return limits
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = DEFAULT_MAX_RETRIES
-    max_wait: float = DEFAULT_MAX_RETRY_WAIT
-    backoff: float = DEFAULT_RETRY_BACKOFF
-
-    @classmethod
-    def from_settings(cls, settings: BackendSettings) -> RetryPolicy:
-        options = settings.options
-        try:
-            policy = cls(
-                max_retries=int(options.get("max_retries", DEFAULT_MAX_RETRIES)),
-                max_wait=float(options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT)),
-                backoff=float(options.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
-            )
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: max_retries, max_retry_wait and retry_backoff must be numbers"
-            ) from exc
-        if policy.max_retries < 0 or policy.max_wait < 0 or policy.backoff < 0:
+        if min(policy.max_retries, policy.max_retry_wait, policy.retry_backoff) < 0:
             raise BackendConfigError(
                 f"backend {settings.name!r}: max_retries, max_retry_wait and retry_backoff must not be"
                 " negative"
@@ -237,8 +224,7 @@ class HttpClient:
         self.provider = spec.display_name
         self.base_url = (settings.base_url or spec.default_base_url or "").rstrip("/")
         self.token_env = settings.token_env or spec.token_env
-        self.retry = RetryPolicy.from_settings(settings)
-        self.limits = Limits.from_settings(settings)
+        self.policy = Policy.from_settings(settings)
         self._token = read_token(settings, spec.token_env, required=spec.token_required)
         self._redactor = Redactor(self._token) if self._token else None
         if self._redactor is not None:
@@ -304,11 +290,11 @@ class HttpClient:
             logger.debug("%s %s %s -> HTTP %d", self.provider, method, path, answer.status)
             if 200 <= answer.status < 300 and answer.body is not None:
                 return self._decoded(answer.body)
-            if answer.status in RETRIED_STATUSES and attempt < self.retry.max_retries:
+            if answer.status in RETRIED_STATUSES and attempt < self.policy.max_retries:
                 wait = parse_retry_after(answer.headers)
                 if wait is None:
-                    wait = self.retry.backoff * (2**attempt)
-                if wait <= self.retry.max_wait:
+                    wait = self.policy.retry_backoff * (2**attempt)
+                if wait <= self.policy.max_retry_wait:
                     logger.debug("%s HTTP %d: retrying in %.3f s", self.provider, answer.status, wait)
                     attempt += 1
                     await anyio.sleep(wait)
@@ -318,12 +304,12 @@ class HttpClient:
     async def _exchange(self, method: str, path: str, query: dict[str, Any], json: Any) -> Answer:
         """One request and its whole answer, within the total deadline and the size limit."""
         client = self._http()
-        deadline = self.limits.total_timeout
+        deadline = self.policy.total_timeout
         try:
             with anyio.fail_after(deadline):
                 async with client.stream(method, path, params=query or None, json=json) as response:
                     success = response.is_success
-                    limit = self.limits.max_response_bytes if success else ERROR_BODY_LIMIT
+                    limit = self.policy.max_response_bytes if success else ERROR_BODY_LIMIT
                     try:
                         body: bytes | None = await read_body(
                             response.aiter_raw(),
@@ -347,7 +333,7 @@ class HttpClient:
         except TooLarge:
             raise malformed(
                 self.provider,
-                f"the answer is larger than {self.limits.max_response_bytes} bytes, the most this backend"
+                f"the answer is larger than {self.policy.max_response_bytes} bytes, the most this backend"
                 " reads (max_response_bytes); none of it was used",
             ) from None
         except httpx.TimeoutException as exc:

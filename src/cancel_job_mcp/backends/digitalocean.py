@@ -45,7 +45,7 @@ from typing import Any
 from ..errors import refused_cursor
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
-from .checks import checked_segment
+from .checks import plain_segment
 from .flows import ProviderPage
 from .hosted import HostedBackend
 from .payload import (
@@ -68,9 +68,6 @@ SPEC = ProviderSpec(
     page_size=200,
 )
 PROVIDER = SPEC.display_name
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_APP_RULE = "DigitalOcean expects an app id of 1-128 letters, digits, '_' or '-'"
-_JOB_RULE = "DigitalOcean expects a job invocation id of 1-128 letters, digits, '_' or '-'"
 _CURSOR = re.compile(r"([1-9][0-9]{0,8}):([1-9][0-9]{0,2})")
 _PHASES = {
     "UNKNOWN": JobStatus.SUBMITTED,
@@ -191,7 +188,8 @@ class DigitalOceanBackend(HostedBackend):
     spec = SPEC
 
     def job_path(self, project: str, job_id: str) -> str:
-        return f"{_app_path(project)}/{checked_segment('job_id', job_id, _ID, _JOB_RULE)}"
+        job = plain_segment("job_id", job_id, "DigitalOcean expects a job invocation id")
+        return f"{_app_path(project)}/{job}"
 
     def to_record(self, body: Any, project: str) -> JobRecord:
         return to_record(body, project)
@@ -217,7 +215,8 @@ class DigitalOceanBackend(HostedBackend):
 
 
 def _app_path(app_id: str) -> str:
-    return f"/v2/apps/{checked_segment('project_reference', app_id, _ID, _APP_RULE)}/job-invocations"
+    app = plain_segment("project_reference", app_id, "DigitalOcean expects an app id")
+    return f"/v2/apps/{app}/job-invocations"
 
 
 def create(settings: BackendSettings) -> Backend:

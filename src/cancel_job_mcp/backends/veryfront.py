@@ -31,12 +31,11 @@ Decisions where the documents are silent or loose:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
-from .checks import checked_segment, uuid_segment
+from .checks import plain_segment, uuid_segment
 from .flows import ProviderPage
 from .hosted import HostedBackend
 from .payload import latest, malformed, normalize_timestamp, optional_str, require_fields, required_timestamp
@@ -51,8 +50,6 @@ SPEC = ProviderSpec(
     page_size=100,
 )
 PROVIDER = SPEC.display_name
-_PROJECT = re.compile(r"[a-zA-Z0-9_-]{1,128}")
-_PROJECT_RULE = "Veryfront expects a project id or slug of 1-128 letters, digits, '_' or '-'"
 _STATUSES = {
     "submitted": JobStatus.SUBMITTED,
     "pending": JobStatus.SUBMITTED,
@@ -173,7 +170,8 @@ class VeryfrontBackend(HostedBackend):
 
 
 def _jobs_path(project: str) -> str:
-    return f"/projects/{checked_segment('project_reference', project, _PROJECT, _PROJECT_RULE)}/jobs"
+    reference = plain_segment("project_reference", project, "Veryfront expects a project id or slug")
+    return f"/projects/{reference}/jobs"
 
 
 def create(settings: BackendSettings) -> Backend:
