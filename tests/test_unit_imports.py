@@ -72,3 +72,16 @@ def test_backends_do_not_import_the_configuration() -> None:
     for module, imported in graph.items():
         if module.startswith("cancel_job_mcp.backends"):
             assert not {"cancel_job_mcp.config", "cancel_job_mcp.config_models"} & imported, module
+
+
+def test_only_declared_dependencies_are_imported_by_name() -> None:
+    """`mcp_types` comes with the SDK but is not ours to name: `from mcp import types` is the same."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            assert not any(name.split(".")[0] == "mcp_types" for name in names), path

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import anyio
-import mcp_types as types
 from anyio.abc import TaskGroup
+from mcp import types
 from mcp.server import Server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
