@@ -319,8 +319,9 @@ def test_the_readme_key_table_matches_the_models() -> None:
     assert documented == {kind: set(table_model(kind).model_fields) for kind in registry.KINDS}
 
 
-def test_the_readme_example_is_a_valid_configuration() -> None:
-    example = re.search(r"```toml\n(.*?)```", readme_configuration(), re.DOTALL)
-    assert example is not None
-    config = parse(example[1], {**TOKENS, "IONWORKS_API_KEY": "x"})
-    assert [settings.name for settings in config.backends][-1] == "local"
+def test_every_readme_example_is_a_valid_configuration() -> None:
+    examples = re.findall(r"```toml\n(.*?)```", readme_configuration(), re.DOTALL)
+    assert len(examples) >= 3, "the providers', Slurm's and Slurm-on-a-socket examples"
+    for example in examples:
+        config = parse(example, {**TOKENS, "IONWORKS_API_KEY": "x", "SLURM_JWT": "x"})
+        assert config.backends[-1].name == "local", example
