@@ -4,7 +4,8 @@ The file is TOML: `--config PATH`, else `$CANCEL_JOB_MCP_CONFIG`, else `$CANCEL_
 when it exists. Each backend is a table `[backends.NAME]`; secrets never go in the file, only the
 name of the environment variable that holds them (`token_env`). With no file, every provider whose
 standard environment variable is set can be used as `KIND:REF`, and `local` serves the rest.
-Everything is checked here, at start, so a bad file fails before the first tool call.
+Everything is checked at start (each table by the model of its kind, in `config_models`), so a bad
+file fails before the first tool call, with every problem in it named at once.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ APP_NAME = "cancel-job-mcp"
 HOME_ENV = "CANCEL_JOB_MCP_HOME"
 CONFIG_ENV = "CANCEL_JOB_MCP_CONFIG"
 HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
-
-
 LOCAL = "local"  # the kind, and the name of the backend that serves every project no other one does
 CATCH_ALL = ("*",)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
