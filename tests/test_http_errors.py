@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -19,7 +20,7 @@ from cancel_job_mcp.backends.answer import TooLarge, decode_json, read_body
 from cancel_job_mcp.backends.base import Backend, BackendConfigError
 from cancel_job_mcp.backends.checks import encode_segment
 from cancel_job_mcp.backends.client import MAX_REPORTED_WAIT, HttpClient, parse_retry_after
-from cancel_job_mcp.backends.credentials import Redactor
+from cancel_job_mcp.backends.credentials import Redactor, protected
 from cancel_job_mcp.backends.payload import normalize_timestamp
 from cancel_job_mcp.errors import ErrorCode, ToolError
 
@@ -402,3 +403,16 @@ def test_every_form_of_the_token_is_redacted() -> None:
     record = redactor.value({"name": CANARY_TOKEN.upper(), CANARY_TOKEN[:10]: [CANARY_TOKEN[-9:]]})
     assert leaks(json.dumps(record), CANARY_TOKEN) == []
     assert redactor.text("a job named nightly-report") == "a job named nightly-report"
+
+
+def test_log_records_are_redacted_once_a_backend_holds_the_secret(caplog: pytest.LogCaptureFixture) -> None:
+    protected(CANARY_TOKEN)
+    bearer = base64.b64encode(f"Bearer {CANARY_TOKEN}".encode()).decode()
+    logging.getLogger("some.library").debug("sent Authorization: Basic %s", bearer)
+    try:
+        raise ValueError(f"bad key {CANARY_TOKEN.upper()}")
+    except ValueError:
+        logging.getLogger("another.library").exception("request failed")
+    assert "Basic [redacted]" in caplog.text
+    assert "bad key [redacted]" in caplog.text
+    assert leaks(caplog.text, CANARY_TOKEN) == []

@@ -73,7 +73,7 @@ from .. import __version__
 from ..errors import ErrorCode
 from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, read_body
 from .base import BackendConfigError, BackendSettings
-from .credentials import Redactor, protect_logs, read_token
+from .credentials import protected, read_token
 from .payload import ProviderError, malformed
 from .registry import ProviderSpec
 
@@ -226,9 +226,7 @@ class HttpClient:
         self.token_env = settings.token_env or spec.token_env
         self.policy = Policy.from_settings(settings)
         self._token = read_token(settings, spec.token_env, required=spec.token_required)
-        self._redactor = Redactor(self._token) if self._token else None
-        if self._redactor is not None:
-            protect_logs(self._redactor)
+        self._redactor = protected(self._token) if self._token else None
         self._auth_header = spec.auth_header
         self._auth_scheme = spec.auth_scheme
         self._extra_headers = dict(headers or {})

@@ -4,7 +4,7 @@
 8 or more of its characters, its base64 and base64url encodings (alone, after `Bearer `, or at any
 byte offset inside a longer encoded text), its percent-encoding, and all of these in any case. It is
 applied to provider answers (every string and key), to the provider messages we quote, and, once a
-backend holds a secret, to every log record of the process (`protect_logs`), debug level included.
+backend holds a secret, to every log record of the process (`protected`), debug level included.
 """
 
 from __future__ import annotations
@@ -143,14 +143,16 @@ def _trie(words: Iterable[str]) -> str:
     return pattern(root)
 
 
-_PROTECTED: list[Redactor] = []
+_PROTECTED: dict[str, Redactor] = {}
 
 
-def protect_logs(redactor: Redactor) -> None:
-    """Redact this secret from every log record of the process from now on, whoever logs it."""
-    if not _PROTECTED:
-        logging.setLogRecordFactory(_redacting(logging.getLogRecordFactory()))
-    _PROTECTED.append(redactor)
+def protected(secret: str) -> Redactor:
+    """The secret's redactor; from the first call on, every log record of the process is redacted of it."""
+    if secret not in _PROTECTED:
+        if not _PROTECTED:
+            logging.setLogRecordFactory(_redacting(logging.getLogRecordFactory()))
+        _PROTECTED[secret] = Redactor(secret)
+    return _PROTECTED[secret]
 
 
 def _redacting(make: Any) -> Any:
@@ -163,7 +165,7 @@ def _redacting(make: Any) -> Any:
         if record.exc_info:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
-        for redactor in _PROTECTED:
+        for redactor in _PROTECTED.values():
             message = redactor.text(message)
             if record.exc_text:
                 record.exc_text = redactor.text(record.exc_text)
