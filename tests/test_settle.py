@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cancel_job_mcp.backends.base import BackendSettings, JobPage
+from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopPolling
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
@@ -113,3 +113,42 @@ async def test_a_client_cancel_ends_the_wait_promptly() -> None:
         assert backend.reads == reads_at_cancel, "the server kept polling after the client canceled"
         ping = await session.call_tool("cancel_job", {"project_reference": "demo"})
         assert ping.is_error, "the session still serves requests"
+
+
+class RecordedStopBackend(SlowStopBackend):
+    """Like the local runtime: `canceled` at once, and the stop recorded (completed_at) later."""
+
+    stop_polling = StopPolling(
+        has_stopped=lambda job: job["completed_at"] is not None, first_seconds=0.01, max_seconds=0.02
+    )
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        return record("canceled")
+
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        self.reads += 1
+        stopped = self.reads >= self.reads_until_stopped
+        return {**record("canceled"), "completed_at": "2026-01-01T00:00:01Z" if stopped else None}
+
+
+def service_with(backend: SlowStopBackend, settle_timeout: float) -> JobService:
+    settings = BackendSettings(name="slow", kind="slow", projects=("*",), settle_timeout=settle_timeout)
+    return JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "key"))
+
+
+@pytest.mark.anyio
+async def test_a_backend_that_records_its_stops_is_waited_for_until_the_record_says_so() -> None:
+    backend = RecordedStopBackend(reads_until_stopped=5)
+    stopped = await service_with(backend, settle_timeout=10).cancel_job("demo", "job-1")
+    assert stopped["completed_at"] is not None
+    assert backend.reads == 5
+
+
+@pytest.mark.anyio
+async def test_the_wait_ends_before_the_call_deadline_with_the_latest_record() -> None:
+    backend = RecordedStopBackend(reads_until_stopped=1_000_000)
+    with anyio.fail_after(1.0):  # the server's call timeout: the wait keeps a reserve to answer
+        latest = await service_with(backend, settle_timeout=60).cancel_job("demo", "job-1")
+    assert latest["status"] == "canceled"
+    assert latest["completed_at"] is None
+    assert backend.reads >= 1
