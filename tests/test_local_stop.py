@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cancel_job_mcp.backends.local import procs
+from cancel_job_mcp.backends.local import procs, store
 from cancel_job_mcp.backends.local.supervisor import CappedLog
 
 from .battery_support import StdioServers, db_row, error_code, get_job, tool_result
@@ -211,6 +211,23 @@ def test_the_capped_log_keeps_the_newest_bytes(tmp_path: Path) -> None:
     assert len(kept) <= 100
     assert kept.endswith(b"48:49:")
     assert b"00:" not in kept
+
+
+def test_a_database_of_the_previous_schema_is_migrated_in_place(tmp_path: Path) -> None:
+    database = tmp_path / "jobs.sqlite3"
+    with store.connect(database) as conn:
+        conn.execute("INSERT INTO jobs (id, project_id, name, status, target, config, timeout_seconds,"
+                     " backoff_limit, created_at, updated_at, grace_seconds) VALUES ('job_old', 'demo', 'n',"
+                     " 'completed', 't', '{}', 0, 0, 'c', 'u', 5)")  # fmt: skip
+        for column in ("term_sent_at", "leader_exit", "log_limit"):
+            conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+        conn.execute("PRAGMA user_version = 1")
+    with store.connect(database) as conn:
+        row = store.get(conn, "job_old")
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert row is not None
+    assert row.status == "completed"
+    assert row.term_sent_at is None
 
 
 @pytest.mark.slow

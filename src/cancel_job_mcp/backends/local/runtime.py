@@ -8,6 +8,7 @@ exactly one successor (a lease in the database) and its record is returned as it
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -324,11 +325,13 @@ def _may_pass(error: BaseException) -> bool:
     )
 
 
-def _problem(error: BaseException, home: Path) -> str:
+_DISK_FULL = "the disk is full"
+
+
+def _problem(error: BaseException, database: Path) -> str:
     name = getattr(error, "sqlite_errorname", "")
-    database = store.database_path(home)
-    if name == "SQLITE_FULL" or getattr(error, "errno", None) == 28:
-        return "the disk is full"
+    if name == "SQLITE_FULL" or getattr(error, "errno", None) == errno.ENOSPC:
+        return _DISK_FULL
     if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")) or isinstance(
         error, PermissionError
     ):
@@ -346,14 +349,10 @@ def _problem(error: BaseException, home: Path) -> str:
 
 def state_error(home: Path, error: BaseException, consequence: str) -> ToolError:
     """A state directory that cannot be used, named with its problem (never a traceback)."""
-    code = (
-        ErrorCode.UPSTREAM_UNAVAILABLE
-        if _problem(error, home) == "the disk is full"
-        else ErrorCode.BACKEND_MISCONFIGURED
-    )
+    problem = _problem(error, store.database_path(home))
+    code = ErrorCode.UPSTREAM_UNAVAILABLE if problem == _DISK_FULL else ErrorCode.BACKEND_MISCONFIGURED
     return ToolError(
-        code,
-        f"The local runtime cannot use its state directory {home}: {_problem(error, home)}. {consequence}",
+        code, f"The local runtime cannot use its state directory {home}: {problem}. {consequence}"
     )
 
 
