@@ -140,7 +140,7 @@ async def test_200_concurrent_cancels_from_4_servers_on_50_jobs_under_cpu_load(
     print_rss("HTTP server", rss_start, rss_warm, rss_end)
     assert stdouts == [""] * len(servers)
     assert failures == [], failures[:5]
-    assert max(call_seconds) < 30, "every call returns within seconds"
+    assert max(call_seconds) < 60, "every call returns within seconds, even on a starved machine"
     assert sum(len(found) for found in records.values()) == calls
     for job_id, found in records.items():
         assert len(found) == calls // len(jobs), job_id

@@ -97,17 +97,25 @@ def process_table() -> dict[int, ProcessInfo]:
     return table
 
 
-def descendants(table: dict[int, ProcessInfo], root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for info in table.values():
-        children.setdefault(info.ppid, []).append(info.pid)
-    found: set[int] = set()
+def descendants(root: int) -> dict[int, ProcessInfo]:
+    """The live descendants of `root`, found through each thread's children list: only the subtree is read."""
+    found: dict[int, ProcessInfo] = {}
     pending = [root]
     while pending:
-        for child in children.get(pending.pop(), ()):
-            if child not in found:
-                found.add(child)
-                pending.append(child)
+        parent = pending.pop()
+        try:
+            threads = os.listdir(_PROC / str(parent) / "task")
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                children = (_PROC / str(parent) / "task" / thread / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in found and (info := _live(child)) is not None:
+                    found[child] = info
+                    pending.append(child)
     return found
 
 
@@ -160,9 +168,9 @@ def send_signal(info: ProcessInfo, signum: int) -> bool:
     return True
 
 
-def send_signals(table: dict[int, ProcessInfo], pids: Iterable[int], signum: int) -> None:
-    for pid in pids:
-        send_signal(table[pid], signum)
+def send_signals(processes: Iterable[ProcessInfo], signum: int) -> None:
+    for info in processes:
+        send_signal(info, signum)
 
 
 def wake(identity: ProcessIdentity, signum: int) -> bool:

@@ -210,16 +210,18 @@ class Supervisor:
 
     # -- the job's processes --------------------------------------------------------------------
 
-    def processes(self) -> tuple[dict[int, procs.ProcessInfo], set[int]]:
-        """The process table and the PIDs in it that belong to the job."""
-        table = procs.process_table()
-        found = procs.descendants(table, self.me)
-        if self.row.process is not None:
-            found |= procs.job_group(table, procs.ProcessIdentity.decode(self.row.process))
+    def processes(self) -> dict[int, procs.ProcessInfo]:
+        """The job's live processes. Its supervisor finds them all among its own descendants (it is a
+        subreaper, and the job's session holds no one else); a successor scans the process table for
+        the job's process group and environment tag."""
+        found = procs.descendants(self.me)
         if self.adopted:
-            found |= procs.tagged(table, self.job_id)
-        found.discard(self.me)
-        return table, found
+            table = procs.process_table()
+            pids = procs.tagged(table, self.job_id)
+            if self.row.process is not None:
+                pids |= procs.job_group(table, procs.ProcessIdentity.decode(self.row.process))
+            found.update((pid, table[pid]) for pid in pids if pid != self.me)
+        return found
 
     def note_leader_exit(self) -> None:
         if self.leader is None or self.leader_exit is not None:
@@ -236,7 +238,7 @@ class Supervisor:
         while True:
             self.events.reap()
             self.note_leader_exit()
-            if not self.processes()[1]:
+            if not self.processes():
                 return True
             if time.monotonic() >= until:
                 return False
@@ -269,8 +271,8 @@ class Supervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signum)
                 signaled = True
-        table, found = self.processes()
-        procs.send_signals(table, found - procs.group_members(table, group) if group else found, signum)
+        found = self.processes()
+        procs.send_signals((info for info in found.values() if info.pgrp != group), signum)
         return signaled or bool(found)
 
     def _stop_processes(self) -> None:
