@@ -195,7 +195,10 @@ def _row(row: sqlite3.Row | None) -> JobRow | None:
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> JobRow | None:
-    return _row(conn.execute(sql, params).fetchone())
+    # fetchall() runs the statement to its end: a half-read SELECT would keep its read transaction
+    # open, and the connection's next write would then fail at once (SQLITE_BUSY) instead of waiting.
+    rows = conn.execute(sql, params).fetchall()
+    return _row(rows[0]) if rows else None
 
 
 def _changed(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> bool:

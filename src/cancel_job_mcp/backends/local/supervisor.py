@@ -186,7 +186,14 @@ class Supervisor:
         self.adopted = replaces is not None
         self.me = os.getpid()
         self.leader: subprocess.Popen[bytes] | None = None
+        # What a successor would need, kept here and written only once a stop takes a while: a quick
+        # stop costs one write (the recorded stop), so hundreds of them do not queue for the write lock.
+        self.term_sent_at: float | None = row.term_sent_at
         self.leader_exit: int | None = row.leader_exit
+        self._recorded = {
+            "term_sent_at": row.term_sent_at is not None,
+            "leader_exit": row.leader_exit is not None,
+        }
 
     # -- the database, retried until it answers ------------------------------------------------
 
@@ -230,16 +237,28 @@ class Supervisor:
         if code is not None:
             self.leader.returncode = code  # reaped here, not by Popen
             self.leader_exit = code
-            self.db(store.set_leader_exit, code)
+
+    def record_progress(self) -> None:
+        """Write when SIGTERM was sent and how the leader exited, for a successor, once each."""
+        if self.term_sent_at is not None and not self._recorded["term_sent_at"]:
+            self.db(store.set_term_sent, self.term_sent_at)
+            self._recorded["term_sent_at"] = True
+        if self.leader_exit is not None and not self._recorded["leader_exit"]:
+            self.db(store.set_leader_exit, self.leader_exit)
+            self._recorded["leader_exit"] = True
 
     def wait_gone(self, until: float) -> bool:
         """Wait until no process of the job is left (True) or the monotonic time `until` (False)."""
         pause = FIRST_LOOK_SECONDS
+        first_look = True
         while True:
             self.events.reap()
             self.note_leader_exit()
             if not self.processes():
                 return True
+            if not first_look:
+                self.record_progress()  # the stop takes a while: a successor may need to know
+            first_look = False
             if time.monotonic() >= until:
                 return False
             self.events.wait(min(pause, until - time.monotonic()))
@@ -276,14 +295,12 @@ class Supervisor:
         return signaled or bool(found)
 
     def _stop_processes(self) -> None:
-        sent_at = self.row.term_sent_at
-        if sent_at is None:
+        if self.term_sent_at is None:
             if not self.signal_job(signal.SIGTERM):
                 return
-            sent_at = time.time()
-            self.db(store.set_term_sent, sent_at)
+            self.term_sent_at = time.time()
             log.info("sent SIGTERM")
-        grace_left = self.row.grace_seconds - (time.time() - sent_at)
+        grace_left = self.row.grace_seconds - (time.time() - self.term_sent_at)
         if self.wait_gone(time.monotonic() + max(0.0, grace_left)):
             return
         started = time.monotonic()
@@ -372,7 +389,8 @@ class Supervisor:
         os.set_blocking(reader, False)
         self.events.close_output()  # a previous attempt's, whose writers are all gone
         self.events.output = reader
-        self.leader_exit = None
+        self.term_sent_at = self.leader_exit = None  # mark_working clears them in the record too
+        self._recorded = dict.fromkeys(self._recorded, False)
 
     def watch(self, deadline: float | None) -> str:
         """Wait for the attempt to end: "exited", "canceled" or "timed_out"."""
