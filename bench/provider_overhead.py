@@ -27,7 +27,7 @@ from tests.fakes import CANARY_TOKEN, FakeVeryfront, backend_settings
 
 PROJECT = "bench-project"
 TOKEN_ENV = "BENCH_VF_TOKEN"
-CALLS = 500
+CALLS = 300
 
 
 async def timed(call: Any, count: int) -> list[float]:
