@@ -27,7 +27,7 @@ from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from pydantic import Field
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "src" / "cancel_job_mcp" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 DATABASE = Path(os.environ.get("CANCEL_JOB_MCP_HOME", ".")) / "jobs.sqlite3"
 RECORD_COLUMNS = (
     "id, project_id, environment_id, branch_id, cron_job_id, batch_id, name, status, target, config,"
