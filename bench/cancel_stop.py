@@ -56,6 +56,17 @@ JOBS = {
 }
 
 
+def watch_many(members: list[int], started: threading.Event, result: list[float]) -> None:
+    """Like `watch_group` for many processes: looks every 5 ms, only at those still running, so the
+    watcher does not take the CPU the cancels need."""
+    started.set()
+    left = set(members)
+    while left:
+        left = {pid for pid in left if running(pid)}
+        time.sleep(0.005)
+    result.append(time.perf_counter())
+
+
 def watch_group(members: list[int], started: threading.Event, result: list[float]) -> None:
     started.set()
     while any(running(pid) for pid in members):
@@ -112,7 +123,7 @@ async def ours_under_load(home: Path) -> tuple[float, float, float]:
     members = [pid for group in groups for pid in group_members(group)]
     slowest: list[float] = []
     started, gone_at = threading.Event(), []
-    watcher = threading.Thread(target=watch_group, args=(members, started, gone_at), daemon=True)
+    watcher = threading.Thread(target=watch_many, args=(members, started, gone_at), daemon=True)
 
     async def one_server(index: int) -> None:
         async with client(OURS_KIND.stdio_params(home)) as session:
