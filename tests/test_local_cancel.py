@@ -47,6 +47,7 @@ async def cancel(target: Any, project: str, job_id: str, mode: str = "auto") -> 
         return await session.call_tool("cancel_job", {"project_reference": project, "job_id": job_id})
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize("mode", ERAS)
 async def test_cancel_over_stdio_stops_the_process_group(
@@ -80,6 +81,7 @@ async def test_cancel_over_http_stops_the_process_group(
     assert not process_group_alive(pgid)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_canceling_twice_returns_the_same_record(home: Path) -> None:
     job = submit(home, "demo", "sleep", "600")
@@ -91,6 +93,7 @@ async def test_canceling_twice_returns_the_same_record(home: Path) -> None:
     assert first == second
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_fifty_concurrent_cancels_make_one_transition(home: Path, tmp_path: Path) -> None:
     signals = tmp_path / "signals.txt"
@@ -117,6 +120,7 @@ async def test_fifty_concurrent_cancels_make_one_transition(home: Path, tmp_path
     assert not process_group_alive(pgid)
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(home: Path) -> None:
     job = submit(home, "demo", sys.executable, "-c", IGNORES_TERM, options=("--grace-period", "1"))
@@ -131,6 +135,7 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(home:
     assert not process_group_alive(pgid)
 
 
+@pytest.mark.slow
 def test_a_job_that_exits_on_sigterm_stays_canceled(home: Path, tmp_path: Path) -> None:
     """The job finishes with exit 0 as it is canceled: the record must never say completed."""
     job = submit(home, "demo", sys.executable, "-c", TERM_LOGGER, str(tmp_path / "signals.txt"))
@@ -147,6 +152,7 @@ def run_cancel(home: Path, project: str, job_id: str) -> Any:
     return run_cli(home, "cancel", project, job_id, check=False)
 
 
+@pytest.mark.slow
 def test_racing_cancels_and_completions_agree_with_the_final_record(home: Path) -> None:
     """Jobs that end on their own while being canceled: whatever cancel said is what stays."""
     for _ in range(8):
@@ -172,6 +178,7 @@ def test_a_completed_job_is_not_cancellable(home: Path) -> None:
     assert "on the local runtime is already completed (since " in done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_unknown_job_and_other_project_give_not_found_and_stop_nothing(home: Path) -> None:
     job = submit(home, "alpha", "sleep", "600")
@@ -204,6 +211,7 @@ INVALID_ARGUMENTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_invalid_arguments_are_refused_and_change_nothing(home: Path) -> None:
     job = submit(home, "demo", "sleep", "600")

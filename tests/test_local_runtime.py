@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cancel_job_mcp.backends.local import procs, submit_job
 
 from .conftest import process_group_alive, run_cli, show, submit, wait_for_process_group, wait_until
@@ -20,6 +22,7 @@ def finished(home: Path, project: str, job_id: str) -> dict[str, object]:
     return record
 
 
+@pytest.mark.slow
 def test_a_job_past_its_timeout_is_stopped_and_failed(home: Path) -> None:
     job = submit(home, "demo", "sleep", "600", options=("--timeout", "0.5", "--grace-period", "1"))
     pgid = wait_for_process_group(home, job["id"])
@@ -60,6 +63,7 @@ def test_a_command_that_cannot_start_fails_with_a_reason(home: Path) -> None:
     assert "Could not start '/nonexistent/command'" in str(record["failed_reason"])
 
 
+@pytest.mark.slow
 def test_a_job_whose_supervisor_was_killed_is_reconciled(home: Path) -> None:
     job = submit(home, "demo", "sleep", "600", options=("--grace-period", "1"))
     pgid = wait_for_process_group(home, job["id"])
@@ -75,6 +79,7 @@ def test_a_job_whose_supervisor_was_killed_is_reconciled(home: Path) -> None:
     assert not process_group_alive(pgid), "the orphaned job must be stopped, not left running"
 
 
+@pytest.mark.slow
 def test_cancel_still_stops_a_job_whose_supervisor_is_gone(home: Path) -> None:
     job = submit(home, "demo", "sleep", "600")
     pgid = wait_for_process_group(home, job["id"])
@@ -109,6 +114,7 @@ def test_a_recycled_pid_is_never_signalled() -> None:
         stranger.wait()
 
 
+@pytest.mark.slow
 def test_the_jobs_table_lists_newest_first_and_filters(home: Path) -> None:
     first = submit(home, "alpha", "true")
     second = submit(home, "beta", "sleep", "600")
