@@ -32,7 +32,7 @@ KIND_NAMES = (OURS, BASELINE, FASTMCP)
 
 
 def measure(quick: bool) -> dict[tuple[str, str], list[tuple[float, float]]]:
-    repetitions = 3 if quick else 7
+    repetitions = 3 if quick else 5
     env = server_env(canceled_jobs()[0])
     samples: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for kind in KINDS:  # warm-up: byte-code caches and the page cache, not measured
