@@ -42,7 +42,7 @@ def arguments_for(schema: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("tool", TOOLS)
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_the_verdict_is_jsonschemas(tool: str, data: st.DataObject) -> None:
     arguments = data.draw(arguments_for(SCHEMAS[tool]))
