@@ -17,11 +17,12 @@ import pytest
 from cancel_job_mcp import __version__
 from cancel_job_mcp.backends import registry
 from cancel_job_mcp.backends.answer import TooLarge, decode_json, read_body
-from cancel_job_mcp.backends.base import Backend, BackendConfigError
+from cancel_job_mcp.backends.base import Backend, BackendConfigError, BackendSettings
 from cancel_job_mcp.backends.checks import encode_segment
 from cancel_job_mcp.backends.client import MAX_REPORTED_WAIT, HttpClient, parse_retry_after
 from cancel_job_mcp.backends.credentials import Redactor, protected
 from cancel_job_mcp.backends.payload import normalize_timestamp
+from cancel_job_mcp.backends.registry import ProviderSpec
 from cancel_job_mcp.errors import ErrorCode, ToolError
 
 from .conftest import free_port
@@ -367,6 +368,8 @@ def test_absurd_timestamps_are_upstream_errors(value: Any) -> None:
         (b"[" * 65 + b"]" * 65, "nested"),
         (b'{"a": ' + b"9" * 5000 + b"}", "not JSON"),
         (b"\xff\xfe", "not JSON"),
+        (("[" * 65 + "]" * 65).encode("utf-16"), "nested"),
+        (b'[{"a": "]]]", "b": "\\\\", "c": "\\"}}"},' + b"[" * 64 + b"]" * 64 + b"]", "nested"),
     ],
 )
 def test_json_that_is_refused(body: bytes, said: str) -> None:
@@ -375,6 +378,41 @@ def test_json_that_is_refused(body: bytes, said: str) -> None:
     assert caught.value.code == ErrorCode.UPSTREAM_ERROR
     assert said in caught.value.message
     assert decode_json(b"[" * 64 + b"]" * 64, "P") is not None  # 64 levels are fine
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": "' + b"[" * 100 + b'"}',  # brackets inside strings are not nesting
+        b'["\\"[[[[", "\\\\", {"b": ["\\"}}}}"]}]',
+        b"[" + b"[[]]," * 1000 + b"[]]",  # many brackets, three levels
+        b'[""' + b',"",[""]' * 100 + b"]",
+    ],
+)
+def test_json_with_many_brackets_but_shallow_is_read(body: bytes) -> None:
+    assert decode_json(body, "P") == json.loads(body)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_token_behind_json_escapes_is_redacted(encoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCAPED_TOKEN", CANARY_TOKEN)
+    settings = BackendSettings(name="p", kind="slurm", token_env="ESCAPED_TOKEN")
+    client = HttpClient(settings, ProviderSpec(kind="slurm", display_name="P", default_base_url="http://x"))
+    bearer = base64.b64encode(f"Bearer {CANARY_TOKEN}".encode()).decode()
+    unicode_escaped = "".join(f"\\u{ord(char):04x}" for char in CANARY_TOKEN[3:15])
+    jobs = [{"name": f"job-{i}", "comment": "nightly report"} for i in range(50)]
+    text = json.dumps({"jobs": jobs})[:-2]
+    # No run of 8 characters of either form is left as it is in the body.
+    escaped_bearer = "".join(
+        f"\\u{ord(char):04x}" if i % 4 == 0 else char.replace("/", "\\/") for i, char in enumerate(bearer)
+    )
+    text += f', {{"name": "{unicode_escaped}", "{escaped_bearer}": 1}}]}}'
+    assert leaks(text, CANARY_TOKEN) == []
+    value = client._decoded(text.encode(encoding))
+    assert leaks(json.dumps(value), CANARY_TOKEN) == []
+    assert value["jobs"][:50] == jobs
+    plain = json.dumps({"jobs": jobs}).encode(encoding)
+    assert client._decoded(plain) == {"jobs": jobs}
 
 
 async def test_a_gzip_bomb_is_read_no_further_than_the_limit() -> None:

@@ -71,7 +71,7 @@ import httpx
 
 from .. import __version__
 from ..errors import ErrorCode
-from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, read_body
+from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, json_strings, read_body
 from .base import BackendConfigError, BackendSettings
 from .credentials import protected, read_token
 from .payload import ProviderError, malformed
@@ -345,8 +345,11 @@ class HttpClient:
 
     def _decoded(self, body: bytes) -> Any:
         value = decode_json(body, self.provider)
-        # A provider that echoes our credential into a job's fields must not hand it to the caller.
-        return self._redactor.value(value) if self._redactor is not None else value
+        # A provider that echoes our credential into a job's fields must not hand it to the caller;
+        # the walk through every field is paid only when one pass over the answer's strings finds it.
+        if self._redactor is not None and self._redactor.found_in(json_strings(body)):
+            return self._redactor.value(value)
+        return value
 
     def error_for(self, answer: Answer, what: str = "resource") -> ProviderError:
         """The ToolError for a non-2xx answer (see the module docstring's table)."""
