@@ -9,6 +9,7 @@ where Slurm cannot run (not root, packages not installed: `.ci/install-slurm.sh`
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,127 +94,209 @@ def config_file(cluster: SlurmCluster, tmp_path: Path, api_version: str | None =
     return path
 
 
-async def test_slurm_jobs_through_mcp(slurm_cluster: SlurmCluster, home: Path, tmp_path: Path) -> None:
+@dataclass
+class Jobs:
+    """The jobs the tests here read; no test changes them (the cancel tests submit their own)."""
+
+    tag: str
+    finished: list[int]
+    failed: int
+    held: int
+    running: int  # with a time limit of 10 minutes
+    bystander: int
+    foreign: int  # account "beta"
+    roots: int  # root's held job: slurmrestd's user may not cancel it
+
+
+@pytest.fixture(scope="module")
+def jobs(slurm_cluster: SlurmCluster) -> Jobs:
     cluster = slurm_cluster
     tag = uuid.uuid4().hex[:6]
-    marker = cluster.work / f"term-{tag}"
-    other_marker = cluster.work / f"term-{tag}-beta"
-    finished = [
-        cluster.submit("#!/bin/bash\ntrue\n", name=f"ok-{tag}-{i}", account="alpha") for i in range(3)
-    ]
-    failed = cluster.submit("#!/bin/bash\nexit 3\n", name=f"exit3-{tag}", account="alpha", partition="other")
-    held = cluster.submit("#!/bin/bash\ntouch never-ran\n", name=f"held-{tag}", account="alpha", hold=True)
-    victim = cluster.submit(trapping_script(marker), name=f"victim-{tag}", account="alpha", time_limit=10)
-    bystander = cluster.submit("#!/bin/bash\nsleep 600\n", name=f"bystander-{tag}", account="alpha")
-    foreign = cluster.submit(trapping_script(other_marker), name=f"foreign-{tag}", account="beta")
-    roots = cluster.sbatch("--hold", "--account=alpha", f"--job-name=root-{tag}", "--wrap=sleep 1")
-    for job_id in finished:
-        cluster.wait_for_state(job_id, "COMPLETED")
-    cluster.wait_for_state(failed, "FAILED")
-    for job_id in (victim, bystander, foreign):
-        cluster.wait_for_state(job_id, "RUNNING")
-    poll(
-        lambda: Path(f"{marker}.ready").exists() and Path(f"{other_marker}.ready").exists(),
-        timeout=30,
-        what="traps",
+    submitted = Jobs(
+        tag=tag,
+        finished=[
+            cluster.submit("#!/bin/bash\ntrue\n", name=f"ok-{tag}-{i}", account="alpha") for i in range(3)
+        ],
+        failed=cluster.submit(
+            "#!/bin/bash\nexit 3\n", name=f"exit3-{tag}", account="alpha", partition="other"
+        ),
+        held=cluster.submit("#!/bin/bash\ntrue\n", name=f"held-{tag}", account="alpha", hold=True),
+        running=cluster.submit(
+            "#!/bin/bash\nsleep 600\n", name=f"running-{tag}", account="alpha", time_limit=10
+        ),
+        bystander=cluster.submit("#!/bin/bash\nsleep 600\n", name=f"bystander-{tag}", account="alpha"),
+        foreign=cluster.submit(
+            trapping_script(foreign_marker(cluster, tag)), name=f"foreign-{tag}", account="beta"
+        ),
+        roots=cluster.sbatch("--hold", "--account=alpha", f"--job-name=root-{tag}", "--wrap=sleep 1"),
     )
+    for job_id in submitted.finished:
+        cluster.wait_for_state(job_id, "COMPLETED")
+    cluster.wait_for_state(submitted.failed, "FAILED")
+    for job_id in (submitted.running, submitted.bystander, submitted.foreign):
+        cluster.wait_for_state(job_id, "RUNNING")
+    poll(lambda: Path(f"{foreign_marker(cluster, tag)}.ready").exists(), timeout=30, what="the trap")
+    return submitted
 
+
+def foreign_marker(cluster: SlurmCluster, tag: str) -> Path:
+    return cluster.work / f"term-{tag}-beta"
+
+
+def server(cluster: SlurmCluster, home: Path, tmp_path: Path) -> Any:
+    return client(stdio_server(home, "--config", str(config_file(cluster, tmp_path))))
+
+
+async def error_of(session: Any, tool: str, **arguments: Any) -> str:
+    result = await session.call_tool(tool, arguments)
+    assert result.is_error, result.structured_content
+    text: str = result.content[0].text
+    return text
+
+
+async def test_list_jobs_pages_the_account_in_slurms_order(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    cluster = slurm_cluster
     everything = slurm_order(cluster, "alpha")
-    async with client(stdio_server(home, "--config", str(config_file(cluster, tmp_path)))) as session:
-
-        async def call(tool: str, **arguments: Any) -> Any:
-            return await session.call_tool(tool, arguments)
-
-        async def error_of(tool: str, **arguments: Any) -> str:
-            result = await call(tool, **arguments)
-            assert result.is_error, result.structured_content
-            text: str = result.content[0].text
-            return text
-
-        # Paging: the account's jobs in Slurm's order, several pages, both routing forms.
+    async with server(cluster, home, tmp_path) as session:
         for reference in ("alpha", "hpc:alpha"):
             ids, pages = await all_pages(session, reference, limit=3)
             assert ids == everything
             assert pages >= 3
-        # Status filters: only this status, every job Slurm reports in it.
+
+
+async def test_list_jobs_filters_by_status(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    cluster = slurm_cluster
+    async with server(cluster, home, tmp_path) as session:
         completed, pages = await all_pages(session, "alpha", limit=2, status="completed")
         assert completed == slurm_order(cluster, "alpha", "COMPLETED")
-        assert set(map(str, finished)) <= set(completed)
+        assert set(map(str, jobs.finished)) <= set(completed)
         assert pages >= 2
         working, _ = await all_pages(session, "alpha", limit=1, status="working")
-        assert working == [str(bystander), str(victim)]
+        assert working == slurm_order(cluster, "alpha", "RUNNING")
+        assert [job for job in working if job in (str(jobs.running), str(jobs.bystander))] == [
+            str(jobs.bystander),
+            str(jobs.running),
+        ]
         submitted, _ = await all_pages(session, "alpha", limit=5, status="submitted")
-        assert {str(held), str(roots)} <= set(submitted)
+        assert {str(jobs.held), str(jobs.roots)} <= set(submitted)
         # Another scope: the partition "other" holds the failed job, whatever its account.
-        assert str(failed) in (await all_pages(session, "queue:other", limit=5))[0]
+        assert str(jobs.failed) in (await all_pages(session, "queue:other", limit=5))[0]
 
-        # get_job: Slurm's answer mapped.
-        result = await call("get_job", project_reference="alpha", job_id=str(failed))
-        record = result.structured_content
-        RECORD.validate(record)
-        assert (record["status"], record["exit_code"], record["name"]) == ("failed", 3, f"exit3-{tag}")
-        assert record["failed_reason"] == "Slurm reports the job FAILED (NonZeroExitCode)."
-        assert record["config"]["partition"] == "other"
-        result = await call("get_job", project_reference="alpha", job_id=str(victim))
-        assert (result.structured_content["status"], result.structured_content["timeout_seconds"]) == (
-            "working",
-            600,
+
+async def test_get_job_maps_slurms_answer(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    async with server(slurm_cluster, home, tmp_path) as session:
+        failed = await session.call_tool(
+            "get_job", {"project_reference": "alpha", "job_id": str(jobs.failed)}
         )
+        running = await session.call_tool(
+            "get_job", {"project_reference": "alpha", "job_id": str(jobs.running)}
+        )
+    record = failed.structured_content
+    RECORD.validate(record)
+    assert (record["status"], record["exit_code"], record["name"]) == ("failed", 3, f"exit3-{jobs.tag}")
+    assert record["failed_reason"] == "Slurm reports the job FAILED (NonZeroExitCode)."
+    assert record["config"]["partition"] == "other"
+    assert (running.structured_content["status"], running.structured_content["timeout_seconds"]) == (
+        "working",
+        600,
+    )
 
-        # A job of another account: not_found, and nothing is canceled.
+
+async def test_a_job_of_another_account_is_not_found_and_not_canceled(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    async with server(slurm_cluster, home, tmp_path) as session:
         for tool in ("get_job", "cancel_job"):
-            text = await error_of(tool, project_reference="alpha", job_id=str(foreign))
+            text = await error_of(session, tool, project_reference="alpha", job_id=str(jobs.foreign))
             assert text.startswith("not_found: "), text
-        assert cluster.job(foreign)["job_state"] == "RUNNING"
-        assert not other_marker.exists()
+    assert slurm_cluster.job(jobs.foreign)["job_state"] == "RUNNING"
+    assert not foreign_marker(slurm_cluster, jobs.tag).exists()
 
-        # cancel_job of a running job: SIGTERM reaches the script, and the answer says canceled only once
-        # Slurm says CANCELLED (after the trap's second of cleanup), with progress meanwhile.
-        updates: list[tuple[float, float | None, str | None]] = []
 
-        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-            updates.append((progress, total, message))
+async def test_cancel_job_waits_for_slurms_cancelled_after_sigterm(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    """SIGTERM reaches the script, and the answer says canceled only once Slurm says CANCELLED (after the
+    trap's second of cleanup), with progress meanwhile; canceling it again is not_cancellable."""
+    cluster = slurm_cluster
+    marker = cluster.work / f"term-{jobs.tag}-victim"
+    victim = cluster.submit(trapping_script(marker), name=f"victim-{jobs.tag}", account="alpha")
+    cluster.wait_for_state(victim, "RUNNING")
+    poll(lambda: Path(f"{marker}.ready").exists(), timeout=30, what="the trap")
+    updates: list[tuple[float, float | None, str | None]] = []
 
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total, message))
+
+    async with server(cluster, home, tmp_path) as session:
         result = await session.call_tool(
             "cancel_job",
             {"project_reference": "hpc:alpha", "job_id": str(victim)},
             progress_callback=on_progress,
         )
-        assert not result.is_error, result.content[0].text
-        canceled = result.structured_content
-        CANCELED.validate(canceled)
-        assert (canceled["id"], canceled["status"]) == (str(victim), "canceled")
-        assert canceled["completed_at"] is not None
-        assert marker.read_text() == "TERM\nEXIT\n"
-        assert cluster.job(victim)["job_state"] == "CANCELLED"
-        assert updates, "no progress while the job was COMPLETING"
-        assert all(total == 20 for _, total, _ in updates)
-        assert cluster.job(bystander)["job_state"] == "RUNNING", "only the job named was canceled"
+        again = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(victim))
+    assert not result.is_error, result.content[0].text
+    canceled = result.structured_content
+    CANCELED.validate(canceled)
+    assert (canceled["id"], canceled["status"]) == (str(victim), "canceled")
+    assert canceled["completed_at"] is not None
+    assert marker.read_text() == "TERM\nEXIT\n"
+    assert cluster.job(victim)["job_state"] == "CANCELLED"
+    assert updates, "no progress while the job was COMPLETING"
+    assert all(total == 20 for _, total, _ in updates)
+    assert cluster.job(jobs.bystander)["job_state"] == "RUNNING", "only the job named was canceled"
+    assert again.startswith("not_cancellable: "), again
+    assert "already canceled" in again
 
-        # A pending (held) job: canceled at once, it never ran.
-        result = await call("cancel_job", project_reference="alpha", job_id=str(held))
-        assert result.structured_content["status"] == "canceled", result.content[0].text
-        never_ran = result.structured_content
-        assert (never_ran["started_at"], never_ran["exit_code"]) == (None, None)
-        assert cluster.job(held)["job_state"] == "CANCELLED"
-        assert not (cluster.work / "never-ran").exists()
 
-        # Finished jobs: not_cancellable, naming the status; nothing changes in Slurm.
-        for job_id, status in ((finished[0], "completed"), (victim, "canceled")):
-            text = await error_of("cancel_job", project_reference="alpha", job_id=str(job_id))
-            assert text.startswith("not_cancellable: "), text
-            assert f"already {status}" in text
-        assert cluster.job(finished[0])["job_state"] == "COMPLETED"
+async def test_a_pending_job_is_canceled_at_once_and_never_runs(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    cluster = slurm_cluster
+    ran = cluster.work / f"never-ran-{jobs.tag}"
+    held = cluster.submit(f"#!/bin/bash\ntouch {ran}\n", name=f"held-{jobs.tag}", account="alpha", hold=True)
+    async with server(cluster, home, tmp_path) as session:
+        result = await session.call_tool("cancel_job", {"project_reference": "alpha", "job_id": str(held)})
+    never_ran = result.structured_content
+    assert never_ran["status"] == "canceled", result.content[0].text
+    assert (never_ran["started_at"], never_ran["exit_code"]) == (None, None)
+    assert cluster.job(held)["job_state"] == "CANCELLED"
+    assert not ran.exists()
 
-        # Unknown and malformed ids.
+
+async def test_a_finished_job_is_not_cancellable(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    async with server(slurm_cluster, home, tmp_path) as session:
+        text = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(jobs.finished[0]))
+    assert text.startswith("not_cancellable: "), text
+    assert "already completed" in text
+    assert slurm_cluster.job(jobs.finished[0])["job_state"] == "COMPLETED"
+
+
+async def test_unknown_and_malformed_ids(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    async with server(slurm_cluster, home, tmp_path) as session:
         for tool in ("get_job", "cancel_job"):
-            text = await error_of(tool, project_reference="alpha", job_id="99999999")
+            text = await error_of(session, tool, project_reference="alpha", job_id="99999999")
             assert text.startswith("not_found: "), text
-            text = await error_of(tool, project_reference="alpha", job_id="12; rm")
+            text = await error_of(session, tool, project_reference="alpha", job_id="12; rm")
             assert text.startswith("invalid_argument: "), text
 
-        # Slurm refuses: slurmrestd's user may not cancel root's job. Slurm's own words reach the client.
-        text = await error_of("cancel_job", project_reference="alpha", job_id=str(roots))
-        assert text.startswith("upstream_error: "), text
-        assert "Access/permission denied" in text
-        assert cluster.job(roots)["job_state"] == "PENDING"
+
+async def test_slurms_refusal_reaches_the_client_in_its_own_words(
+    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+) -> None:
+    """slurmrestd's user may not cancel root's job."""
+    async with server(slurm_cluster, home, tmp_path) as session:
+        text = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(jobs.roots))
+    assert text.startswith("upstream_error: "), text
+    assert "Access/permission denied" in text
+    assert slurm_cluster.job(jobs.roots)["job_state"] == "PENDING"
