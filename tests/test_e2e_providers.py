@@ -1,8 +1,9 @@
 """End to end, for every hosted backend: a real MCP client, the server as a stdio subprocess configured
 by a TOML file, and the provider's fake HTTP API on 127.0.0.1 (issue #3: "must show").
 
-Each case drives one server through `cancel_job`, `get_job` and `list_jobs` in one MCP session, both
-routing forms (a glob in `projects` and an explicit `NAME:REF`) and both protocol eras ("auto" is
+Each case and era drives one server through `cancel_job`, `get_job` and `list_jobs` in one MCP
+session that the module's tests share (the `served` fixture), both routing forms (a glob in `projects`
+and an explicit `NAME:REF`) and both protocol eras ("auto" is
 2026-07-28, "legacy" is 2025-11-25). The token reaches the server only through the environment
 variable named by `token_env` (a non-standard name, so the provider default cannot be what worked),
 and it must appear in no result.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,93 +130,154 @@ def tampered(cursor: str) -> str:
     return cursor[:2] + swap + cursor[3:]
 
 
-@pytest.fixture(params=PROVIDERS, ids=str)
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # module-wide, so that one MCP session can serve every test of a case and an era
+
+
+@pytest.fixture(scope="module", params=PROVIDERS, ids=str)
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     value: ProviderCase = request.param
     return value
 
 
-@pytest.mark.parametrize("mode", list(ERAS))
-async def test_every_tool_through_mcp(
-    case: ProviderCase, fake: Any, mode: str, home: Path, tmp_path: Path
+@pytest.fixture(scope="module", params=list(ERAS))
+def mode(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@dataclass
+class Served:
+    """One provider's seeded fake and one MCP session with a server configured for it."""
+
+    case: ProviderCase
+    fake: Any
+    seeded: Seeded
+    mcp: Session
+    name: str  # the backend's name in the configuration
+    canceled: list[str]  # the jobs a test here canceled
+
+    @property
+    def by_glob(self) -> str:
+        return self.case.project
+
+    @property
+    def by_name(self) -> str:
+        return f"{self.name}:{self.case.project}"
+
+    @property
+    def active(self) -> list[str]:
+        return [job for job in self.seeded.active if job not in self.canceled]
+
+
+@pytest.fixture(scope="module")
+async def served(
+    case: ProviderCase, mode: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Served]:
+    """The tests of one case and era share the server; at the end, every request the fake saw carried
+    the token and no result showed it."""
+    tmp_path = tmp_path_factory.mktemp(f"{case.kind}-{mode}")
+    home = tmp_path / "home"
+    home.mkdir()
+    with case.fake(CANARY_TOKEN) as fake:
+        seeded = seed(case, fake)
+        token_env = f"E2E_{case.kind.upper()}_SECRET"
+        config = write_config(tmp_path, case, fake.url, token_env)
+        target = stdio_server(home, "--config", str(config), **{token_env: CANARY_TOKEN})
+        async with client(target, mode) as raw:
+            assert raw.protocol_version == ERAS[mode]
+            mcp = Session(raw)
+            yield Served(case, fake, seeded, mcp, f"{case.kind}-e2e", [])
+        assert fake.requests, "the fake was never called"
+        assert all(CANARY_TOKEN in json.dumps(r.headers) for r in fake.requests)
+    assert mcp.texts
+    for text in mcp.texts:
+        assert CANARY_TOKEN not in text
+
+
+async def test_list_jobs_pages_newest_first_in_both_routing_forms(served: Served) -> None:
+    """Newest first across at least three pages, no repeats, only this project's jobs."""
+    for reference in (served.by_glob, served.by_name):
+        ids, pages = await served.mcp.all_pages(reference, limit=3)
+        assert ids == served.seeded.ids
+        assert len(set(ids)) == len(ids)
+        assert pages >= 3
+
+
+async def test_list_jobs_filters_by_status(served: Served) -> None:
+    done, pages = await served.mcp.all_pages(served.by_glob, limit=2, status="completed")
+    assert done == served.seeded.finished
+    assert pages >= 2
+    working, _ = await served.mcp.all_pages(served.by_name, limit=2, status="working")
+    assert working == served.active
+
+
+async def test_a_tampered_or_replayed_cursor_is_refused_and_the_untouched_one_resumes(
+    served: Served,
 ) -> None:
-    seeded = seed(case, fake)
-    token_env = f"E2E_{case.kind.upper()}_SECRET"
-    config = write_config(tmp_path, case, fake.url, token_env)
-    name = f"{case.kind}-e2e"
-    by_glob, by_name = case.project, f"{name}:{case.project}"
-    target = stdio_server(home, "--config", str(config), **{token_env: CANARY_TOKEN})
+    mcp, by_glob = served.mcp, served.by_glob
+    first = await mcp.ok("list_jobs", project_reference=by_glob, limit=3)
+    assert first["next_cursor"] is not None
+    for bad, status in ((tampered(first["next_cursor"]), None), (first["next_cursor"], "completed")):
+        arguments = {"project_reference": by_glob, "limit": 3, "cursor": bad}
+        text = await mcp.error("list_jobs", **arguments, **({"status": status} if status else {}))
+        assert text.startswith("invalid_argument: cursor"), text
+    second = await mcp.ok("list_jobs", project_reference=by_glob, limit=3, cursor=first["next_cursor"])
+    # (A backend that filters pages itself may return fewer than `limit` jobs per page.)
+    resumed = [job["id"] for job in first["jobs"] + second["jobs"]]
+    assert len(resumed) > len(first["jobs"])
+    assert resumed == served.seeded.ids[: len(resumed)]
 
-    async with client(target, mode) as raw:
-        assert raw.protocol_version == ERAS[mode]
-        mcp = Session(raw)
 
-        # list_jobs: newest first across at least three pages, no repeats, only this project's jobs.
-        for reference in (by_glob, by_name):
-            ids, pages = await mcp.all_pages(reference, limit=3)
-            assert ids == seeded.ids
-            assert len(set(ids)) == len(ids)
-            assert pages >= 3
-        done, pages = await mcp.all_pages(by_glob, limit=2, status="completed")
-        assert done == seeded.finished
-        assert pages >= 2
-        working, _ = await mcp.all_pages(by_name, limit=2, status="working")
-        assert working == seeded.active
+async def test_cancel_job_cancels_the_named_job_and_only_it(served: Served) -> None:
+    """Named explicitly: a valid record, canceled, and the fake agrees; get_job (through the glob)
+    reads it canceled; the others are untouched."""
+    mcp, fake, case = served.mcp, served.fake, served.case
+    victim = served.active[1]
+    posts_before = len(fake.requests_to("POST"))
+    served.canceled.append(victim)
+    canceled = await mcp.ok("cancel_job", project_reference=served.by_name, job_id=victim)
+    CANCELED.validate(canceled)
+    assert (canceled["id"], canceled["status"], canceled["project_id"]) == (victim, "canceled", case.project)
+    assert canceled["completed_at"] is not None
+    assert case.provider_status(fake, victim).lower() in ("canceled", "cancelled", "failed")
+    cancels = fake.requests_to("POST")[posts_before:]
+    assert len(cancels) == 1, cancels
+    assert cancels[0].path.endswith(f"{victim}/cancel")
 
-        # A cursor that was edited, or replayed with another status, is refused.
-        first = await mcp.ok("list_jobs", project_reference=by_glob, limit=3)
-        assert first["next_cursor"] is not None
-        for bad, status in ((tampered(first["next_cursor"]), None), (first["next_cursor"], "completed")):
-            arguments = {"project_reference": by_glob, "limit": 3, "cursor": bad}
-            text = await mcp.error("list_jobs", **arguments, **({"status": status} if status else {}))
-            assert text.startswith("invalid_argument: cursor"), text
-        # The untouched cursor still works, and continues where the first page stopped.
-        second = await mcp.ok("list_jobs", project_reference=by_glob, limit=3, cursor=first["next_cursor"])
-        # (A backend that filters pages itself may return fewer than `limit` jobs per page.)
-        resumed = [job["id"] for job in first["jobs"] + second["jobs"]]
-        assert len(resumed) > len(first["jobs"])
-        assert resumed == seeded.ids[: len(resumed)]
+    record = await mcp.ok("get_job", project_reference=served.by_glob, job_id=victim)
+    RECORD.validate(record)
+    assert (record["id"], record["status"], record["project_id"]) == (victim, "canceled", case.project)
+    untouched = await mcp.ok("get_job", project_reference=served.by_name, job_id=served.active[0])
+    assert untouched["status"] == "working"
+    finished = await mcp.ok("get_job", project_reference=served.by_glob, job_id=served.seeded.finished[0])
+    assert finished["status"] == "completed"
+    working, _ = await mcp.all_pages(served.by_glob, limit=2, status="working")
+    assert working == served.active
+    canceled_list, _ = await mcp.all_pages(served.by_glob, limit=2, status="canceled")
+    assert canceled_list == [victim]
 
-        # cancel_job on an active job, named explicitly: a valid record, canceled, and the fake agrees.
-        victim = seeded.active[1]
-        posts_before = len(fake.requests_to("POST"))
-        canceled = await mcp.ok("cancel_job", project_reference=by_name, job_id=victim)
-        CANCELED.validate(canceled)
-        assert (canceled["id"], canceled["status"], canceled["project_id"]) == (
-            victim,
-            "canceled",
-            case.project,
-        )
-        assert canceled["completed_at"] is not None
-        assert case.provider_status(fake, victim).lower() in ("canceled", "cancelled", "failed")
-        cancels = fake.requests_to("POST")[posts_before:]
-        assert len(cancels) == 1, cancels
-        assert cancels[0].path.endswith(f"{victim}/cancel")
 
-        # get_job (through the glob) reads the same job, canceled; the others are untouched.
-        record = await mcp.ok("get_job", project_reference=by_glob, job_id=victim)
-        RECORD.validate(record)
-        assert (record["id"], record["status"], record["project_id"]) == (victim, "canceled", case.project)
-        untouched = await mcp.ok("get_job", project_reference=by_name, job_id=seeded.active[0])
-        assert untouched["status"] == "working"
-        finished = await mcp.ok("get_job", project_reference=by_glob, job_id=seeded.finished[0])
-        assert finished["status"] == "completed"
-        working, _ = await mcp.all_pages(by_glob, limit=2, status="working")
-        assert working == [job for job in seeded.active if job != victim]
-        canceled_list, _ = await mcp.all_pages(by_glob, limit=2, status="canceled")
-        assert canceled_list == [victim]
+async def test_an_unknown_id_is_not_found_in_both_routing_forms(served: Served) -> None:
+    unknown = str(uuid.uuid4())
+    for tool, reference in (("get_job", served.by_glob), ("cancel_job", served.by_name)):
+        text = await served.mcp.error(tool, project_reference=reference, job_id=unknown)
+        assert text.startswith("not_found: "), text
 
-        # An unknown id is not_found, for both tools and both routing forms.
-        unknown = str(uuid.uuid4())
-        for tool, reference in (("get_job", by_glob), ("cancel_job", by_name)):
-            text = await mcp.error(tool, project_reference=reference, job_id=unknown)
-            assert text.startswith("not_found: "), text
 
-        if seeded.foreign is not None:
-            await check_other_project(mcp, case, fake, name, seeded.foreign)
+async def test_another_projects_job_is_not_found_and_nothing_could_cancel_it(served: Served) -> None:
+    if served.seeded.foreign is None:
+        pytest.skip(f"{served.case.kind} has no projects")
+    await check_other_project(served.mcp, served.case, served.fake, served.name, served.seeded.foreign)
 
-        # Provider errors that repeat the request's headers (token included) reach the client without it.
-        fake.echo_headers = True
+
+async def test_provider_errors_echoing_the_token_reach_the_client_without_it(served: Served) -> None:
+    """Provider errors that repeat the request's headers (token included): the code is right, and the
+    module's fixture checks at its end that no result showed the token."""
+    fake = served.fake
+    fake.echo_headers = True
+    try:
         for fault, code in (
             (Fault.BAD_REQUEST, "invalid_argument"),
             (Fault.UNAUTHORIZED, "unauthorized"),
@@ -222,16 +285,14 @@ async def test_every_tool_through_mcp(
             (Fault.NOT_JSON, "upstream_error"),
         ):
             fake.fail(fault, method="GET")
-            text = await mcp.error("get_job", project_reference=by_glob, job_id=seeded.active[0])
+            text = await served.mcp.error(
+                "get_job", project_reference=served.by_glob, job_id=served.active[0]
+            )
             assert text.startswith(f"{code}: "), (fault, text)
+            assert CANARY_TOKEN not in text
+    finally:
         fake.echo_headers = False
-
-    # Every request carried the token; no result ever showed it.
-    assert fake.requests, "the fake was never called"
-    assert all(CANARY_TOKEN in json.dumps(r.headers) for r in fake.requests)
-    assert len(mcp.texts) > 20
-    for text in mcp.texts:
-        assert CANARY_TOKEN not in text
+        fake.clear_faults()
 
 
 async def check_other_project(mcp: Session, case: ProviderCase, fake: Any, name: str, foreign: str) -> None:
