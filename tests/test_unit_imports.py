@@ -4,6 +4,11 @@ those under `if TYPE_CHECKING:` do not, as they never run)."""
 from __future__ import annotations
 
 import ast
+import json
+import os
+import re
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -85,3 +90,52 @@ def test_only_declared_dependencies_are_imported_by_name() -> None:
             else:
                 continue
             assert not any(name.split(".")[0] == "mcp_types" for name in names), path
+
+
+def test_a_start_with_no_configuration_file_imports_no_provider(tmp_path: Path) -> None:
+    """The first answer of a server with no configuration file needs no provider module and no httpx:
+    the registry's `ENTRIES` tell which environment variables to read without importing any."""
+    from cancel_job_mcp.backends import registry
+
+    provider_variables = {
+        variable
+        for entry in registry.ENTRIES.values()
+        for variable in (entry.token_env, entry.address_env)
+        if variable
+    }
+    env = {key: value for key, value in os.environ.items() if key not in provider_variables}
+    env.update({"CANCEL_JOB_MCP_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"})
+    env.pop("CANCEL_JOB_MCP_CONFIG", None)
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "0"},
+        },
+    }
+    with (tmp_path / "stderr").open("w+b") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-X", "importtime", "-m", "cancel_job_mcp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+        try:
+            assert server.stdin is not None
+            assert server.stdout is not None
+            server.stdin.write(json.dumps(initialize).encode() + b"\n")
+            server.stdin.flush()
+            assert b'"result"' in server.stdout.readline()  # answered: every import it needed is done
+        finally:
+            server.kill()
+            server.wait()
+        stderr.seek(0)
+        imported = set(re.findall(r"^import time:.*\| +(\S+)$", stderr.read().decode(), re.MULTILINE))
+    assert "cancel_job_mcp.server" in imported, "the log is read correctly"
+    providers = {entry.module for kind, entry in registry.ENTRIES.items() if kind != "local"}
+    assert not providers & imported
+    assert "httpx" not in imported

@@ -78,11 +78,10 @@ def load_config(explicit: Path | None, home: Path, environ: Mapping[str, str] = 
 
 def env_only_config(home: Path, environ: Mapping[str, str]) -> Config:
     """`KIND:REF` for every provider whose standard environment variable is set; `local` for the rest."""
-    specs = [registry.spec(kind) for kind in registry.KINDS if kind != LOCAL]
     backends = [
-        BackendSettings(name=spec.kind, kind=spec.kind, token_env=spec.token_env)
-        for spec in specs
-        if any(environ.get(variable) for variable in (spec.token_env, spec.address_env) if variable)
+        BackendSettings(name=kind, kind=kind, token_env=entry.token_env)
+        for kind, entry in registry.ENTRIES.items()
+        if any(environ.get(variable) for variable in (entry.token_env, entry.address_env) if variable)
     ]
     return Config(backends=(*backends, _implicit_local(home)))
 
@@ -159,9 +158,9 @@ def _backend(
 
 def _missing_token(kind: str, token_env: str | None, environ: Mapping[str, str]) -> list[str]:
     """A token the backend needs whose environment variable is unset or empty."""
-    spec = registry.spec(kind)
-    variable = token_env or spec.token_env
-    needed = token_env is not None or spec.token_required
+    entry = registry.ENTRIES[kind]
+    variable = token_env or entry.token_env
+    needed = token_env is not None or entry.token_required
     if variable is None or not needed or environ.get(variable, "").strip():
         return []
     return [f"the environment variable {variable} is not set; export it with the token."]

@@ -63,8 +63,6 @@ SPEC = ProviderSpec(
     kind="digitalocean",
     display_name="DigitalOcean",
     default_base_url="https://api.digitalocean.com",
-    token_env="DIGITALOCEAN_TOKEN",
-    token_required=True,
     page_size=200,
 )
 PROVIDER = SPEC.display_name

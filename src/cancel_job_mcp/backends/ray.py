@@ -57,15 +57,9 @@ from .payload import (
 )
 from .registry import ProviderSpec
 
-ADDRESS_ENV = "RAY_ADDRESS"
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8265"
-SPEC = ProviderSpec(
-    kind="ray",
-    display_name="Ray",
-    default_base_url=DEFAULT_DASHBOARD_URL,
-    page_size=1000,
-    address_env=ADDRESS_ENV,
-)
+SPEC = ProviderSpec(kind="ray", display_name="Ray", default_base_url=DEFAULT_DASHBOARD_URL, page_size=1000)
+ADDRESS_ENV = SPEC.address_env or ""  # RAY_ADDRESS, listed in the registry
 PROVIDER = SPEC.display_name
 REDACTED = "<redacted>"
 FAILED_REASON_LIMIT = 500

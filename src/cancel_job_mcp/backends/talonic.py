@@ -54,8 +54,6 @@ SPEC = ProviderSpec(
     kind="talonic",
     display_name="Talonic",
     default_base_url="https://api.talonic.com",
-    token_env="TALONIC_API_KEY",
-    token_required=True,
     page_size=100,
 )
 PROVIDER = SPEC.display_name

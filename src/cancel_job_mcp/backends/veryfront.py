@@ -45,8 +45,6 @@ SPEC = ProviderSpec(
     kind="veryfront",
     display_name="Veryfront",
     default_base_url="https://api.veryfront.com",
-    token_env="VERYFRONT_API_TOKEN",
-    token_required=True,
     page_size=100,
 )
 PROVIDER = SPEC.display_name
