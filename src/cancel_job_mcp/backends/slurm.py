@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal, make_record
 from .base import Backend, BackendConfigError, BackendSettings
 from .checks import checked_segment
 from .credentials import REDACTED
@@ -133,10 +133,6 @@ def number(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return int(value)
-
-
-def is_infinite(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("infinite") is True
 
 
 def job_states(payload: dict[str, Any]) -> list[str]:
@@ -217,19 +213,15 @@ def to_record(payload: Any, project: str) -> JobRecord:
     name = _text(payload, "name") or job_id
     minutes = number(payload.get("time_limit"))
     array_job_id = number(payload.get("array_job_id"))
-    return JobRecord(
+    return make_record(
         id=job_id,
         project_id=project,
-        environment_id=None,
-        branch_id=None,
-        cron_job_id=None,
         batch_id=str(array_job_id) if array_job_id else None,
         name=name,
         status=status,
         target=_text(payload, "command") or name,
         config=_config(payload, states),
         timeout_seconds=minutes * 60 if minutes and minutes > 0 else 0,
-        backoff_limit=0,
         exit_code=exit_code_of(payload.get("exit_code")) if ran and status in TERMINAL_STATUSES else None,
         failed_reason=_failed_reason(payload, states, status),
         started_at=started_at,

@@ -25,7 +25,7 @@ from typing import TypeVar
 import anyio
 
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
-from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, utc_now
+from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ..base import JobPage, StopPolling
 from . import procs, store, supervisor
 from .procs import ProcessIdentity
@@ -57,23 +57,15 @@ def submit_job(
     """Record a job as `submitted` and start its supervisor; returns the record as it is now."""
     now = utc_now()
     workdir = os.fspath((cwd or Path.cwd()).resolve())
-    record = JobRecord(
+    record = make_record(
         id=new_job_id(),
         project_id=project,
-        environment_id=None,
-        branch_id=None,
-        cron_job_id=None,
-        batch_id=None,
         name=name or Path(command[0]).name,
         status=JobStatus.SUBMITTED,
         target=shlex.join(command),
         config={"command": command, "cwd": workdir},
         timeout_seconds=timeout_seconds,
         backoff_limit=retries,
-        exit_code=None,
-        failed_reason=None,
-        started_at=None,
-        completed_at=None,
         created_at=now,
         updated_at=now,
     )
