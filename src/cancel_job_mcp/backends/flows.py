@@ -1,15 +1,19 @@
-"""The two flows every hosted backend shares: a cancel with its 409 follow-up, and a filtered listing."""
+"""The flows hosted backends share: a cancel with its 409 follow-up, a filtered listing, and a page cut
+from a listing the provider answers whole."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
-from ..errors import ErrorCode, ToolError, not_cancellable
+from ..errors import ErrorCode, ToolError, not_cancellable, refused_cursor
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
 from .base import JobPage
 from .payload import ProviderError
 
 ProviderPage = tuple[list[JobRecord], str | None]
+Position = TypeVar("Position", tuple[int, int], tuple[int, str])
 
 
 def refused_by_state(error: ProviderError) -> bool:
@@ -76,3 +80,36 @@ async def filtered_page(
         if kept or next_cursor is None or pages >= max_pages:
             return JobPage(jobs=kept, next_cursor=next_cursor)
         cursor = next_cursor
+
+
+def cut_page(
+    positioned: Iterable[tuple[Position, JobRecord]],
+    status: JobStatus | None,
+    size: int,
+    after: Position | None,
+) -> ProviderPage:
+    """One page of a listing the provider answers whole (Ray, Slurm), cut here: the greatest position
+    first, only `status` when given, only after the position `after`. The next cursor is "A:B", the
+    page's last position, which `cursor_position` reads back."""
+    kept = sorted(
+        (
+            (position, record)
+            for position, record in positioned
+            if (status is None or record["status"] == status) and (after is None or position < after)
+        ),
+        key=lambda pair: pair[0],
+        reverse=True,
+    )
+    page = kept[:size]
+    next_cursor = f"{page[-1][0][0]}:{page[-1][0][1]}" if len(kept) > size else None
+    return [record for _, record in page], next_cursor
+
+
+def cursor_position(cursor: str | None, pattern: re.Pattern[str]) -> tuple[str, str] | None:
+    """The two parts of a cursor `cut_page` made, as the backend's `pattern` (two groups) checks them."""
+    if cursor is None:
+        return None
+    match = pattern.fullmatch(cursor)
+    if match is None:
+        raise refused_cursor()
+    return match.group(1), match.group(2)

@@ -42,11 +42,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
+from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendConfigError, BackendSettings, JobPage
 from .checks import checked_segment
-from .flows import ProviderPage
+from .flows import ProviderPage, cursor_position, cut_page
 from .hosted import HostedBackend
 from .payload import (
     ProviderError,
@@ -264,7 +264,8 @@ class RayBackend(HostedBackend):
         self, project: str, status: JobStatus | None, size: int, cursor: str | None
     ) -> ProviderPage:
         # Ray answers every job of the cluster at once: the page is cut here, after the cursor.
-        after = _parse_cursor(cursor)
+        parts = cursor_position(cursor, _CURSOR)
+        after = (int(parts[0]), parts[1]) if parts else None
         payload = await self.http.request_json("GET", "/api/jobs/", what="job listing")
         page = page_of(payload, project, status, size, after)
         return page["jobs"], page["next_cursor"]
@@ -294,34 +295,16 @@ def page_of(
     payload: Any, project: str, status: JobStatus | None, limit: int, after: tuple[int, str] | None
 ) -> JobPage:
     """One page of a listing answer: newest first, only `status` (if given), after the cursor `after`."""
-    keyed = []
-    for item in listed_jobs(payload):
-        record = to_record(item, project)
-        key = _sort_key(item, record)
-        if (status is None or record["status"] == status) and (after is None or key < after):
-            keyed.append((key, record))
-    keyed.sort(key=lambda pair: pair[0], reverse=True)
-    page = keyed[:limit]
-    next_cursor = None
-    if len(keyed) > limit:
-        start, last_id = page[-1][0]
-        next_cursor = f"{start}:{last_id}"
-    return JobPage(jobs=[record for _, record in page], next_cursor=next_cursor)
+    records = [(item, to_record(item, project)) for item in listed_jobs(payload)]
+    positioned = [(_sort_key(item, record), record) for item, record in records]
+    jobs, next_cursor = cut_page(positioned, status, limit, after)
+    return JobPage(jobs=jobs, next_cursor=next_cursor)
 
 
 def _sort_key(item: dict[str, Any], record: JobRecord) -> tuple[int, str]:
     start = item.get("start_time")
     millis = int(start) if isinstance(start, int | float) and not isinstance(start, bool) else 0
     return millis, record["id"]
-
-
-def _parse_cursor(cursor: str | None) -> tuple[int, str] | None:
-    if cursor is None:
-        return None
-    match = _CURSOR.fullmatch(cursor)
-    if match is None:
-        raise refused_cursor()
-    return int(match.group(1)), match.group(2)
 
 
 def create(settings: BackendSettings) -> Backend:

@@ -65,12 +65,12 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
+from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal, make_record
 from .base import Backend, BackendConfigError, BackendSettings
 from .checks import checked_segment
 from .credentials import REDACTED
-from .flows import ProviderPage, cancel_with_followup
+from .flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
 from .hosted import HostedBackend
 from .payload import ProviderError, latest, malformed, normalize_timestamp
 from .registry import ProviderSpec
@@ -500,21 +500,19 @@ class SlurmBackend(HostedBackend):
         self, project: str, status: JobStatus | None, size: int, cursor: str | None
     ) -> ProviderPage:
         # Slurm answers every job it holds at once: the page is cut here, after the cursor.
-        after = _parse_cursor(cursor)
+        parts = cursor_position(cursor, _CURSOR)
+        after = (int(parts[0]), int(parts[1])) if parts else None
         await self._resolve_version()
         body = await self.http.request_json("GET", f"/slurm/{self.api_version}/jobs", what="job listing")
-        keyed = []
-        for job in listed_jobs(body):
-            if not isinstance(job, dict) or not in_scope(job, self.scope, project):
-                continue
-            record = to_record(job, project)
-            key = (number(job.get("submit_time")) or 0, int(record["id"]))
-            if (status is None or record["status"] == status) and (after is None or key < after):
-                keyed.append((key, record))
-        keyed.sort(key=lambda pair: pair[0], reverse=True)
-        page = keyed[:size]
-        next_cursor = f"{page[-1][0][0]}:{page[-1][0][1]}" if len(keyed) > size else None
-        return [record for _, record in page], next_cursor
+        records = [
+            (job, to_record(job, project))
+            for job in listed_jobs(body)
+            if isinstance(job, dict) and in_scope(job, self.scope, project)
+        ]
+        positioned = [
+            ((number(job.get("submit_time")) or 0, int(record["id"])), record) for job, record in records
+        ]
+        return cut_page(positioned, status, size, after)
 
     async def _resolve_version(self) -> None:
         """The API version: configured, else the newest v0.0.38+ that `/openapi/v3` lists (asked once)."""
@@ -538,15 +536,6 @@ def newest_version(document: Any, address: str) -> str:
             f" {', '.join(sorted(served)) or 'none'}); load a newer openapi plugin or set api_version",
         )
     return max(usable, key=lambda version: int(version.rsplit(".", 1)[1]))
-
-
-def _parse_cursor(cursor: str | None) -> tuple[int, int] | None:
-    if cursor is None:
-        return None
-    match = _CURSOR.fullmatch(cursor)
-    if match is None:
-        raise refused_cursor()
-    return int(match.group(1)), int(match.group(2))
 
 
 def create(settings: BackendSettings) -> Backend:
