@@ -102,7 +102,7 @@ def test_a_recycled_pid_is_never_signalled() -> None:
         assert real.start_ticks is not None
         recycled = procs.ProcessIdentity(stranger.pid, real.start_ticks + 1, real.boot_id)
         other_boot = procs.ProcessIdentity(stranger.pid, real.start_ticks, "another-boot")
-        seen_before = procs.ProcessInfo(stranger.pid, os.getpid(), stranger.pid, real.start_ticks + 1)
+        seen_before = procs.ProcessInfo(stranger.pid, stranger.pid, real.start_ticks + 1)
 
         assert not procs.wake(recycled, signal.SIGKILL)
         assert not procs.wake(other_boot, signal.SIGKILL)

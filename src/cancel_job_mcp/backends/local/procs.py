@@ -47,7 +47,6 @@ class ProcessInfo:
     """One live (not zombie) process, as /proc showed it."""
 
     pid: int
-    ppid: int
     pgrp: int
     start_ticks: int
 
@@ -59,7 +58,7 @@ def _read_stat(pid: int) -> tuple[str, ProcessInfo] | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = raw[raw.rindex(")") + 2 :].split()
-    return fields[0], ProcessInfo(pid, ppid=int(fields[1]), pgrp=int(fields[2]), start_ticks=int(fields[19]))
+    return fields[0], ProcessInfo(pid, pgrp=int(fields[2]), start_ticks=int(fields[19]))
 
 
 def _live(pid: int) -> ProcessInfo | None:
@@ -178,7 +177,7 @@ def wake(identity: ProcessIdentity, signum: int) -> bool:
     if not is_running(identity):
         return False
     assert identity.start_ticks is not None
-    return send_signal(ProcessInfo(identity.pid, 0, 0, identity.start_ticks), signum)
+    return send_signal(ProcessInfo(identity.pid, 0, identity.start_ticks), signum)
 
 
 def become_subreaper() -> None:
