@@ -446,6 +446,23 @@ def test_every_form_of_the_token_is_redacted() -> None:
     assert redactor.text("a job named nightly-report") == "a job named nightly-report"
 
 
+@pytest.mark.parametrize("secret", [CANARY_TOKEN, "tok]^-\\[en.+*?(x)|{2}$/%end", "sh0rt!"])
+def test_a_form_of_the_token_is_found_anywhere_in_a_long_text(secret: str) -> None:
+    redactor = Redactor(secret)
+    filler = '{"name": "nightly-report", "id": "job-1234"}, ' * 5000
+    assert not redactor.found_in(filler)
+    for form in leaked_forms(secret):
+        if len(form) < min(8, len(secret)):
+            continue  # shorter than a piece: not a secret's form
+        middle = len(form) // 2
+        pieces = {form, form.swapcase()}
+        if len(secret) >= 16:  # then the middle of each form encodes the secret alone
+            pieces.add(form[middle - 4 : middle + 4])
+        for piece in pieces:
+            assert redactor.found_in(f"{filler}q9{piece}9q{filler}"), (form, piece)
+            assert leaks(redactor.text(f"said: {piece}."), secret) == [], (form, piece)
+
+
 def test_log_records_are_redacted_once_a_backend_holds_the_secret(caplog: pytest.LogCaptureFixture) -> None:
     protected(CANARY_TOKEN)
     bearer = base64.b64encode(f"Bearer {CANARY_TOKEN}".encode()).decode()

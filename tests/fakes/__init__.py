@@ -93,7 +93,7 @@ class ProviderCase:
 
     @property
     def token_env(self) -> str:
-        variable = registry.spec(self.kind).token_env
+        variable = registry.ENTRIES[self.kind].token_env
         assert variable is not None
         return variable
 

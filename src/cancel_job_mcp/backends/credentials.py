@@ -57,15 +57,20 @@ class Redactor:
         # A piece shorter than PIECE is only the tail of a form: keep whole short secrets only.
         self._words = {piece for piece in pieces if len(piece) == PIECE or len(piece) == len(secret)}
         self._shortest = min(len(word) for word in self._words)
+        # The forms use few characters: a piece can only lie in a run of them at least that long.
+        alphabet = "".join(re.escape(char) for char in sorted(set("".join(self._words))))
+        self._runs = re.compile(f"[{alphabet}]{{{self._shortest},}}")
         trie = _trie(self._words)
-        # Matched against lowered text: one pass, several times faster than IGNORECASE on long texts.
+        # Matched against lowered text: several times faster than IGNORECASE on long texts.
         self._lowered = re.compile(trie)
         # Every start of a piece, found in one pass; overlapping finds are merged into one span.
         self._starts = re.compile(f"(?=({trie}))", re.IGNORECASE)
 
     def found_in(self, text: str) -> bool:
-        """Whether any form of the secret is in `text`: one pass, before the slower search for where."""
-        return self._lowered.search(text.lower()) is not None
+        """Whether any form of the secret is in `text`: the runs of the forms' characters long enough
+        to hold a piece are found in one pass, and only the distinct ones are searched for pieces."""
+        runs = set(self._runs.findall(text.lower()))
+        return self._lowered.search("\n".join(runs)) is not None
 
     def text(self, text: str) -> str:
         if len(text) < self._shortest or not self.found_in(text):
