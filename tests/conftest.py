@@ -41,6 +41,17 @@ TERM_LOGGER = (
 IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
 
 
+# Session fixtures too costly to start once per pytest-xdist worker: the tests that use one run on one worker.
+SHARED_CLUSTERS = ("ray_head", "slurm_cluster")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for cluster in SHARED_CLUSTERS:
+            if cluster in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(cluster))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
