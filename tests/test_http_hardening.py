@@ -174,6 +174,7 @@ def test_origin_headers_are_parsed_and_matched_exactly(origin: str, allowed: boo
     assert operator_allow_list().allows_origin(origin) is allowed
 
 
+@pytest.mark.slow  # seven sessions; test_server keeps a foreign Host and Origin in the inner loop
 def test_host_and_origin_are_checked_on_the_wire(home: Path) -> None:
     server = start_http_server(home, "--allowed-host", "mcp.internal.example")
     try:
