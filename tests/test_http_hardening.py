@@ -301,9 +301,11 @@ async def test_several_workers_serve_one_port_and_cancel_for_real(home: Path) ->
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_answer_in_time(home: Path) -> None:
-    job = submit(home, "demo", "python3", "-c", IGNORES_TERM, options=("--grace-period", "3"))
+    # The cancel holds the only slot for the call timeout: long enough that a loaded machine still gets
+    # the second call in while it does.
+    job = submit(home, "demo", "python3", "-c", IGNORES_TERM, options=("--grace-period", "10"))
     wait_for_process_group(home, job["id"])
-    server = start_http_server(home, "--max-concurrent-calls", "1", "--call-timeout", "1")
+    server = start_http_server(home, "--max-concurrent-calls", "1", "--call-timeout", "6")
     try:
         async with client(server.url, "legacy") as first, client(server.url, "legacy") as second:
             results: dict[str, Any] = {}
@@ -320,7 +322,7 @@ async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_answer_i
                     "get_job", {"project_reference": "demo", "job_id": job["id"]}
                 )
         assert results["busy"].content[0].text.startswith("busy: ")
-        # The grace period (3 s) outlasts the call timeout (1 s): the cancel answers in time with the
+        # The grace period (10 s) outlasts the call timeout (6 s): the cancel answers in time with the
         # latest record, the stop still under way (no completed_at yet), instead of hanging.
         slow = results["slow"]
         assert slow.is_error is False, slow.content[0].text
