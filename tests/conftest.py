@@ -41,15 +41,28 @@ TERM_LOGGER = (
 IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
 
 
-# Session fixtures too costly to start once per pytest-xdist worker: the tests that use one run on one worker.
-SHARED_CLUSTERS = ("ray_head", "slurm_cluster")
+# The modules that share one real cluster (a session fixture): under pytest-xdist each runs on one worker.
+CLUSTER_OF_MODULE = {
+    "tests/test_ray.py": "ray_head",
+    "tests/test_e2e_ray.py": "ray_head",
+    "tests/test_slurm_cluster.py": "slurm_cluster",
+    "tests/test_slurm_e2e.py": "slurm_cluster",
+}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for cluster in SHARED_CLUSTERS:
-            if cluster in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(cluster))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `-n`, tests are spread one by one, except that the tests of one cluster stay on one worker,
+    so that it starts once (`--dist loadgroup` cannot do it: its marks do not reach pytest 9's node ids)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerPerCluster(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return CLUSTER_OF_MODULE.get(nodeid.split("::", 1)[0], nodeid)
+
+    return OneWorkerPerCluster(config, log)
 
 
 @pytest.fixture
