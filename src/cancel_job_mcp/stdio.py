@@ -77,6 +77,47 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_Unusable)
 
 
+class _NeedsCare(Exception):
+    """Raised by the plain decoder's hooks: the line holds something only the careful path may judge."""
+
+
+def _plain_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise _NeedsCare
+    return int(text)
+
+
+def _plain_float(text: str) -> float:
+    number = float(text) if len(text) <= MAX_NUMBER_DIGITS else math.inf
+    if not math.isfinite(number):
+        raise _NeedsCare
+    return number
+
+
+def _refuse_constant(text: str) -> float:
+    raise _NeedsCare
+
+
+_PLAIN_DECODER = json.JSONDecoder(
+    parse_int=_plain_int, parse_float=_plain_float, parse_constant=_refuse_constant
+)
+
+
+def _decode_plain(text: str) -> Any:
+    """The common line in one C pass, or None when the line needs the careful path.
+
+    A value decoded here needs no walk: it cannot nest deeper than the line has brackets, its strings
+    came from UTF-8 and escapes other than `\\uD800`-`\\uDFFF` (the only way to write a lone surrogate), and
+    the hooks refused every number the careful path would refuse.
+    """
+    if text.count("{") + text.count("[") > MAX_DEPTH or "\\ud" in text or "\\uD" in text:
+        return None
+    try:
+        return _PLAIN_DECODER.decode(text)
+    except (ValueError, _NeedsCare):
+        return None
+
+
 def _problem(value: Any) -> str | None:
     """Why a decoded JSON value cannot be served, or None: depth, numbers, lone surrogates."""
     pending = [(value, 1)]
@@ -142,6 +183,14 @@ def decode_line(line: bytes | OversizedLine) -> SessionMessage | list[Any] | Ref
     except UnicodeDecodeError:
         readable = salvage_id(line.decode("utf-8", "replace"))
         return Refusal(readable, types.PARSE_ERROR, "Parse error: the line is not UTF-8 text")
+    value = _decode_plain(text)
+    if value is None:  # a JSON null is refused by decode_member, and as well by the careful path
+        return _decode_carefully(text)
+    return value if isinstance(value, list) else decode_member(value)
+
+
+def _decode_carefully(text: str) -> SessionMessage | list[Any] | Refusal | None:
+    """Any line the plain decoder passed on: blank, invalid, or holding what we refuse."""
     if not text.strip():
         return None
     try:
@@ -157,6 +206,13 @@ def decode_line(line: bytes | OversizedLine) -> SessionMessage | list[Any] | Ref
 
 def decode_member(value: Any) -> SessionMessage | Refusal:
     """A decoded JSON value as a JSON-RPC message, or the reason it is not one."""
+    if isinstance(value, dict) and "id" in value and "method" in value:
+        # A request, most likely: validating one model costs a third of trying the whole union, whose
+        # choice for a valid request is this same model (the member that sets the most fields).
+        try:
+            return SessionMessage(types.JSONRPCRequest.model_validate(value, by_name=False))
+        except ValidationError:
+            pass  # not a request after all: the union below names what it is, or why not
     request_id = _readable_id(value)
     if not isinstance(value, dict):
         return Refusal(None, types.INVALID_REQUEST, "Invalid request: a message must be a JSON object")
