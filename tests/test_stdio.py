@@ -123,6 +123,9 @@ BAD_LINES = {
     "5,000 digits": (PING % b"45" + b',"params":{"x":' + b"9" * 5000 + b"}}", 45, INVALID_REQUEST),
     "NaN": (PING % b"46" + b',"params":{"x":NaN}}', 46, INVALID_REQUEST),
     "1e999": (PING % b"47" + b',"params":{"x":1e999}}', 47, INVALID_REQUEST),
+    "-Infinity": (PING % b"53" + b',"params":{"x":-Infinity}}', 53, INVALID_REQUEST),
+    "101 digits": (PING % b"54" + b',"params":{"x":-' + b"9" * 101 + b"}}", 54, INVALID_REQUEST),
+    "lone low surrogate": (PING % b"55" + b',"params":{"x":"\\uDC00"}}', 55, INVALID_REQUEST),
     "fractional id": (PING % b"48.5" + b"}", 48.5, INVALID_REQUEST),
     "boolean id": (PING % b"true" + b"}", None, INVALID_REQUEST),
     "no method": (b'{"jsonrpc":"2.0","id":49}', 49, INVALID_REQUEST),
@@ -132,6 +135,20 @@ BAD_LINES = {
     "empty batch": (b"[]", None, INVALID_REQUEST),
     "5 MiB line": (PING % b"52" + b',"params":{"x":"' + b"x" * (5 << 20) + b'"}}', 52, INVALID_REQUEST),
 }
+
+# Lines at the edges of what the cheap path hands to the careful one: served all the same.
+GOOD_LINES = {
+    "100 digits": PING % b"60" + b',"params":{"x":-' + b"9" * 100 + b',"y":0.' + b"1" * 150 + b"}}",
+    "surrogate pair": PING % b"61" + b',"params":{"x":"\\ud83d\\ude00","y":"C:\\\\udata"}}',
+    "300 brackets, 3 deep": PING % b"62" + b',"params":{"x":[' + b",".join([b"[]"] * 300) + b"]}}",
+    "200 deep": PING % b"63" + b',"params":{"x":' + b"[" * 198 + b"]" * 198 + b"}}",
+}
+
+
+@pytest.mark.parametrize("case", GOOD_LINES, ids=list(GOOD_LINES))
+def test_unusual_but_valid_lines_are_served(legacy_pipe: RawPipe, case: str) -> None:
+    legacy_pipe.send_raw(GOOD_LINES[case])
+    assert "result" in legacy_pipe.receive()
 
 
 @pytest.mark.parametrize("case", BAD_LINES, ids=list(BAD_LINES))
