@@ -202,7 +202,8 @@ async def test_wait_above_the_cap_is_not_slept(
     fake.fail_always(Fault.RATE_LIMITED)
     started = time.monotonic()
     error = await expect_error(backend.get_job(case.project, job_id), ErrorCode.RATE_LIMITED)
-    assert time.monotonic() - started < 1
+    # One request's time, however loaded the machine, and far from the 30 s a sleep would take.
+    assert time.monotonic() - started < 10
     assert len(fake.requests) == 1
     assert "retry after 30 s" in error.message or "retry after 29 s" in error.message
     assert 28 <= error.retry_after <= 30  # type: ignore[attr-defined]
