@@ -26,6 +26,7 @@ RAY_VENV = REPO / ".cache" / "ray-venv"
 RAY = RAY_VENV / "bin" / "ray"
 START_TIMEOUT = 60.0
 STOP_GRACE = 3.0
+SUBMIT_TIMEOUT = 90.0
 T = TypeVar("T")
 
 
@@ -40,19 +41,27 @@ class RayHead:
         return httpx.Client(base_url=self.url, timeout=30.0)
 
     def submit(self, entrypoint: str, **fields: Any) -> str:
-        """Submit a job through Ray's own REST API; returns its submission id."""
+        """Submit a job through Ray's own REST API; returns its submission id.
+
+        Until the head node's job agent has registered, and while it is too busy to answer within Ray's
+        own 10 s, Ray refuses with "No available agent to submit job" (503 in older Ray, 500 in 2.60):
+        that is retried until SUBMIT_TIMEOUT. Any other refusal fails at once, with Ray's own words.
+        """
         body = {"entrypoint": entrypoint, **fields}
 
         def attempt() -> str | None:
             with self.client() as http:
                 response = http.post("/api/jobs/", json=body)
-            if response.status_code == 503:  # "No available agent to submit job, please try again later."
+            if response.status_code in (500, 503) and "No available agent" in response.text:
                 return None
-            response.raise_for_status()
+            if response.is_error:
+                raise RuntimeError(
+                    f"Ray refused to submit {entrypoint!r} ({response.status_code}): {response.text[-3000:]}"
+                )
             submission_id: str = response.json()["submission_id"]
             return submission_id
 
-        return poll(attempt, timeout=30, what=f"submit {entrypoint!r}")
+        return poll(attempt, timeout=SUBMIT_TIMEOUT, what=f"submit {entrypoint!r}")
 
     def info(self, submission_id: str) -> dict[str, Any]:
         with self.client() as http:
