@@ -113,7 +113,7 @@ def cpu_burners(count: int = 2) -> Iterator[None]:
 
 async def ours_under_load(home: Path) -> tuple[float, float, float]:
     """(all groups gone, all calls returned, slowest call), seconds from the first call."""
-    from cancel_job_mcp.backends.local import submit_job
+    from cancel_job_mcp.backends.local.runtime import submit_job
 
     jobs = [submit_job(home, PROJECT, ["sleep", "600"])["id"] for _ in range(LOAD_JOBS)]
     groups = [

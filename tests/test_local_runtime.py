@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cancel_job_mcp.backends.local import procs, submit_job
+from cancel_job_mcp.backends.local import procs
+from cancel_job_mcp.backends.local.runtime import submit_job
 
 from .conftest import process_group_alive, run_cli, show, submit, wait_for_process_group, wait_until
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import tomllib
@@ -10,6 +11,8 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
+
+import cancel_job_mcp
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO / "tests" / "fixtures" / "mcp-registry" / "server.schema.2025-12-11.json"
@@ -37,8 +40,12 @@ def server_json() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def project_version() -> str:
-    version: str = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
-    return version
+    """The version the wheel gets: hatchling reads it from the package (pyproject says so)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["hatch"]["version"]["path"] == "src/cancel_job_mcp/__init__.py"
+    assert importlib.metadata.version("cancel-job-mcp") == cancel_job_mcp.__version__, "reinstall the package"
+    return cancel_job_mcp.__version__
 
 
 def test_valid_against_the_registry_schema(server_json: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from cancel_job_mcp.backends.local import LocalBackend, submit_job
+from cancel_job_mcp.backends.local.runtime import LocalBackend, submit_job
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobRecord
 

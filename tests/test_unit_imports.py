@@ -59,7 +59,7 @@ def test_the_graph_is_read_correctly() -> None:
     graph = import_graph()
     assert "cancel_job_mcp.config" in graph["cancel_job_mcp.routing"]
     assert "cancel_job_mcp.config_models" in graph["cancel_job_mcp.config"], "an import inside a function"
-    assert "cancel_job_mcp.backends.base" in graph["cancel_job_mcp.backends.local"], (
+    assert "cancel_job_mcp.backends.registry" in graph["cancel_job_mcp.backends.local"], (
         "from ..base, in a package"
     )
     assert "cancel_job_mcp.app" in graph["cancel_job_mcp.cli"]

@@ -292,7 +292,7 @@ def _serve(options: AppOptions, transport: Callable[[Server[Any]], Awaitable[Non
 
 
 def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
-    from .backends.local import submit_job
+    from .backends.local.runtime import submit_job
 
     command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
     if problem := _submit_problem(args, command):
@@ -342,7 +342,7 @@ def _submit_problem(args: argparse.Namespace, command: list[str]) -> str | None:
 def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
     from datetime import timedelta
 
-    from .backends.local import prune_jobs
+    from .backends.local.runtime import prune_jobs
 
     if not args.older_than >= 0:
         print("prune: --older-than must be a number of days, 0 or more", file=sys.stderr)
@@ -362,7 +362,7 @@ def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
     async def every_page() -> list[JobRecord]:
         # One event loop for every page: a provider's kept-alive connections belong to it.
         if args.project is None:
-            from .backends.local import LocalBackend
+            from .backends.local.runtime import LocalBackend
 
             backend = LocalBackend(options.home)
             return await _all_pages(lambda cursor: backend.list_any_project(None, args.status, 100, cursor))
