@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +120,12 @@ def free_port() -> int:
 
 
 class HttpServer:
-    def __init__(self, process: subprocess.Popen[str], port: int, announcement: str) -> None:
+    def __init__(self, process: subprocess.Popen[str], port: int, announcement: str, home: Path) -> None:
         self.process = process
         self.port = port
         self.url = f"http://127.0.0.1:{port}/mcp"
         self.announcement = announcement  # the start-up line on stderr
+        self.home = home
 
 
 ANNOUNCEMENT = re.compile(r"^cancel-job-mcp: serving MCP at http://\S+?:(\d+)/mcp ")
@@ -166,7 +167,7 @@ def start_http_server(home: Path, *args: str, **env: str) -> HttpServer:
     if announcement is None:
         process.kill()
         raise RuntimeError(f"the server did not announce itself: {seen}{process.communicate()[1]}")
-    return HttpServer(process, int(announcement[1]), announcement.string)
+    return HttpServer(process, int(announcement[1]), announcement.string, home)
 
 
 def stop_http_server(server: HttpServer) -> str:
@@ -195,6 +196,23 @@ def http_server(home: Path) -> Iterator[HttpServer]:
     server = start_http_server(home)
     yield server
     assert stop_http_server(server) == "", "the HTTP server wrote to stdout"
+
+
+@pytest.fixture(scope="module")
+def module_http_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., HttpServer]]:
+    """`start(*args, **env)`: an HTTP server, with a state directory of its own, that the module's tests
+    share (a server start costs about a second of CPU). All stop when the module ends; none may have
+    written to stdout."""
+    started: list[HttpServer] = []
+
+    def start(*args: str, **env: str) -> HttpServer:
+        server = start_http_server(tmp_path_factory.mktemp("home"), *args, **env)
+        started.append(server)
+        return server
+
+    yield start
+    wrote = [server.announcement for server in started if stop_http_server(server) != ""]
+    assert not wrote, f"these HTTP servers wrote to stdout: {wrote}"
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
 
-from .conftest import HttpServer, env_for, start_http_server, stop_http_server, submit
+from .conftest import HttpServer, env_for, submit
 from .node_tools import INSPECTOR, require
 
 pytestmark = pytest.mark.slow
@@ -53,35 +54,51 @@ def call_cancel_job(
     return code, documents[0], stderr
 
 
+@dataclass
+class Target:
+    """How the Inspector reaches a server (a command it spawns, or a running server's URL), and the
+    server's state directory."""
+
+    home: Path
+    args: list[str]
+
+
+@pytest.fixture(scope="module")
+def open_server(module_http_servers: Callable[..., HttpServer]) -> HttpServer:
+    return module_http_servers()
+
+
+@pytest.fixture(scope="module")
+def guarded_server(module_http_servers: Callable[..., HttpServer]) -> HttpServer:
+    return module_http_servers(**{HTTP_TOKENS_ENV: TOKEN})
+
+
 @pytest.fixture(params=["stdio", "http", "http with a token"])
-def target(request: pytest.FixtureRequest, home: Path) -> Iterator[list[str]]:
-    """How the Inspector reaches the server: a command it spawns, or the URL of a running HTTP server."""
+def target(request: pytest.FixtureRequest, home: Path) -> Target:
+    """The HTTP servers serve every test of the module: each test works on jobs of its own."""
     if request.param == "stdio":
         # The Inspector passes the spawned server only a minimal environment: hand it the state dir.
-        yield ["-e", f"CANCEL_JOB_MCP_HOME={home}", *SERVER_COMMAND]
-        return
-    guarded = request.param == "http with a token"
-    server: HttpServer = start_http_server(home, **({HTTP_TOKENS_ENV: TOKEN} if guarded else {}))
-    header = ["--header", f"Authorization: Bearer {TOKEN}"] if guarded else []
-    try:
-        yield ["--transport", "http", "--server-url", server.url, *header]
-    finally:
-        assert stop_http_server(server) == "", "the HTTP server wrote to stdout"
+        return Target(home, ["-e", f"CANCEL_JOB_MCP_HOME={home}", *SERVER_COMMAND])
+    if request.param == "http":
+        server: HttpServer = request.getfixturevalue("open_server")
+        return Target(server.home, ["--transport", "http", "--server-url", server.url])
+    server = request.getfixturevalue("guarded_server")
+    header = ["--header", f"Authorization: Bearer {TOKEN}"]
+    return Target(server.home, ["--transport", "http", "--server-url", server.url, *header])
 
 
-def test_over_http_with_tokens_the_inspector_needs_the_header(home: Path) -> None:
-    server = start_http_server(home, **{HTTP_TOKENS_ENV: TOKEN})
-    try:
-        code, _, _ = inspector(
-            home, ["--transport", "http", "--server-url", server.url], "--method", "tools/list"
-        )
-        assert code != 0, "refused without Authorization"
-    finally:
-        stop_http_server(server)
+def test_over_http_with_tokens_the_inspector_needs_the_header(guarded_server: HttpServer) -> None:
+    code, _, _ = inspector(
+        guarded_server.home,
+        ["--transport", "http", "--server-url", guarded_server.url],
+        "--method",
+        "tools/list",
+    )
+    assert code != 0, "refused without Authorization"
 
 
-def test_lists_cancel_job(home: Path, target: list[str]) -> None:
-    code, documents, stderr = inspector(home, target, "--method", "tools/list")
+def test_lists_cancel_job(target: Target) -> None:
+    code, documents, stderr = inspector(target.home, target.args, "--method", "tools/list")
     assert code == 0, stderr
     tools = {tool["name"]: tool for tool in documents[0]["result"]["tools"]}
     assert "cancel_job" in tools, list(tools)
@@ -92,12 +109,10 @@ def test_lists_cancel_job(home: Path, target: list[str]) -> None:
     assert tool["annotations"]["readOnlyHint"] is False
 
 
-def test_cancels_a_running_local_job(
-    home: Path, target: list[str], record_validator: Draft7Validator
-) -> None:
-    job = submit(home, "inspector-proj", "sleep", "60")
+def test_cancels_a_running_local_job(target: Target, record_validator: Draft7Validator) -> None:
+    job = submit(target.home, "inspector-proj", "sleep", "60")
 
-    code, document, stderr = call_cancel_job(home, target, "inspector-proj", job["id"])
+    code, document, stderr = call_cancel_job(target.home, target.args, "inspector-proj", job["id"])
 
     assert code == 0, stderr
     result = document["result"]
@@ -108,10 +123,10 @@ def test_cancels_a_running_local_job(
     assert json.loads(result["content"][0]["text"]) == record
 
 
-def test_not_found_is_an_error_result(home: Path, target: list[str]) -> None:
-    submit(home, "inspector-proj", "true")
+def test_not_found_is_an_error_result(target: Target) -> None:
+    submit(target.home, "inspector-proj", "true")
 
-    code, document, stderr = call_cancel_job(home, target, "inspector-proj", "job_does_not_exist")
+    code, document, stderr = call_cancel_job(target.home, target.args, "inspector-proj", "job_does_not_exist")
 
     assert code == INSPECTOR_TOOL_IS_ERROR_EXIT, (code, document, stderr)
     result = document["result"]
