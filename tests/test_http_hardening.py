@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,13 @@ import pytest
 from mcp.client.streamable_http import streamable_http_client
 
 from cancel_job_mcp.app import HttpOptions
+from cancel_job_mcp.backends.local import procs
 from cancel_job_mcp.http_security import Authority, Origin
 from cancel_job_mcp.transports import allow_list
 
 from .conftest import (
     IGNORES_TERM,
+    HttpServer,
     client,
     run_cli,
     start_http_server,
@@ -43,6 +46,27 @@ INITIALIZE = {
 }
 
 
+@pytest.fixture(scope="module")
+def guarded_server(module_http_servers: Callable[..., HttpServer]) -> HttpServer:
+    """Two tokens, bound to every interface with an extra allowed Host: shared by the module's tests."""
+    return module_http_servers(
+        "--host",
+        "0.0.0.0",
+        "--allowed-host",
+        "mcp.internal.test",
+        CANCEL_JOB_MCP_HTTP_TOKENS=f"{TOKEN},another-token-0123456789",
+    )
+
+
+@pytest.fixture(scope="module")
+def open_server(module_http_servers: Callable[..., HttpServer]) -> HttpServer:
+    """No tokens, on loopback, with an extra allowed Host and tight body and header limits: shared by the
+    module's tests, each of which sends only small, prompt requests."""
+    return module_http_servers(
+        "--allowed-host", "mcp.internal.example", "--max-body-bytes", "2048", "--header-timeout", "1"
+    )
+
+
 def authed_client(url: str, token: str, mode: str = "auto") -> Any:
     import httpx2
 
@@ -52,25 +76,23 @@ def authed_client(url: str, token: str, mode: str = "auto") -> Any:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_bearer_tokens_guard_the_endpoint(home: Path) -> None:
-    server = start_http_server(home, CANCEL_JOB_MCP_HTTP_TOKENS=f"{TOKEN},another-token-0123456789")
-    try:
-        async with httpx.AsyncClient() as http:
-            missing = await http.post(server.url, json=INITIALIZE, headers=MCP_HEADERS)
-            bad = {**MCP_HEADERS, "Authorization": "Bearer nope"}
-            wrong = await http.post(server.url, json=INITIALIZE, headers=bad)
-        assert missing.status_code == 401
-        assert missing.headers["www-authenticate"] == 'Bearer realm="cancel-job-mcp"'
-        assert wrong.status_code == 401
-        assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
-        assert "nope" not in wrong.text
+async def test_bearer_tokens_guard_the_endpoint(guarded_server: HttpServer) -> None:
+    url = guarded_server.url
+    async with httpx.AsyncClient() as http:
+        missing = await http.post(url, json=INITIALIZE, headers=MCP_HEADERS)
+        bad = {**MCP_HEADERS, "Authorization": "Bearer nope"}
+        wrong = await http.post(url, json=INITIALIZE, headers=bad)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="cancel-job-mcp"'
+    assert wrong.status_code == 401
+    assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+    assert "nope" not in wrong.text
 
-        http, session = authed_client(server.url, TOKEN)
+    for token in (TOKEN, "another-token-0123456789"):
+        http, session = authed_client(url, token)
         async with http, session:
             result = await session.call_tool("get_job", {"project_reference": "demo", "job_id": "job_x"})
-        assert result.content[0].text.startswith("not_found: ")
-    finally:
-        stop_http_server(server)
+        assert result.content[0].text.startswith("not_found: "), token
 
 
 def test_tokens_shorter_than_sixteen_characters_are_refused(home: Path) -> None:
@@ -97,20 +119,15 @@ def test_binding_beyond_loopback_without_tokens_is_refused(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_wildcard_bind_keeps_dns_rebinding_protection_on(home: Path) -> None:
-    server = start_http_server(
-        home, "--host", "0.0.0.0", "--allowed-host", "mcp.internal.test", CANCEL_JOB_MCP_HTTP_TOKENS=TOKEN
-    )
-    try:
-        auth = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}"}
-        evil_host = httpx.post(server.url, json=PING, headers={**auth, "Host": "evil.example.com"})
-        evil_origin = httpx.post(server.url, json=PING, headers={**auth, "Origin": "http://evil.example.com"})
-        allowed = httpx.post(server.url, json=INITIALIZE, headers={**auth, "Host": "mcp.internal.test:8080"})
-        assert evil_host.status_code == 421
-        assert evil_origin.status_code == 403
-        assert allowed.status_code == 200
-    finally:
-        stop_http_server(server)
+def test_a_wildcard_bind_keeps_dns_rebinding_protection_on(guarded_server: HttpServer) -> None:
+    url = guarded_server.url
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}"}
+    evil_host = httpx.post(url, json=PING, headers={**auth, "Host": "evil.example.com"})
+    evil_origin = httpx.post(url, json=PING, headers={**auth, "Origin": "http://evil.example.com"})
+    allowed = httpx.post(url, json=INITIALIZE, headers={**auth, "Host": "mcp.internal.test:8080"})
+    assert evil_host.status_code == 421
+    assert evil_origin.status_code == 403
+    assert allowed.status_code == 200
 
 
 def operator_allow_list(host: str = "127.0.0.1") -> Any:
@@ -175,33 +192,24 @@ def test_origin_headers_are_parsed_and_matched_exactly(origin: str, allowed: boo
 
 
 @pytest.mark.slow  # seven sessions; test_server keeps a foreign Host and Origin in the inner loop
-def test_host_and_origin_are_checked_on_the_wire(home: Path) -> None:
-    server = start_http_server(home, "--allowed-host", "mcp.internal.example")
-    try:
+def test_host_and_origin_are_checked_on_the_wire(open_server: HttpServer) -> None:
+    def status(**headers: str) -> int:
+        return httpx.post(open_server.url, json=INITIALIZE, headers={**MCP_HEADERS, **headers}).status_code
 
-        def status(**headers: str) -> int:
-            return httpx.post(server.url, json=INITIALIZE, headers={**MCP_HEADERS, **headers}).status_code
-
-        assert status(Host="mcp.internal.example") == 200
-        assert status(Host="mcp.internal.example:8011") == 200
-        assert status(Host="localhost") == 200
-        assert status(Host="127.0.0.1") == 200
-        assert status(Host="127.0.0.1:evil.com") == 421
-        assert status(Origin="http://localhost:18641.evil.com") == 403
-        assert status(Origin=f"http://localhost:{server.port}") == 200
-    finally:
-        stop_http_server(server)
+    assert status(Host="mcp.internal.example") == 200
+    assert status(Host="mcp.internal.example:8011") == 200
+    assert status(Host="localhost") == 200
+    assert status(Host="127.0.0.1") == 200
+    assert status(Host="127.0.0.1:evil.com") == 421
+    assert status(Origin="http://localhost:18641.evil.com") == 403
+    assert status(Origin=f"http://localhost:{open_server.port}") == 200
 
 
 @pytest.mark.slow
-def test_an_oversized_body_is_refused(home: Path) -> None:
-    server = start_http_server(home, "--max-body-bytes", "2048")
-    try:
-        huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": "x" * 10_000}}
-        response = httpx.post(server.url, json=huge, headers=MCP_HEADERS)
-        assert response.status_code == 413
-    finally:
-        stop_http_server(server)
+def test_an_oversized_body_is_refused(open_server: HttpServer) -> None:
+    huge = {**INITIALIZE, "params": {**INITIALIZE["params"], "padding": "x" * 10_000}}
+    response = httpx.post(open_server.url, json=huge, headers=MCP_HEADERS)
+    assert response.status_code == 413
 
 
 @pytest.mark.anyio
@@ -224,20 +232,17 @@ async def test_stateless_mode_serves_every_request_without_a_session(home: Path)
 
 
 @pytest.mark.slow
-def test_the_start_up_line_says_where_and_whether_tokens_are_needed(home: Path) -> None:
-    open_server = start_http_server(home)
-    guarded = start_http_server(home, CANCEL_JOB_MCP_HTTP_TOKENS=TOKEN)
-    try:
-        assert open_server.announcement == (
-            f"cancel-job-mcp: serving MCP at {open_server.url} (no token required; sessions)\n"
-        )
-        assert guarded.announcement == (
-            f"cancel-job-mcp: serving MCP at {guarded.url} (bearer token required; sessions)\n"
-        )
-        assert TOKEN not in guarded.announcement
-    finally:
-        stop_http_server(open_server)
-        stop_http_server(guarded)
+def test_the_start_up_line_says_where_and_whether_tokens_are_needed(
+    open_server: HttpServer, guarded_server: HttpServer
+) -> None:
+    assert open_server.announcement == (
+        f"cancel-job-mcp: serving MCP at {open_server.url} (no token required; sessions)\n"
+    )
+    assert guarded_server.announcement == (
+        f"cancel-job-mcp: serving MCP at http://0.0.0.0:{guarded_server.port}/mcp"
+        " (bearer token required; sessions)\n"
+    )
+    assert TOKEN not in guarded_server.announcement
 
 
 def open_session(url: str) -> httpx.Response:
@@ -259,16 +264,12 @@ def test_sessions_are_limited_in_number_and_idle_time(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_a_connection_that_dawdles_over_its_headers_is_closed(home: Path) -> None:
-    server = start_http_server(home, "--header-timeout", "1")
-    try:
-        with socket.create_connection(("127.0.0.1", server.port)) as slow:
-            slow.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n")
-            slow.settimeout(30)
-            assert slow.recv(100) == b"", "the server closed the connection"
-        assert open_session(server.url).status_code == 200
-    finally:
-        stop_http_server(server)
+def test_a_connection_that_dawdles_over_its_headers_is_closed(open_server: HttpServer) -> None:
+    with socket.create_connection(("127.0.0.1", open_server.port)) as slow:
+        slow.sendall(b"POST /mcp HTTP/1.1\r\nHost: localhost\r\n")
+        slow.settimeout(30)
+        assert slow.recv(100) == b"", "the server closed the connection"
+    assert open_session(open_server.url).status_code == 200
 
 
 @pytest.mark.slow
@@ -293,7 +294,7 @@ async def test_several_workers_serve_one_port_and_cancel_for_real(home: Path) ->
                 group.start_soon(cancel, job["id"])
         assert sorted(record["id"] for record in records) == sorted(job["id"] for job in jobs)
         assert {record["status"] for record in records} == {"canceled"}
-        assert len(child_processes(server.process.pid)) >= 2, "uvicorn should run two worker processes"
+        assert len(worker_processes(server.process.pid)) == 2, "uvicorn should run two worker processes"
     finally:
         stop_http_server(server)
 
@@ -334,17 +335,13 @@ async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_answer_i
         stop_http_server(server)
 
 
-def child_processes(parent: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == parent:
-                children.append(int(entry.name))
-    return children
+def worker_processes(server_pid: int) -> list[int]:
+    """The server's worker processes: multiprocessing spawns them (its resource tracker is no worker)."""
+    return [
+        pid
+        for pid in procs.descendants(server_pid)
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
 
 
 def db_status(home: Path, job_id: str) -> str:
