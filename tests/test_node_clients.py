@@ -1,6 +1,11 @@
 """Real Node MCP clients over stdio: the AI SDK's (@ai-sdk/mcp, default settings: it probes with
 server/discover for one second, then falls back to initialize on the same pipe) and the TypeScript
-SDK 2.x client in `auto` mode. Each opens five connections in a row and cancels a real local job on each."""
+SDK 2.x client in `auto` mode. Each opens new connections in a row and cancels a real local job on each.
+
+How many in a row: each connection costs a server start (about 1.5 s of CPU with the AI SDK, 3 s with the
+TS SDK). The AI SDK's fallback used to fail 0 of 8 times: even a regression that let 30 % through would pass
+three in a row under 3 % of the time (test_stdio pins both discover/initialize orders exactly). The TS SDK
+client negotiates 2026-07-28 directly; two connections show that the next one works as well."""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ pytestmark = pytest.mark.slow
 NODE = require(AI_SDK_MCP, TS_SDK_CLIENT)
 SCRIPTS = Path(__file__).parent / "node"
 PROJECT = "node-clients"
-JOBS = 5
+CONNECTIONS = {"ai_sdk_cancel.mjs": 3, "ts_sdk_cancel.mjs": 2}
 
 
 def run_node_client(script: str, home: Path, workdir: Path, job_ids: list[str]) -> list[dict[str, Any]]:
@@ -43,11 +48,11 @@ def run_node_client(script: str, home: Path, workdir: Path, job_ids: list[str]) 
     return [json.loads(line) for line in done.stdout.splitlines()]
 
 
-@pytest.mark.parametrize("script", ["ai_sdk_cancel.mjs", "ts_sdk_cancel.mjs"])
-def test_a_node_client_cancels_real_jobs_five_connections_in_a_row(
+@pytest.mark.parametrize("script", list(CONNECTIONS))
+def test_a_node_client_cancels_real_jobs_connection_after_connection(
     home: Path, tmp_path: Path, script: str
 ) -> None:
-    logs = [tmp_path / f"term-{index}.log" for index in range(JOBS)]
+    logs = [tmp_path / f"term-{index}.log" for index in range(CONNECTIONS[script])]
     jobs = [submit(home, PROJECT, sys.executable, "-c", TERM_LOGGER, str(log))["id"] for log in logs]
     groups = [wait_for_process_group(home, job_id) for job_id in jobs]
     for log in logs:
