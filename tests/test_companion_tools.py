@@ -1,9 +1,13 @@
-"""get_job and list_jobs on the local runtime, cursors that cannot be tampered with, and read-only mode."""
+"""get_job and list_jobs on the local runtime, cursors that cannot be tampered with, and read-only mode.
+
+The tests that only read and call share one server and MCP session (`shared`), each in projects of its own."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,24 @@ def structured(result: Any) -> dict[str, Any]:
     return value
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # module-wide, so that one MCP session can serve several tests
+
+
+@dataclass
+class Shared:
+    home: Path
+    session: Any
+
+
+@pytest.fixture(scope="module")
+async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shared]:
+    home = tmp_path_factory.mktemp("home")
+    async with client(stdio_server(home)) as session:
+        yield Shared(home, session)
+
+
 def test_the_new_schemas_share_the_contract() -> None:
     assert load_schema("get_job.output") == load_schema("cancel_job.output")
     get_input, cancel_input = load_schema("get_job.input"), load_schema("cancel_job.input")
@@ -37,13 +59,13 @@ def test_the_new_schemas_share_the_contract() -> None:
 
 
 @pytest.mark.anyio
-async def test_get_job_returns_the_record_and_respects_the_project(home: Path) -> None:
-    job = submit(home, "alpha", "true")
-    async with client(stdio_server(home)) as session:
-        found = structured(
-            await session.call_tool("get_job", {"project_reference": "alpha", "job_id": job["id"]})
-        )
-        other = await session.call_tool("get_job", {"project_reference": "beta", "job_id": job["id"]})
+async def test_get_job_returns_the_record_and_respects_the_project(shared: Shared) -> None:
+    job = submit(shared.home, "get-alpha", "true")
+    session = shared.session
+    found = structured(
+        await session.call_tool("get_job", {"project_reference": "get-alpha", "job_id": job["id"]})
+    )
+    other = await session.call_tool("get_job", {"project_reference": "get-beta", "job_id": job["id"]})
     Draft7Validator(load_schema("get_job.output")).validate(found)
     assert found["id"] == job["id"]
     assert other.is_error
@@ -52,28 +74,28 @@ async def test_get_job_returns_the_record_and_respects_the_project(home: Path) -
 
 @pytest.mark.slow  # seven jobs submitted through the CLI, one process each
 @pytest.mark.anyio
-async def test_list_jobs_pages_newest_first_and_filters_by_status(home: Path) -> None:
-    finished = [submit(home, "alpha", "true") for _ in range(5)]
+async def test_list_jobs_pages_newest_first_and_filters_by_status(shared: Shared) -> None:
+    home, session = shared.home, shared.session
+    finished = [submit(home, "pages", "true") for _ in range(5)]
     wait_until(lambda: all(job_status(home, job["id"]) == "completed" for job in finished))
-    running = submit(home, "alpha", "sleep", "600")
-    submit(home, "beta", "true")
+    running = submit(home, "pages", "sleep", "600")
+    submit(home, "pages-other", "true")
     validator = Draft7Validator(load_schema("list_jobs.output"))
 
-    async with client(stdio_server(home)) as session:
-        pages, cursor = [], None
-        while True:
-            arguments: dict[str, Any] = {"project_reference": "alpha", "limit": 2}
-            if cursor is not None:
-                arguments["cursor"] = cursor
-            page = structured(await session.call_tool("list_jobs", arguments))
-            validator.validate(page)
-            pages.append([job["id"] for job in page["jobs"]])
-            if (cursor := page["next_cursor"]) is None:
-                break
-        working = structured(
-            await session.call_tool("list_jobs", {"project_reference": "alpha", "status": "working"})
-        )
-        await session.call_tool("cancel_job", {"project_reference": "alpha", "job_id": running["id"]})
+    pages, cursor = [], None
+    while True:
+        arguments: dict[str, Any] = {"project_reference": "pages", "limit": 2}
+        if cursor is not None:
+            arguments["cursor"] = cursor
+        page = structured(await session.call_tool("list_jobs", arguments))
+        validator.validate(page)
+        pages.append([job["id"] for job in page["jobs"]])
+        if (cursor := page["next_cursor"]) is None:
+            break
+    working = structured(
+        await session.call_tool("list_jobs", {"project_reference": "pages", "status": "working"})
+    )
+    await session.call_tool("cancel_job", {"project_reference": "pages", "job_id": running["id"]})
 
     assert len(pages) >= 3
     listed = [job_id for page in pages for job_id in page]
@@ -90,35 +112,33 @@ def job_status(home: Path, job_id: str) -> str:
 
 
 @pytest.mark.anyio
-async def test_a_tampered_or_replayed_cursor_is_refused(home: Path) -> None:
+async def test_a_tampered_or_replayed_cursor_is_refused(shared: Shared) -> None:
     for _ in range(3):
-        submit(home, "alpha", "true")
-    async with client(stdio_server(home)) as session:
-        first = structured(await session.call_tool("list_jobs", {"project_reference": "alpha", "limit": 1}))
-        cursor = first["next_cursor"]
-        payload, signature = cursor.split(".")
-        attempts = {
-            "edited": f"{payload[:-2]}AA.{signature}",
-            "forged signature": f"{payload}.{'A' * len(signature)}",
-            "garbage": "not-a-cursor",
-            "non-ascii": "\u00e9\u00e9.\u00e9",
-        }
-        for name, bad in attempts.items():
-            result = await session.call_tool("list_jobs", {"project_reference": "alpha", "cursor": bad})
-            assert result.is_error, name
-            assert result.content[0].text.startswith("invalid_argument: cursor: "), name
-        forged_elsewhere = await session.call_tool(
-            "list_jobs", {"project_reference": "nowhere:demo", "cursor": attempts["edited"]}
-        )
-        assert forged_elsewhere.content[0].text.startswith("invalid_argument: cursor: "), "checked first"
-        replayed = await session.call_tool(
-            "list_jobs", {"project_reference": "alpha", "status": "completed", "cursor": cursor}
-        )
-        assert replayed.content[0].text.startswith("invalid_argument: cursor: ")
-        ok = structured(
-            await session.call_tool("list_jobs", {"project_reference": "alpha", "cursor": cursor})
-        )
-        assert len(ok["jobs"]) == 2
+        submit(shared.home, "cursors", "true")
+    session = shared.session
+    first = structured(await session.call_tool("list_jobs", {"project_reference": "cursors", "limit": 1}))
+    cursor = first["next_cursor"]
+    payload, signature = cursor.split(".")
+    attempts = {
+        "edited": f"{payload[:-2]}AA.{signature}",
+        "forged signature": f"{payload}.{'A' * len(signature)}",
+        "garbage": "not-a-cursor",
+        "non-ascii": "\u00e9\u00e9.\u00e9",
+    }
+    for name, bad in attempts.items():
+        result = await session.call_tool("list_jobs", {"project_reference": "cursors", "cursor": bad})
+        assert result.is_error, name
+        assert result.content[0].text.startswith("invalid_argument: cursor: "), name
+    forged_elsewhere = await session.call_tool(
+        "list_jobs", {"project_reference": "nowhere:demo", "cursor": attempts["edited"]}
+    )
+    assert forged_elsewhere.content[0].text.startswith("invalid_argument: cursor: "), "checked first"
+    replayed = await session.call_tool(
+        "list_jobs", {"project_reference": "cursors", "status": "completed", "cursor": cursor}
+    )
+    assert replayed.content[0].text.startswith("invalid_argument: cursor: ")
+    ok = structured(await session.call_tool("list_jobs", {"project_reference": "cursors", "cursor": cursor}))
+    assert len(ok["jobs"]) == 2
 
 
 @pytest.mark.anyio
@@ -131,9 +151,10 @@ async def test_a_tampered_or_replayed_cursor_is_refused(home: Path) -> None:
         ({"project_reference": "a", "limit": "5"}, "limit: must be of type integer, got string"),
     ],
 )
-async def test_list_jobs_arguments_are_checked(home: Path, arguments: dict[str, Any], expected: str) -> None:
-    async with client(stdio_server(home)) as session:
-        result = await session.call_tool("list_jobs", arguments)
+async def test_list_jobs_arguments_are_checked(
+    shared: Shared, arguments: dict[str, Any], expected: str
+) -> None:
+    result = await shared.session.call_tool("list_jobs", arguments)
     assert result.is_error
     assert result.content[0].text.startswith("invalid_argument: ")
     assert expected in result.content[0].text
