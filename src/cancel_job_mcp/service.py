@@ -21,6 +21,15 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float, str], Awaitable[None]]
 
 DEFAULT_POLLING = StopPolling()
+# wait_for_stop(project, job_id, seconds): a backend that can tell when a stop may have been recorded
+# ends the pause between two polls early; the others are slept.
+StopWait = Callable[[str, str, float], Awaitable[None]]
+
+
+async def _sleep(project: str, job_id: str, seconds: float) -> None:
+    await anyio.sleep(seconds)
+
+
 # Kept from the call's own deadline (the server's call timeout) to answer with the latest record.
 ANSWER_RESERVE_SECONDS = 0.5
 
@@ -72,6 +81,7 @@ class JobService:
     async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
         """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline."""
         polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
+        pause: StopWait = getattr(route.backend, "wait_for_stop", _sleep)
         started = anyio.current_time()
         call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
         budget = max(0.0, min(route.settings.settle_timeout, call_left))
@@ -82,7 +92,7 @@ class JobService:
                 break
             if progress is not None:
                 await progress(waited, budget, f"Cancel accepted; waiting for job {record['id']} to stop.")
-            await anyio.sleep(min(interval, budget - waited))
+            await pause(route.project, record["id"], min(interval, budget - waited))
             interval = min(interval * 2, polling.max_seconds)
             try:
                 record = await route.backend.get_job(route.project, record["id"])

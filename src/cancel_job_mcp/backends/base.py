@@ -17,7 +17,8 @@ class BackendConfigError(ValueError):
 class StopPolling:
     """How cancel_job polls a canceled job until it has stopped. A backend may set its own as
     `stop_polling`: one that records stops itself says when a record shows one, and one whose reads
-    are cheap may be polled more often."""
+    are cheap may be polled more often. One that can tell when a stop may have been recorded also
+    defines `wait_for_stop(project, job_id, seconds)`, which ends the pause between two polls early."""
 
     has_stopped: Callable[[JobRecord], bool] = is_terminal
     first_seconds: float = 0.1

@@ -148,23 +148,41 @@ def tagged(table: dict[int, ProcessInfo], job_id: str) -> set[int]:
     return found
 
 
+def _pin(pid: int, start_ticks: int | None) -> int | None:
+    """A pidfd for process `pid` if it is still the one that started at `start_ticks`, else None.
+
+    Checked after the pidfd is open: from then on the PID cannot be handed to another process."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    current = _live(pid)
+    if current is None or current.start_ticks != start_ticks:
+        os.close(pidfd)
+        return None
+    return pidfd
+
+
 def send_signal(info: ProcessInfo, signum: int) -> bool:
     """Signal the process `info` describes, only if it is still that process; False if it is gone."""
-    try:
-        pidfd = os.pidfd_open(info.pid)
-    except ProcessLookupError:
+    pidfd = _pin(info.pid, info.start_ticks)
+    if pidfd is None:
         return False
     try:
-        # Checked after the pidfd is open: from here on the PID cannot be handed to another process.
-        current = _live(info.pid)
-        if current is None or current.start_ticks != info.start_ticks:
-            return False
         signal.pidfd_send_signal(pidfd, signum)
     except ProcessLookupError:
         return False
     finally:
         os.close(pidfd)
     return True
+
+
+def open_pidfd(identity: ProcessIdentity) -> int | None:
+    """A pidfd for the very process `identity` names (it becomes readable when that process exits),
+    or None if it is gone. The caller closes it."""
+    if identity.boot_id is not None and identity.boot_id != boot_id():
+        return None
+    return _pin(identity.pid, identity.start_ticks)
 
 
 def send_signals(processes: Iterable[ProcessInfo], signum: int) -> None:

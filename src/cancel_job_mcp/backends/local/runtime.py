@@ -120,7 +120,8 @@ class LocalBackend:
         self._connections.clear()
 
     # A canceled job has stopped once its supervisor recorded completed_at (no process of it left).
-    # A read is a local SQLite query, so it is cheap to poll often.
+    # A read is a local SQLite query, so it is cheap to poll often; `wait_for_stop` ends each pause
+    # early when the supervisor exits, so the poll interval bounds only the rare slow cases.
     stop_polling = StopPolling(
         has_stopped=lambda record: is_terminal(record) and record["completed_at"] is not None,
         first_seconds=0.05,
@@ -162,6 +163,33 @@ class LocalBackend:
         if row.status != JobStatus.CANCELED:
             raise not_cancellable(row.record, "on the local runtime")
         return row.record
+
+    async def wait_for_stop(self, project: str, job_id: str, seconds: float) -> None:
+        """Pause up to `seconds`, ending as soon as the job's supervisor exits: it records the stop
+        just before, so the caller's next read finds it at once rather than at its next poll."""
+        pidfd = self._supervisor_pidfd(project, job_id)
+        if pidfd is None:
+            await anyio.sleep(seconds)
+            return
+        try:
+            with anyio.move_on_after(seconds):
+                await anyio.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+
+    def _supervisor_pidfd(self, project: str, job_id: str) -> int | None:
+        """A pidfd for the job's running supervisor, read on the event loop like `_settled`; None
+        if there is none (a lease, a lost supervisor) or the read fails."""
+        reader = self._loop_reader
+        if reader is None:
+            return None
+        try:
+            row = store.find(reader[0], project, job_id)
+        except sqlite3.Error:
+            return None
+        if row is None or row.supervisor is None or store.lease_of(row.supervisor) is not None:
+            return None
+        return procs.open_pidfd(ProcessIdentity.decode(row.supervisor))
 
     def _settled(self, project: str, job_id: str) -> store.JobRow | None:
         """The job's row, read on the event loop, if the job is settled (nothing left to own or stop).
