@@ -51,6 +51,13 @@ CLUSTER_OF_MODULE = {
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per CPU. Most tests spend much of their time waiting for other processes
+    (servers starting, jobs stopping, providers trickling), so one worker per CPU leaves the CPUs idle."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """With `-n`, tests are spread one by one, except that the tests of one cluster stay on one worker,
     so that it starts once (`--dist loadgroup` cannot do it: its marks do not reach pytest 9's node ids)."""
