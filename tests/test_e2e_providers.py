@@ -1,12 +1,12 @@
 """End to end, for every hosted backend: a real MCP client, the server as a stdio subprocess configured
 by a TOML file, and the provider's fake HTTP API on 127.0.0.1 (issue #3: "must show").
 
-Each case and era drives one server through `cancel_job`, `get_job` and `list_jobs` in one MCP
-session that the module's tests share (the `served` fixture), both routing forms (a glob in `projects`
-and an explicit `NAME:REF`) and both protocol eras ("auto" is
-2026-07-28, "legacy" is 2025-11-25). The token reaches the server only through the environment
-variable named by `token_env` (a non-standard name, so the provider default cannot be what worked),
-and it must appear in no result.
+Each protocol era ("auto" is 2026-07-28, "legacy" is 2025-11-25) has one server configured for all four
+providers (each with fakes and jobs of its own) and one MCP session that the module's tests share (the
+`eras` fixture); each case drives it through `cancel_job`, `get_job` and `list_jobs` in both routing forms
+(a glob in `projects` and an explicit `NAME:REF`). Each token reaches the server only through the
+environment variable named by its `token_env` (a non-standard name, so the provider default cannot be
+what worked), and it must appear in no result.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ CANCELED = Draft7Validator(load_schema("cancel_job.output"))
 
 # The protocol version each client mode negotiates with this server.
 ERAS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
+# One server routes to every provider, so their globs must not overlap: Ionworks' projects (proj-a, by
+# proj-?) would also match Veryfront's proj-*, so here they are named apart.
+CASES = [
+    replace(case, project="ion-a", pattern="ion-?", other_project="ion-b")
+    if case.kind == "ionworks"
+    else case
+    for case in PROVIDERS
+]
 
 
 @dataclass
@@ -59,9 +68,8 @@ def seed(case: ProviderCase, fake: Any) -> Seeded:
     return Seeded(fake, ids[::-1], finished[::-1], active[::-1], foreign)
 
 
-def write_config(tmp_path: Path, case: ProviderCase, base_url: str, token_env: str) -> Path:
-    path = tmp_path / f"{case.kind}.toml"
-    path.write_text(
+def backend_table(case: ProviderCase, base_url: str, token_env: str) -> str:
+    return (
         f"[backends.{case.kind}-e2e]\n"
         f'kind = "{case.kind}"\n'
         f'base_url = "{base_url}"\n'
@@ -72,7 +80,10 @@ def write_config(tmp_path: Path, case: ProviderCase, base_url: str, token_env: s
         "settle_timeout = 2\n"
         "max_retries = 0\n"
     )
-    return path
+
+
+def token_env(case: ProviderCase) -> str:
+    return f"E2E_{case.kind.upper()}_SECRET"
 
 
 class Session:
@@ -132,10 +143,10 @@ def tampered(cursor: str) -> str:
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
-    return "asyncio"  # module-wide, so that one MCP session can serve every test of a case and an era
+    return "asyncio"  # module-wide, so that one MCP session can serve every test of an era
 
 
-@pytest.fixture(scope="module", params=PROVIDERS, ids=str)
+@pytest.fixture(scope="module", params=CASES, ids=str)
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     value: ProviderCase = request.param
     return value
@@ -148,8 +159,50 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @dataclass
+class Era:
+    """One server configured for every provider, its MCP session, and each provider's seeded fake."""
+
+    mcp: Session
+    fakes: dict[str, Any]
+    seeded: dict[str, Seeded]
+    canceled: dict[str, list[str]] = field(default_factory=dict)  # the jobs the tests here canceled
+
+
+@pytest.fixture(scope="module")
+async def eras(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Era]]:
+    """Both eras' servers, shared by the module's tests; at the end, every request each fake saw carried
+    its token and no result showed it."""
+    eras: dict[str, Era] = {}
+    async with AsyncExitStack() as stack:
+        for mode in ERAS:
+            tmp_path = tmp_path_factory.mktemp(mode)
+            home = tmp_path / "home"
+            home.mkdir()
+            fakes = {case.kind: stack.enter_context(case.fake(CANARY_TOKEN)) for case in CASES}
+            config = tmp_path / "config.toml"
+            config.write_text(
+                "\n".join(backend_table(case, fakes[case.kind].url, token_env(case)) for case in CASES)
+            )
+            tokens = {token_env(case): CANARY_TOKEN for case in CASES}
+            raw = await stack.enter_async_context(
+                client(stdio_server(home, "--config", str(config), **tokens), mode)
+            )
+            assert raw.protocol_version == ERAS[mode]
+            seeded = {case.kind: seed(case, fakes[case.kind]) for case in CASES}
+            eras[mode] = Era(Session(raw), fakes, seeded, {case.kind: [] for case in CASES})
+        yield eras
+    for mode, era in eras.items():
+        for kind, fake in era.fakes.items():
+            assert fake.requests, f"the {kind} fake was never called ({mode})"
+            assert all(CANARY_TOKEN in json.dumps(r.headers) for r in fake.requests)
+        assert era.mcp.texts
+        for text in era.mcp.texts:
+            assert CANARY_TOKEN not in text
+
+
+@dataclass
 class Served:
-    """One provider's seeded fake and one MCP session with a server configured for it."""
+    """One provider's seeded fake and the MCP session of an era's server."""
 
     case: ProviderCase
     fake: Any
@@ -171,29 +224,11 @@ class Served:
         return [job for job in self.seeded.active if job not in self.canceled]
 
 
-@pytest.fixture(scope="module")
-async def served(
-    case: ProviderCase, mode: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Served]:
-    """The tests of one case and era share the server; at the end, every request the fake saw carried
-    the token and no result showed it."""
-    tmp_path = tmp_path_factory.mktemp(f"{case.kind}-{mode}")
-    home = tmp_path / "home"
-    home.mkdir()
-    with case.fake(CANARY_TOKEN) as fake:
-        seeded = seed(case, fake)
-        token_env = f"E2E_{case.kind.upper()}_SECRET"
-        config = write_config(tmp_path, case, fake.url, token_env)
-        target = stdio_server(home, "--config", str(config), **{token_env: CANARY_TOKEN})
-        async with client(target, mode) as raw:
-            assert raw.protocol_version == ERAS[mode]
-            mcp = Session(raw)
-            yield Served(case, fake, seeded, mcp, f"{case.kind}-e2e", [])
-        assert fake.requests, "the fake was never called"
-        assert all(CANARY_TOKEN in json.dumps(r.headers) for r in fake.requests)
-    assert mcp.texts
-    for text in mcp.texts:
-        assert CANARY_TOKEN not in text
+@pytest.fixture
+def served(case: ProviderCase, mode: str, eras: dict[str, Era]) -> Served:
+    era = eras[mode]
+    kind = case.kind
+    return Served(case, era.fakes[kind], era.seeded[kind], era.mcp, f"{kind}-e2e", era.canceled[kind])
 
 
 async def test_list_jobs_pages_newest_first_in_both_routing_forms(served: Served) -> None:
@@ -331,7 +366,8 @@ async def test_a_missing_token_variable_stops_the_server_before_any_request(
     from .conftest import env_for
 
     with FakeVeryfront(CANARY_TOKEN) as fake:
-        config = write_config(tmp_path, PROVIDERS[0], fake.url, "E2E_UNSET_SECRET_VARIABLE")
+        config = tmp_path / "config.toml"
+        config.write_text(backend_table(PROVIDERS[0], fake.url, "E2E_UNSET_SECRET_VARIABLE"))
         env = env_for(home)
         env.pop("E2E_UNSET_SECRET_VARIABLE", None)
         with anyio.fail_after(30):
