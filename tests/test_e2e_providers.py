@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,7 @@ class Era:
     mcp: Session
     fakes: dict[str, Any]
     seeded: dict[str, Seeded]
-    canceled: dict[str, list[str]] = field(default_factory=dict)  # the jobs the tests here canceled
+    canceled: dict[str, list[str]]  # the jobs the tests here canceled, by provider
 
 
 @pytest.fixture(scope="module")

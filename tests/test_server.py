@@ -1,9 +1,13 @@
-"""Server behaviour that does not depend on a backend: failures, unknown tools, HTTP safety, stdout."""
+"""Server behaviour that does not depend on a backend: failures, unknown tools, HTTP safety, stdout.
+
+The stdio tests share one server and MCP session, the HTTP tests one server."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from tempfile import mkdtemp
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +22,22 @@ from cancel_job_mcp.server import build_server
 from cancel_job_mcp.service import JobService
 
 from .conftest import HttpServer, client, stdio_server
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # module-wide, so that one MCP session can serve several tests
+
+
+@pytest.fixture(scope="module")
+async def session(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    async with client(stdio_server(tmp_path_factory.mktemp("home")), "legacy") as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
+def http_server(module_http_servers: Callable[..., HttpServer]) -> HttpServer:
+    return module_http_servers()
 
 
 class ExplodingBackend:
@@ -63,19 +83,15 @@ async def test_an_unexpected_exception_is_an_internal_error_that_leaks_nothing(
 
 
 @pytest.mark.anyio
-async def test_an_unknown_tool_is_a_protocol_error(home: Path) -> None:
-    async with client(stdio_server(home), "legacy") as session:
-        with pytest.raises(MCPError) as raised:
-            await session.call_tool("delete_everything", {})
+async def test_an_unknown_tool_is_a_protocol_error(session: Any) -> None:
+    with pytest.raises(MCPError) as raised:
+        await session.call_tool("delete_everything", {})
     assert "Unknown tool: delete_everything" in str(raised.value)
 
 
 @pytest.mark.anyio
-async def test_an_unknown_backend_prefix_is_unknown_project(home: Path) -> None:
-    async with client(stdio_server(home)) as session:
-        result = await session.call_tool(
-            "cancel_job", {"project_reference": "nowhere:demo", "job_id": "job_1"}
-        )
+async def test_an_unknown_backend_prefix_is_unknown_project(session: Any) -> None:
+    result = await session.call_tool("cancel_job", {"project_reference": "nowhere:demo", "job_id": "job_1"})
     assert result.is_error
     assert result.content[0].text.startswith("unknown_project: There is no backend named 'nowhere'.")
 
