@@ -48,6 +48,17 @@ CLUSTER_OF_MODULE = {
     "tests/test_slurm_cluster.py": "slurm_cluster",
     "tests/test_slurm_e2e.py": "slurm_cluster",
 }
+# The modules whose tests share module-scoped servers (a start costs about a second of CPU): under
+# pytest-xdist each runs on one worker, so that its servers start once.
+SHARED_SERVER_MODULES = {
+    "tests/test_battery_input.py",
+    "tests/test_companion_tools.py",
+    "tests/test_e2e_providers.py",
+    "tests/test_http_hardening.py",
+    "tests/test_inspector.py",
+    "tests/test_server.py",
+    "tests/test_stdio.py",
+}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -59,15 +70,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `-n`, tests are spread one by one, except that the tests of one cluster stay on one worker,
-    so that it starts once (`--dist loadgroup` cannot do it: its marks do not reach pytest 9's node ids)."""
+    """With `-n`, tests are spread one by one, except that the tests of one cluster, or of one module
+    sharing servers, stay on one worker, so that those start once (`--dist loadgroup` cannot do it: its
+    marks do not reach pytest 9's node ids)."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class OneWorkerPerCluster(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return CLUSTER_OF_MODULE.get(nodeid.split("::", 1)[0], nodeid)
+            module = nodeid.split("::", 1)[0]
+            if module in SHARED_SERVER_MODULES:
+                return module
+            return CLUSTER_OF_MODULE.get(module, nodeid)
 
     return OneWorkerPerCluster(config, log)
 
