@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 from mcp import MCPError, types
 from mcp.server import Server, ServerRequestContext
+from mcp.shared.inbound import x_mcp_header_map
 
 from . import __version__
 from .arguments import ArgumentValidator
@@ -145,11 +146,17 @@ def build_server(
     ) -> types.ListToolsResult:
         return listing
 
+    # Only a schema that declares x-mcp-header parameters has Mcp-Param headers to check; for the others
+    # None spares the SDK's HTTP transport two walks of the schema on every tools/call. Without this
+    # lookup it would run the whole tools/list (validated and dumped) on every call instead.
+    header_schemas = {
+        name: spec.tool.input_schema
+        for name, spec in specs.items()
+        if x_mcp_header_map(spec.tool.input_schema)
+    }
+
     def input_schema(name: str) -> Mapping[str, Any] | None:
-        # Without it, the SDK's HTTP transport runs the whole tools/list (three tools' schemas, validated
-        # and dumped) on every tools/call to check Mcp-Param headers: most of a call's CPU on HTTP.
-        spec = specs.get(name)
-        return spec.tool.input_schema if spec is not None else None
+        return header_schemas.get(name)
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams

@@ -81,6 +81,8 @@ class JobService:
     async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
         """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline."""
         polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
+        if polling.has_stopped(record):
+            return record  # the common repeat cancel: no deadline arithmetic (it walks the cancel scopes)
         pause: StopWait = getattr(route.backend, "wait_for_stop", _sleep)
         started = anyio.current_time()
         call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
