@@ -40,6 +40,7 @@ MAX_DEPTH = 200
 MAX_NUMBER_DIGITS = 100
 BATCH_VERSIONS = frozenset({"2025-03-26"})  # the only revision whose JSON-RPC layer has batches
 DISCOVER = "server/discover"
+CANCELLED = "notifications/cancelled"
 
 RequestId = str | int | float
 
@@ -325,6 +326,8 @@ class StdioConnection:
 
     async def _forward(self, group: TaskGroup, message: SessionMessage) -> None:
         request = message.message
+        if isinstance(request, types.JSONRPCNotification) and request.method == CANCELLED:
+            await self._drop_from_batch((request.params or {}).get("requestId"))
         if isinstance(request, types.JSONRPCRequest):
             if self._era is None:
                 modern = request.method != "initialize" and _has_modern_envelope(request)
@@ -385,6 +388,18 @@ class StdioConnection:
             await self._write_array(batch.replies)
         for message in accepted:
             await self._forward(group, message)
+
+    async def _drop_from_batch(self, request_id: Any) -> None:
+        """A cancelled request gets no answer (the SDK sends none), so its batch stops waiting for it;
+        should an answer come anyway, it is written alone."""
+        if not isinstance(request_id, str | int) or isinstance(request_id, bool):
+            return
+        batch = self._batches.pop(request_id, None)
+        if batch is None:
+            return
+        batch.waiting.discard(request_id)
+        if not batch.waiting:
+            await self._write_array(batch.replies)
 
     async def _write_array(self, frames: list[str]) -> None:
         if frames:  # a batch of notifications alone gets no reply at all
