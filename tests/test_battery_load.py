@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +21,22 @@ from jsonschema import Draft7Validator
 
 from cancel_job_mcp.schemas import load_schema
 
-from .battery_support import RawStdioServer, cpu_burners, db_row, structured, tool_result, vm_rss_kib
+from .battery_support import (
+    RawStdioServer,
+    cpu_burners,
+    db_row,
+    live_groups,
+    structured,
+    submit_here,
+    tool_result,
+    vm_rss_kib,
+)
 from .conftest import (
     TERM_LOGGER,
     client,
-    process_group_alive,
+    job_process_group,
     start_http_server,
     stop_http_server,
-    submit,
-    wait_for_process_group,
     wait_until,
 )
 
@@ -40,28 +47,22 @@ MAX_RSS_GROWTH_KIB = 30 * 1024
 
 
 def submit_many(home: Path, tmp_path: Path, project: str, count: int) -> list[tuple[str, Path, int]]:
-    """`count` TERM-logging jobs, submitted concurrently; (job id, signal log, process group) each."""
+    """`count` TERM-logging jobs; (job id, signal log, process group) each."""
     logs = [tmp_path / f"{project}-{index}.signals" for index in range(count)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        records = list(
-            pool.map(lambda log: submit(home, project, sys.executable, "-c", TERM_LOGGER, str(log)), logs)
-        )
-    jobs = [
-        (record["id"], log, wait_for_process_group(home, record["id"]))
-        for record, log in zip(records, logs, strict=True)
-    ]
+    ids = [submit_here(home, project, sys.executable, "-c", TERM_LOGGER, str(log))["id"] for log in logs]
     # Ready once its SIGTERM handler is installed (before that a SIGTERM would kill it silently).
     wait_until(lambda: all(Path(f"{log}.ready").exists() for log in logs), timeout=30)
-    return jobs
+    groups = [wait_until(partial(job_process_group, home, job_id)) for job_id in ids]
+    return list(zip(ids, logs, groups, strict=True))
 
 
 def assert_canceled_exactly_once(home: Path, jobs: list[tuple[str, Path, int]]) -> None:
     """Each job canceled once, stopped by one SIGTERM, and its stop recorded."""
-    for job_id, log, pgid in jobs:
+    assert live_groups([pgid for _, _, pgid in jobs]) == [], "processes outlived their recorded stop"
+    for job_id, log, _ in jobs:
         row = db_row(home, job_id)
         assert row["status"] == "canceled", (job_id, row["status"])
         assert row["completed_at"] is not None, job_id
-        assert not process_group_alive(pgid), job_id
         assert log.read_text() == "TERM\n", f"{job_id}: {log.read_text().count('TERM')} SIGTERMs"
         # 143 would mean a second SIGTERM landed while the job was exiting on its first.
         assert row["exit_code"] == 0, (job_id, row["exit_code"])
@@ -154,8 +155,9 @@ async def test_200_concurrent_cancels_from_4_servers_on_50_jobs_under_cpu_load(
 
 
 def test_1000_sequential_calls_over_stdio(home: Path, tmp_path: Path) -> None:
-    jobs = submit_many(home, tmp_path, "seq", 20)
+    jobs = submit_many(home, tmp_path, "seq", 10)
     ids = [job_id for job_id, _, _ in jobs]
+    first_final_cancel = 1000 - len(ids)  # the last calls cancel every job, each in turn
     rng = random.Random(6)
     server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
     final: dict[str, dict[str, Any]] = {}
@@ -168,8 +170,9 @@ def test_1000_sequential_calls_over_stdio(home: Path, tmp_path: Path) -> None:
         for call in range(1000):
             if call == 100:
                 rss.append(vm_rss_kib(server.pid))  # after the warm-up
-            job_id = ids[call - 980] if call >= 980 else rng.choice(ids)
-            tool = "cancel_job" if call >= 980 else rng.choices(list(counts), weights=(5, 2, 3))[0]
+            final_cancel = call >= first_final_cancel
+            job_id = ids[call - first_final_cancel] if final_cancel else rng.choice(ids)
+            tool = "cancel_job" if final_cancel else rng.choices(list(counts), weights=(5, 2, 3))[0]
             counts[tool] += 1
             if tool == "list_jobs":
                 status = rng.choice([None, "working", "canceled"])
@@ -224,8 +227,7 @@ SLOW_TERM_HANDLER = (
 
 def test_a_cancel_sends_one_sigterm_even_when_the_job_takes_time_to_stop(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "signals.txt"
-    job = submit(home, "once", sys.executable, "-c", SLOW_TERM_HANDLER, str(log))
-    wait_for_process_group(home, job["id"])
+    job = submit_here(home, "once", sys.executable, "-c", SLOW_TERM_HANDLER, str(log))
     wait_until(lambda: Path(f"{log}.ready").exists())
     server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
     try:
