@@ -9,18 +9,29 @@ and, watched all along, the record never said stopped while one of them lived.
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cancel_job_mcp.backends.local import procs
 
-from .battery_support import RawStdioServer, StdioServers, db_row, get_job, integrity_check
-from .conftest import CLI, env_for, submit, wait_until
+from .battery_support import (
+    RawStdioServer,
+    StdioServers,
+    db_row,
+    get_job,
+    integrity_check,
+    shared_stdio_server,
+    submit_here,
+)
+from .conftest import CLI, env_for, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -109,13 +120,32 @@ class RecordWatch:
         self._thread.start()
 
     def _watch(self, home: Path, job_id: str, family: Family) -> None:
-        while not self._stop.wait(0.005):
-            if db_row(home, job_id)["completed_at"] is not None and (alive := family.alive()):
-                self.lies.append(f"completed_at set while {alive} ran")
+        # One connection for the whole watch: opening one per look would cost more than the look.
+        with contextlib.closing(sqlite3.connect(home / "jobs.sqlite3")) as conn:
+            while not self._stop.wait(0.005):
+                (completed_at,) = conn.execute(
+                    "SELECT completed_at FROM jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+                if completed_at is not None and (alive := family.alive()):
+                    self.lies.append(f"completed_at set while {alive} ran")
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state directory for the matrix (each case its own job): the reader below serves them all."""
+    return tmp_path_factory.mktemp("crash-home")
+
+
+@pytest.fixture(scope="module")
+def reader(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdioServer]:
+    """Reads as a user would, through a server that none of the cases kills; a read hands a job whose
+    supervisor is gone to a successor."""
+    with shared_stdio_server(home, tmp_path_factory.mktemp("reader") / "stderr.txt") as server:
+        yield server
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -126,17 +156,10 @@ def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
     victim: str,
     phase: str,
     stdio_servers: StdioServers,
+    reader: RawStdioServer,
 ) -> None:
     prefix = tmp_path / "family"
-    job = submit(
-        home,
-        "crash",
-        sys.executable,
-        "-c",
-        FAMILY,
-        str(prefix),
-        options=("--grace-period", str(GRACE_SECONDS)),
-    )
+    job = submit_here(home, "crash", sys.executable, "-c", FAMILY, str(prefix), grace_seconds=GRACE_SECONDS)
     job_id = job["id"]
     family = Family(prefix)
     supervisor = procs.ProcessIdentity.decode(db_row(home, job_id)["supervisor"])
@@ -172,7 +195,6 @@ def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
         family.release()
 
         # Reads hand a job whose supervisor is gone to a successor: read it as a user would.
-        reader = stdio_servers.start()
         record = wait_until(
             lambda: (record := get_job(reader, "crash", job_id))["completed_at"] and record, timeout=60
         )
