@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +13,36 @@ import anyio
 import pytest
 from jsonschema import Draft7Validator
 
+from .battery_support import db_row, submit_here, wait_for_stop
 from .conftest import (
     IGNORES_TERM,
     TERM_LOGGER,
     HttpServer,
     client,
     process_group_alive,
+    run_cli,
     show,
+    start_http_server,
     stdio_server,
-    submit,
+    stop_http_server,
     wait_for_process_group,
     wait_until,
 )
 
 ERAS = ("auto", "legacy")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state directory for the module: each test has its own jobs, and one HTTP server serves all."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def http_server(home: Path) -> Iterator[HttpServer]:
+    server = start_http_server(home)
+    yield server
+    assert stop_http_server(server) == "", "the HTTP server wrote to stdout"
 
 
 def structured(result: Any) -> dict[str, Any]:
@@ -53,7 +70,7 @@ async def cancel(target: Any, project: str, job_id: str, mode: str = "auto") -> 
 async def test_cancel_over_stdio_stops_the_process_group(
     home: Path, mode: str, record_validator: Draft7Validator
 ) -> None:
-    job = submit(home, "demo", "sleep", "600")
+    job = submit_here(home, "demo", "sleep", "600")
     pgid = wait_for_process_group(home, job["id"])
 
     record = structured(await cancel(stdio_server(home), "demo", job["id"], mode))
@@ -71,7 +88,7 @@ async def test_cancel_over_stdio_stops_the_process_group(
 async def test_cancel_over_http_stops_the_process_group(
     home: Path, http_server: HttpServer, mode: str, record_validator: Draft7Validator
 ) -> None:
-    job = submit(home, "demo", "sleep", "600")
+    job = submit_here(home, "demo", "sleep", "600")
     pgid = wait_for_process_group(home, job["id"])
 
     record = structured(await cancel(http_server.url, "demo", job["id"], mode))
@@ -83,10 +100,10 @@ async def test_cancel_over_http_stops_the_process_group(
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_canceling_twice_returns_the_same_record(home: Path) -> None:
-    job = submit(home, "demo", "sleep", "600")
+async def test_canceling_twice_returns_the_same_record(home: Path, http_server: HttpServer) -> None:
+    job = submit_here(home, "demo", "sleep", "600")
     wait_for_process_group(home, job["id"])
-    async with client(stdio_server(home)) as session:
+    async with client(http_server.url) as session:
         arguments = {"project_reference": "demo", "job_id": job["id"]}
         first = structured(await session.call_tool("cancel_job", arguments))
         second = structured(await session.call_tool("cancel_job", arguments))
@@ -95,14 +112,16 @@ async def test_canceling_twice_returns_the_same_record(home: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_fifty_concurrent_cancels_make_one_transition(home: Path, tmp_path: Path) -> None:
+async def test_fifty_concurrent_cancels_make_one_transition(
+    home: Path, tmp_path: Path, http_server: HttpServer
+) -> None:
     signals = tmp_path / "signals.txt"
-    job = submit(home, "demo", sys.executable, "-c", TERM_LOGGER, str(signals))
+    job = submit_here(home, "demo", sys.executable, "-c", TERM_LOGGER, str(signals))
     pgid = wait_for_process_group(home, job["id"])
     wait_until(lambda: Path(f"{signals}.ready").exists())
     records: list[dict[str, Any]] = []
 
-    async with client(stdio_server(home)) as session:
+    async with client(http_server.url) as session:
 
         async def cancel_once() -> None:
             result = await session.call_tool("cancel_job", {"project_reference": "demo", "job_id": job["id"]})
@@ -122,12 +141,14 @@ async def test_fifty_concurrent_cancels_make_one_transition(home: Path, tmp_path
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(home: Path) -> None:
-    job = submit(home, "demo", sys.executable, "-c", IGNORES_TERM, options=("--grace-period", "1"))
+async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(
+    home: Path, http_server: HttpServer
+) -> None:
+    job = submit_here(home, "demo", sys.executable, "-c", IGNORES_TERM, grace_seconds=1)
     pgid = wait_for_process_group(home, job["id"])
     started = anyio.current_time()
 
-    record = structured(await cancel(stdio_server(home), "demo", job["id"]))
+    record = structured(await cancel(http_server.url, "demo", job["id"]))
 
     assert anyio.current_time() - started >= 1.0
     assert record["status"] == "canceled"
@@ -138,17 +159,15 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(home:
 @pytest.mark.slow
 def test_a_job_that_exits_on_sigterm_stays_canceled(home: Path, tmp_path: Path) -> None:
     """The job finishes with exit 0 as it is canceled: the record must never say completed."""
-    job = submit(home, "demo", sys.executable, "-c", TERM_LOGGER, str(tmp_path / "signals.txt"))
+    job = submit_here(home, "demo", sys.executable, "-c", TERM_LOGGER, str(tmp_path / "signals.txt"))
     wait_until(lambda: Path(f"{tmp_path / 'signals.txt'}.ready").exists())
     record = json.loads(run_cancel(home, "demo", job["id"]).stdout)
     assert record["status"] == "canceled"
     assert record["exit_code"] == 0
-    assert show(home, "demo", job["id"])["status"] == "canceled"
+    assert db_row(home, job["id"])["status"] == "canceled"
 
 
 def run_cancel(home: Path, project: str, job_id: str) -> Any:
-    from .conftest import run_cli
-
     return run_cli(home, "cancel", project, job_id, check=False)
 
 
@@ -156,11 +175,9 @@ def run_cancel(home: Path, project: str, job_id: str) -> Any:
 def test_racing_cancels_and_completions_agree_with_the_final_record(home: Path) -> None:
     """Jobs that end on their own while being canceled: whatever cancel said is what stays."""
     for _ in range(8):
-        job = submit(home, "race", "true")
+        job = submit_here(home, "race", "true")
         done = run_cancel(home, "race", job["id"])
-        final = wait_until(
-            lambda job=job: (record := show(home, "race", job["id"]))["completed_at"] and record
-        )
+        final = wait_for_stop(home, job["id"])
         if done.returncode == 0:
             assert json.loads(done.stdout)["status"] == "canceled"
             assert final["status"] == "canceled"
@@ -170,8 +187,8 @@ def test_racing_cancels_and_completions_agree_with_the_final_record(home: Path) 
 
 
 def test_a_completed_job_is_not_cancellable(home: Path) -> None:
-    job = submit(home, "demo", "true")
-    wait_until(lambda: show(home, "demo", job["id"])["status"] == "completed")
+    job = submit_here(home, "demo", "true")
+    assert wait_for_stop(home, job["id"])["status"] == "completed"
     done = run_cancel(home, "demo", job["id"])
     assert done.returncode == 1
     assert done.stderr.startswith("not_cancellable: ")
@@ -180,17 +197,19 @@ def test_a_completed_job_is_not_cancellable(home: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_unknown_job_and_other_project_give_not_found_and_stop_nothing(home: Path) -> None:
-    job = submit(home, "alpha", "sleep", "600")
+async def test_unknown_job_and_other_project_give_not_found_and_stop_nothing(
+    home: Path, http_server: HttpServer
+) -> None:
+    job = submit_here(home, "alpha", "sleep", "600")
     pgid = wait_for_process_group(home, job["id"])
-    async with client(stdio_server(home)) as session:
+    async with client(http_server.url) as session:
         unknown = await session.call_tool("cancel_job", {"project_reference": "alpha", "job_id": "job_nope"})
         other = await session.call_tool("cancel_job", {"project_reference": "beta", "job_id": job["id"]})
     assert error_text(unknown).startswith("not_found: ")
     assert error_text(other).startswith("not_found: ")
     assert process_group_alive(pgid)
-    assert show(home, "alpha", job["id"])["status"] == "working"
-    run_cancel(home, "alpha", job["id"])
+    assert db_row(home, job["id"])["status"] == "working"
+    await cancel(http_server.url, "alpha", job["id"])
 
 
 INVALID_ARGUMENTS = {
@@ -213,18 +232,18 @@ INVALID_ARGUMENTS = {
 
 @pytest.mark.slow
 @pytest.mark.anyio
-async def test_invalid_arguments_are_refused_and_change_nothing(home: Path) -> None:
-    job = submit(home, "demo", "sleep", "600")
+async def test_invalid_arguments_are_refused_and_change_nothing(home: Path, http_server: HttpServer) -> None:
+    job = submit_here(home, "demo", "sleep", "600")
     wait_for_process_group(home, job["id"])
     before = dump_database(home)
-    async with client(stdio_server(home)) as session:
+    async with client(http_server.url) as session:
         for name, (arguments, expected) in INVALID_ARGUMENTS.items():
             text = error_text(await session.call_tool("cancel_job", arguments))
             assert text.startswith("invalid_argument: "), name
             assert expected in text, (name, text)
             assert len(text) < 1000, name
     assert dump_database(home) == before
-    run_cancel(home, "demo", job["id"])
+    await cancel(http_server.url, "demo", job["id"])
 
 
 def dump_database(home: Path) -> list[tuple[Any, ...]]:
