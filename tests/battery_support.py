@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -263,11 +264,22 @@ def live_groups(pgids: list[int]) -> list[int]:
     return [pgid for pgid in pgids if procs.group_members(table, pgid)]
 
 
-def vm_rss_kib(pid: int) -> int:
+def wait_ignoring_sigterm(pid: int) -> None:
+    """Wait until process `pid` ignores SIGTERM: a job that ignores it from its first line is killed by
+    a SIGTERM that comes before that line ran."""
+    wait_until(lambda: int(_proc_status(pid, "SigIgn"), 16) & (1 << (signal.SIGTERM - 1)), timeout=30)
+
+
+def _proc_status(pid: int, field: str) -> str:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for pid {pid}")
+        name, _, value = line.partition(":")
+        if name == field:
+            return value.strip()
+    raise AssertionError(f"no {field} for pid {pid}")
+
+
+def vm_rss_kib(pid: int) -> int:
+    return int(_proc_status(pid, "VmRSS").split()[0])
 
 
 def db_row(home: Path, job_id: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import anyio
 import pytest
 from jsonschema import Draft7Validator
 
-from .battery_support import db_row, submit_here, wait_for_stop
+from .battery_support import db_row, submit_here, wait_for_stop, wait_ignoring_sigterm
 from .conftest import (
     IGNORES_TERM,
     TERM_LOGGER,
@@ -146,6 +146,7 @@ async def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(
 ) -> None:
     job = submit_here(home, "demo", sys.executable, "-c", IGNORES_TERM, grace_seconds=1)
     pgid = wait_for_process_group(home, job["id"])
+    wait_ignoring_sigterm(pgid)
     started = anyio.current_time()
 
     record = structured(await cancel(http_server.url, "demo", job["id"]))

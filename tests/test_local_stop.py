@@ -23,7 +23,18 @@ import pytest
 from cancel_job_mcp.backends.local import procs, store
 from cancel_job_mcp.backends.local.supervisor import CappedLog
 
-from .battery_support import StdioServers, db_row, error_code, get_job, tool_result
+from .battery_support import (
+    RawStdioServer,
+    StdioServers,
+    db_row,
+    error_code,
+    get_job,
+    shared_stdio_server,
+    submit_here,
+    tool_result,
+    wait_for_stop,
+    wait_ignoring_sigterm,
+)
 from .conftest import (
     CLI,
     IGNORES_TERM,
@@ -31,11 +42,23 @@ from .conftest import (
     env_for,
     process_group_alive,
     run_cli,
-    show,
-    submit,
     wait_for_process_group,
     wait_until,
 )
+
+
+@pytest.fixture(scope="module")
+def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state directory of the tests that share `server` (each its own project and jobs)."""
+    return tmp_path_factory.mktemp("shared-home")
+
+
+@pytest.fixture(scope="module")
+def server(shared_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdioServer]:
+    """One stdio server for the tests whose server need not be their own: it also serves each test
+    after the abandoned requests and stuck stops of those before it."""
+    with shared_stdio_server(shared_home, tmp_path_factory.mktemp("server") / "stderr.txt") as server:
+        yield server
 
 
 def cancel_arguments(project: str, job_id: str) -> dict[str, object]:
@@ -44,7 +67,7 @@ def cancel_arguments(project: str, job_id: str) -> dict[str, object]:
 
 def term_logger(home: Path, tmp_path: Path, project: str, name: str) -> tuple[str, Path]:
     log = tmp_path / f"{name}.signals"
-    job = submit(home, project, sys.executable, "-c", TERM_LOGGER, str(log))
+    job = submit_here(home, project, sys.executable, "-c", TERM_LOGGER, str(log))
     return job["id"], log
 
 
@@ -54,20 +77,26 @@ def term_logger(home: Path, tmp_path: Path, project: str, name: str) -> tuple[st
 @pytest.mark.slow
 @pytest.mark.parametrize("delay_ms", [0, 5, 20, 100, "stdin closed"], ids=str)
 def test_a_client_that_gives_up_on_its_cancel_cannot_leave_a_half_stop(
-    home: Path, tmp_path: Path, stdio_servers: StdioServers, delay_ms: int | str
+    shared_home: Path,
+    tmp_path: Path,
+    server: RawStdioServer,
+    stdio_servers: StdioServers,
+    delay_ms: int | str,
 ) -> None:
     """Whenever the client cancels its request (or hangs up), the job is either untouched or canceled
     with its SIGTERM delivered and its stop recorded: never canceled without SIGTERM."""
+    home = shared_home
     job_id, log = term_logger(home, tmp_path, "impatient", "job")
     wait_until(lambda: Path(f"{log}.ready").exists(), timeout=30)
-    server = stdio_servers.start()
-    request = server.send("tools/call", cancel_arguments("impatient", job_id))
     if isinstance(delay_ms, int):
+        request = server.send("tools/call", cancel_arguments("impatient", job_id))
         time.sleep(delay_ms / 1000)
         server.abandon(request)
         server.call_tool("list_jobs", {"project_reference": "impatient"})  # the server has read both
     else:
-        server.close()
+        hanging_up = stdio_servers.start(home)
+        hanging_up.send("tools/call", cancel_arguments("impatient", job_id))
+        hanging_up.close()
     # A cancel whose write had begun lands within moments; one that had not never does.
     with contextlib.suppress(pytest.fail.Exception):
         wait_until(lambda: db_row(home, job_id)["status"] != "working", timeout=3)
@@ -77,7 +106,7 @@ def test_a_client_that_gives_up_on_its_cancel_cannot_leave_a_half_stop(
         assert not log.exists(), "signalled without a recorded cancel"
         run_cli(home, "cancel", "impatient", job_id)
         return
-    row = wait_until(lambda: (row := db_row(home, job_id))["completed_at"] and row, timeout=30)
+    row = wait_for_stop(home, job_id)
     assert row["status"] == "canceled"
     assert log.read_text() == "TERM\n", "canceled, so SIGTERM must have been delivered, once"
     assert row["exit_code"] == 0
@@ -88,30 +117,31 @@ def test_a_client_that_gives_up_on_its_cancel_cannot_leave_a_half_stop(
 
 @pytest.mark.slow
 def test_many_reads_of_an_orphaned_job_start_exactly_one_successor(
-    home: Path, tmp_path: Path, stdio_servers: StdioServers
+    shared_home: Path, tmp_path: Path, server: RawStdioServer, stdio_servers: StdioServers
 ) -> None:
+    home = shared_home
     job_id, log = term_logger(home, tmp_path, "orphan", "job")
     wait_until(lambda: Path(f"{log}.ready").exists(), timeout=30)
     supervisor = procs.ProcessIdentity.decode(db_row(home, job_id)["supervisor"])
     procs.wake(supervisor, signal.SIGKILL)
     wait_until(lambda: not procs.is_running(supervisor))
-    servers = [stdio_servers.start() for _ in range(2)]
+    readers = [server, stdio_servers.start(home)]  # two processes, each reading 40 times at once
     requests = [
         (
-            server,
-            server.send(
+            reader,
+            reader.send(
                 "tools/call",
                 {"name": "get_job", "arguments": {"project_reference": "orphan", "job_id": job_id}},
             ),
         )
-        for server in servers
+        for reader in readers
         for _ in range(40)
     ]
     statuses = {
-        tool_result(server.receive(request))["structuredContent"]["status"] for server, request in requests
+        tool_result(reader.receive(request))["structuredContent"]["status"] for reader, request in requests
     }
     assert statuses <= {"working", "failed"}, "reads return the record as it is"
-    record = wait_until(lambda: (row := db_row(home, job_id))["completed_at"] and row, timeout=30)
+    record = wait_for_stop(home, job_id)
     assert record["status"] == "failed"
     assert f"supervisor (pid {supervisor.pid}) is gone" in record["failed_reason"]
     assert log.read_text() == "TERM\n", "one successor, one SIGTERM"
@@ -122,10 +152,12 @@ def test_many_reads_of_an_orphaned_job_start_exactly_one_successor(
 
 @pytest.mark.slow
 def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
-    home: Path, tmp_path: Path, stdio_servers: StdioServers
+    shared_home: Path, server: RawStdioServer
 ) -> None:
-    job = submit(home, "stuck", sys.executable, "-c", IGNORES_TERM, options=("--grace-period", "600"))
+    home = shared_home
+    job = submit_here(home, "stuck", sys.executable, "-c", IGNORES_TERM, grace_seconds=600)
     pgid = wait_for_process_group(home, job["id"])
+    wait_ignoring_sigterm(pgid)
     supervisor = procs.ProcessIdentity.decode(db_row(home, job["id"])["supervisor"])
     canceller = subprocess.Popen(
         [*CLI, "cancel", "stuck", job["id"]], env=env_for(home), stdout=subprocess.DEVNULL
@@ -133,7 +165,6 @@ def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
     try:
         wait_until(lambda: db_row(home, job["id"])["term_sent_at"] is not None, timeout=30)
         procs.wake(supervisor, signal.SIGSTOP)  # and the supervisor is stuck too
-        server = stdio_servers.start()
         timings = []
         for _ in range(10):
             started = time.monotonic()
@@ -160,11 +191,12 @@ def test_a_read_during_a_stuck_stop_returns_at_once_and_changes_nothing(
 
 @pytest.mark.slow
 def test_a_cancel_waiting_out_the_grace_period_sends_progress(
-    home: Path, tmp_path: Path, stdio_servers: StdioServers
+    shared_home: Path, server: RawStdioServer
 ) -> None:
-    job = submit(home, "progress", sys.executable, "-c", IGNORES_TERM, options=("--grace-period", "2"))
-    pgid = wait_for_process_group(home, job["id"])
-    server = stdio_servers.start()
+    job = submit_here(shared_home, "progress", sys.executable, "-c", IGNORES_TERM, grace_seconds=2)
+    pgid = wait_for_process_group(shared_home, job["id"])
+    wait_ignoring_sigterm(pgid)
+    server.notifications.clear()
     request = server.send(
         "tools/call", {**cancel_arguments("progress", job["id"]), "_meta": {"progressToken": "p"}}
     )
@@ -187,10 +219,8 @@ CHATTY = "import sys\nfor n in range(400_000):\n    sys.stdout.write(f'line {n:0
 
 @pytest.mark.slow
 def test_job_output_is_capped_keeping_the_tail_and_private(home: Path) -> None:
-    job = submit(
-        home, "logs", sys.executable, "-c", CHATTY, options=("--log-limit", "1")
-    )  # ~5.6 MB of output
-    assert wait_until(lambda: show(home, "logs", job["id"])["status"] == "completed", timeout=60)
+    job = submit_here(home, "logs", sys.executable, "-c", CHATTY, log_limit=2**20)  # ~5.6 MB of output
+    assert wait_for_stop(home, job["id"], timeout=60)["status"] == "completed"
     logs = home / "logs"
     output = (logs / f"{job['id']}.log").read_bytes()
     assert 0 < len(output) <= 2**20
@@ -232,10 +262,10 @@ def test_a_database_of_the_previous_schema_is_migrated_in_place(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_prune_removes_old_stopped_jobs_and_their_logs_never_an_active_one(home: Path) -> None:
-    old, recent = submit(home, "prune", "true"), submit(home, "prune", "true")
-    active = submit(home, "prune", "sleep", "600")
+    old, recent = submit_here(home, "prune", "true"), submit_here(home, "prune", "true")
+    active = submit_here(home, "prune", "sleep", "600")
     for job in (old, recent):
-        wait_until(lambda job=job: show(home, "prune", job["id"])["status"] == "completed")
+        assert wait_for_stop(home, job["id"])["status"] == "completed"
     pgid = wait_for_process_group(home, active["id"])
     with sqlite3.connect(home / "jobs.sqlite3") as conn:
         conn.execute("UPDATE jobs SET completed_at = '2020-01-01T00:00:00.000Z' WHERE id = ?", (old["id"],))
@@ -297,7 +327,7 @@ def test_a_file_in_the_way_or_a_corrupt_database_is_named(
 def test_a_database_deleted_or_replaced_under_a_running_server_is_noticed(
     home: Path, tmp_path: Path, stdio_servers: StdioServers
 ) -> None:
-    first = submit(home, "demo", "true")
+    first = submit_here(home, "demo", "true")
     server = stdio_servers.start()
     assert get_job(server, "demo", first["id"])["id"] == first["id"]
 
@@ -307,7 +337,7 @@ def test_a_database_deleted_or_replaced_under_a_running_server_is_noticed(
     assert error_code(deleted) == "backend_misconfigured"
     assert f"{home / 'jobs.sqlite3'} was deleted" in deleted["content"][0]["text"]
 
-    second = submit(home, "demo", "true")  # a new database file, with another inode
+    second = submit_here(home, "demo", "true")  # a new database file, with another inode
     assert get_job(server, "demo", second["id"])["id"] == second["id"]
     gone = tool_result(server.call_tool("get_job", {"project_reference": "demo", "job_id": first["id"]}))
     assert error_code(gone) == "not_found"
@@ -338,7 +368,7 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
 def test_a_read_only_state_directory_is_named_and_a_cancel_changes_nothing(
     home: Path, tmp_path: Path
 ) -> None:
-    job = submit(home, "ro", "sleep", "600")
+    job = submit_here(home, "ro", "sleep", "600")
     pgid = wait_for_process_group(home, job["id"])
     read_only = tmp_path / "read-only"  # the same directory, seen through a read-only bind mount
     read_only.mkdir()
@@ -353,7 +383,7 @@ def test_a_read_only_state_directory_is_named_and_a_cancel_changes_nothing(
             refused, f"state directory {read_only}", "cannot be written", "Nothing was canceled"
         )
         assert refused.stderr.splitlines()[-1].startswith("backend_misconfigured: ")
-        assert show(home, "ro", job["id"])["status"] == "working"
+        assert db_row(home, job["id"])["status"] == "working"
         assert process_group_alive(pgid)
     finally:
         run_cli(home, "cancel", "ro", job["id"])
@@ -376,8 +406,8 @@ def test_with_the_disk_full_a_cancel_is_refused_clearly_and_no_record_goes_wrong
     with small_tmpfs(tmp_path / "disk", "2m") as disk:
         home = disk / "home"
         release = tmp_path / "release"
-        finishing = submit(home, "full", "sh", "-c", f"while [ ! -e {release} ]; do sleep 0.05; done")
-        running = submit(home, "full", "sleep", "600")
+        finishing = submit_here(home, "full", "sh", "-c", f"while [ ! -e {release} ]; do sleep 0.05; done")
+        running = submit_here(home, "full", "sleep", "600")
         pgid = wait_for_process_group(home, running["id"])
         wait_for_process_group(home, finishing["id"])
         filler = fill(disk)
@@ -389,15 +419,11 @@ def test_with_the_disk_full_a_cancel_is_refused_clearly_and_no_record_goes_wrong
             assert refused.stderr.splitlines()[-1].startswith("upstream_unavailable: ")
             release.touch()  # the other job exits 0 while nothing can be written
             time.sleep(1)
-            assert show(home, "full", finishing["id"])["status"] == "working", (
-                "the record waits; it is never wrong"
-            )
+            assert db_row(home, finishing["id"])["status"] == "working", "the record waits; it is never wrong"
             assert process_group_alive(pgid), "a refused cancel stopped nothing"
         finally:
             filler.unlink()
-        record = wait_until(
-            lambda: (r := show(home, "full", finishing["id"]))["completed_at"] and r, timeout=30
-        )
+        record = wait_for_stop(home, finishing["id"])
         assert record["status"] == "completed"
         assert record["exit_code"] == 0
         assert json.loads(run_cli(home, "cancel", "full", running["id"]).stdout)["status"] == "canceled"
