@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cancel_job_mcp.backends.local import procs, submit_job
+from cancel_job_mcp.backends.local import procs
+from cancel_job_mcp.backends.local.runtime import submit_job
 
 from .conftest import CLI, env_for, wait_until
 

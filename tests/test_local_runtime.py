@@ -11,23 +11,16 @@ from pathlib import Path
 import pytest
 
 from cancel_job_mcp.backends.local import procs
-from cancel_job_mcp.backends.local.runtime import submit_job
 
-from .conftest import process_group_alive, run_cli, show, submit, wait_for_process_group, wait_until
-
-
-def finished(home: Path, project: str, job_id: str) -> dict[str, object]:
-    record: dict[str, object] = wait_until(
-        lambda: (current := show(home, project, job_id))["completed_at"] and current, timeout=20
-    )
-    return record
+from .battery_support import db_row, submit_here, wait_for_stop
+from .conftest import process_group_alive, run_cli, show, wait_for_process_group, wait_until
 
 
 @pytest.mark.slow
 def test_a_job_past_its_timeout_is_stopped_and_failed(home: Path) -> None:
-    job = submit(home, "demo", "sleep", "600", options=("--timeout", "0.5", "--grace-period", "1"))
+    job = submit_here(home, "demo", "sleep", "600", timeout_seconds=0.5, grace_seconds=1)
     pgid = wait_for_process_group(home, job["id"])
-    record = finished(home, "demo", job["id"])
+    record = wait_for_stop(home, job["id"])
     assert record["status"] == "failed"
     assert "Timed out after 0.5 seconds" in str(record["failed_reason"])
     assert record["exit_code"] == 128 + 15
@@ -37,8 +30,8 @@ def test_a_job_past_its_timeout_is_stopped_and_failed(home: Path) -> None:
 def test_a_failing_job_is_retried_then_failed(home: Path, tmp_path: Path) -> None:
     attempts = tmp_path / "attempts"
     script = f"echo run >> {attempts}; exit 3"
-    job = submit(home, "demo", "sh", "-c", script, options=("--retries", "2"))
-    record = finished(home, "demo", job["id"])
+    job = submit_here(home, "demo", "sh", "-c", script, retries=2)
+    record = wait_for_stop(home, job["id"])
     assert record["status"] == "failed"
     assert record["exit_code"] == 3
     assert record["failed_reason"] == "Exited with code 3 after 3 attempts."
@@ -49,8 +42,8 @@ def test_a_failing_job_is_retried_then_failed(home: Path, tmp_path: Path) -> Non
 def test_a_retry_that_succeeds_completes_the_job(home: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     script = f"if [ -e {marker} ]; then exit 0; fi; touch {marker}; exit 1"
-    job = submit(home, "demo", "sh", "-c", script, options=("--retries", "3"))
-    record = finished(home, "demo", job["id"])
+    job = submit_here(home, "demo", "sh", "-c", script, retries=3)
+    record = wait_for_stop(home, job["id"])
     assert record["status"] == "completed"
     assert record["exit_code"] == 0
     assert record["failed_reason"] is None
@@ -58,22 +51,22 @@ def test_a_retry_that_succeeds_completes_the_job(home: Path, tmp_path: Path) -> 
 
 def test_a_command_that_cannot_start_fails_with_a_reason(home: Path) -> None:
     # The CLI refuses a command it cannot find; one that is gone by the time it runs still fails clearly.
-    job = submit_job(home, "demo", ["/nonexistent/command"])
-    record = finished(home, "demo", job["id"])
+    job = submit_here(home, "demo", "/nonexistent/command")
+    record = wait_for_stop(home, job["id"])
     assert record["status"] == "failed"
     assert "Could not start '/nonexistent/command'" in str(record["failed_reason"])
 
 
 @pytest.mark.slow
 def test_a_job_whose_supervisor_was_killed_is_reconciled(home: Path) -> None:
-    job = submit(home, "demo", "sleep", "600", options=("--grace-period", "1"))
+    job = submit_here(home, "demo", "sleep", "600", grace_seconds=1)
     pgid = wait_for_process_group(home, job["id"])
     supervisor = supervisor_identity(home, job["id"])
     os.kill(supervisor.pid, signal.SIGKILL)
     wait_until(lambda: not procs.is_running(supervisor))
 
     assert show(home, "demo", job["id"])["status"] == "working", "a read returns the record as it is"
-    record = finished(home, "demo", job["id"])  # ... and hands the job to a successor, which stops it
+    record = wait_for_stop(home, job["id"])  # ... and hands the job to a successor, which stops it
 
     assert record["status"] == "failed"
     assert f"supervisor (pid {supervisor.pid}) is gone" in str(record["failed_reason"])
@@ -82,7 +75,7 @@ def test_a_job_whose_supervisor_was_killed_is_reconciled(home: Path) -> None:
 
 @pytest.mark.slow
 def test_cancel_still_stops_a_job_whose_supervisor_is_gone(home: Path) -> None:
-    job = submit(home, "demo", "sleep", "600")
+    job = submit_here(home, "demo", "sleep", "600")
     pgid = wait_for_process_group(home, job["id"])
     supervisor = supervisor_identity(home, job["id"])
     os.kill(supervisor.pid, signal.SIGKILL)
@@ -92,7 +85,7 @@ def test_cancel_still_stops_a_job_whose_supervisor_is_gone(home: Path) -> None:
 
     assert '"status": "canceled"' in done.stdout
     assert not process_group_alive(pgid)
-    assert show(home, "demo", job["id"])["completed_at"] is not None
+    assert db_row(home, job["id"])["completed_at"] is not None
 
 
 def test_a_recycled_pid_is_never_signalled() -> None:
@@ -117,8 +110,8 @@ def test_a_recycled_pid_is_never_signalled() -> None:
 
 @pytest.mark.slow
 def test_the_jobs_table_lists_newest_first_and_filters(home: Path) -> None:
-    first = submit(home, "alpha", "true")
-    second = submit(home, "beta", "sleep", "600")
+    first = submit_here(home, "alpha", "true")
+    second = submit_here(home, "beta", "sleep", "600")
     wait_for_process_group(home, second["id"])
 
     table = run_cli(home, "jobs").stdout.splitlines()
@@ -132,14 +125,10 @@ def test_the_jobs_table_lists_newest_first_and_filters(home: Path) -> None:
 def test_the_database_is_in_wal_mode(home: Path) -> None:
     import sqlite3
 
-    submit(home, "demo", "true")
+    submit_here(home, "demo", "true")
     with sqlite3.connect(home / "jobs.sqlite3") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def supervisor_identity(home: Path, job_id: str) -> procs.ProcessIdentity:
-    import sqlite3
-
-    with sqlite3.connect(home / "jobs.sqlite3") as conn:
-        (encoded,) = conn.execute("SELECT supervisor FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    return procs.ProcessIdentity.decode(encoded)
+    return procs.ProcessIdentity.decode(db_row(home, job_id)["supervisor"])
