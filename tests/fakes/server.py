@@ -377,6 +377,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeProvider/1.0"
     protocol_version = "HTTP/1.1"  # keep-alive, as real providers
+    # http.server writes the headers and the body separately: with Nagle on, a kept-alive client's
+    # delayed ACK held each answer's body back ~40 ms.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         fake: FakeProvider = self.server.fake  # type: ignore[attr-defined]
