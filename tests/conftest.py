@@ -252,6 +252,15 @@ def ray_head() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def ray_jobs(ray_head: Any) -> Any:
+    """The jobs the Ray tests share (tests/ray_cluster.py), and a victim for each test that cancels one:
+    test_ray's two and test_e2e_ray's."""
+    from .ray_cluster import submit_shared_jobs
+
+    return submit_shared_jobs(ray_head, victims=3)
+
+
+@pytest.fixture(scope="session")
 def record_validator() -> Draft7Validator:
     return Draft7Validator(load_schema("cancel_job.output"))
 

@@ -29,8 +29,9 @@ from cancel_job_mcp.backends.ray import (
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 
+from .cluster_support import poll
 from .conftest import client, stdio_server
-from .ray_cluster import RayHead, poll
+from .ray_cluster import RayHead, SharedJobs
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ray"
 PROJECT = "cluster1"
@@ -448,41 +449,43 @@ async def wait_for_record(
 @pytest.mark.anyio
 @pytest.mark.slow
 async def test_cancel_a_running_ray_job(
-    ray_head: RayHead, backend: RayBackend, record_validator: Draft7Validator
+    ray_head: RayHead, ray_jobs: SharedJobs, backend: RayBackend, record_validator: Draft7Validator
 ) -> None:
-    job_id = ray_head.submit("sleep 600", metadata={"name": "long sleep"})
-    ray_head.wait_for_status(job_id, "RUNNING")
-    record = await backend.cancel_job(PROJECT, job_id)
-    record_validator.validate(record)
-    assert (record["id"], record["name"], record["project_id"]) == (job_id, "long sleep", PROJECT)
-    assert record["status"] in (JobStatus.WORKING, JobStatus.CANCELED)
-    canceled = await wait_for_record(backend, job_id, JobStatus.CANCELED)
-    record_validator.validate(canceled)
-    assert canceled["completed_at"] is not None
-    assert canceled["failed_reason"] == "Job was intentionally stopped."
-    assert ray_head.info(job_id)["status"] == "STOPPED"
-    # Canceling it again: Ray has nothing left to stop.
-    with pytest.raises(ToolError) as caught:
-        await backend.cancel_job(PROJECT, job_id)
-    assert caught.value.code == ErrorCode.NOT_CANCELLABLE
-    assert "already canceled" in caught.value.message
+    job_id, name = ray_jobs.take_victim(ray_head)
+    try:
+        record = await backend.cancel_job(PROJECT, job_id)
+        record_validator.validate(record)
+        assert (record["id"], record["name"], record["project_id"]) == (job_id, name, PROJECT)
+        assert record["status"] in (JobStatus.WORKING, JobStatus.CANCELED)
+        canceled = await wait_for_record(backend, job_id, JobStatus.CANCELED)
+        record_validator.validate(canceled)
+        assert canceled["completed_at"] is not None
+        assert canceled["failed_reason"] == "Job was intentionally stopped."
+        assert ray_head.info(job_id)["status"] == "STOPPED"
+        assert ray_head.info(ray_jobs.running)["status"] == "RUNNING", "only the job named was stopped"
+        # Canceling it again: Ray has nothing left to stop.
+        with pytest.raises(ToolError) as caught:
+            await backend.cancel_job(PROJECT, job_id)
+        assert caught.value.code == ErrorCode.NOT_CANCELLABLE
+        assert "already canceled" in caught.value.message
+    finally:
+        ray_head.stop_if_active(job_id)
 
 
 @pytest.mark.anyio
 @pytest.mark.slow
-async def test_a_finished_ray_job_is_not_cancellable(ray_head: RayHead, backend: RayBackend) -> None:
-    failing = ray_head.submit("exit 3")
-    succeeding = ray_head.submit("true")
-    ray_head.wait_for_status(failing, "FAILED")
-    ray_head.wait_for_status(succeeding, "SUCCEEDED")
-    for job_id, status in ((failing, "failed"), (succeeding, "completed")):
+async def test_a_finished_ray_job_is_not_cancellable(
+    ray_head: RayHead, ray_jobs: SharedJobs, backend: RayBackend
+) -> None:
+    for job_id, status in ((ray_jobs.failed, "failed"), (ray_jobs.succeeded[0], "completed")):
         with pytest.raises(ToolError) as caught:
             await backend.cancel_job(PROJECT, job_id)
         assert caught.value.code == ErrorCode.NOT_CANCELLABLE
         assert f"already {status}" in caught.value.message
-    record = await backend.get_job(PROJECT, failing)
+    record = await backend.get_job(PROJECT, ray_jobs.failed)
     assert (record["status"], record["exit_code"]) == (JobStatus.FAILED, 3)
-    assert ray_head.info(failing)["status"] == "FAILED"  # unchanged
+    assert ray_head.info(ray_jobs.failed)["status"] == "FAILED"  # unchanged
+    assert ray_head.info(ray_jobs.succeeded[0])["status"] == "SUCCEEDED"
 
 
 @pytest.mark.anyio
@@ -496,35 +499,36 @@ async def test_an_unknown_ray_job_is_not_found(backend: RayBackend) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.slow
-async def test_list_ray_jobs(ray_head: RayHead, backend: RayBackend) -> None:
-    first = ray_head.submit("true", submission_id=f"list-a-{time.monotonic_ns()}")
-    second = ray_head.submit("true", submission_id=f"list-b-{time.monotonic_ns()}")
+async def test_list_ray_jobs(ray_head: RayHead, ray_jobs: SharedJobs, backend: RayBackend) -> None:
+    """Newest first as Ray orders them (other tests' jobs among them), one page after another."""
     page = await backend.list_jobs(PROJECT, None, 1000, None)
     ids = [job["id"] for job in page["jobs"]]
+    everything = ray_head.order()
+    assert ids == everything
+    first, second = ray_jobs.succeeded
     assert ids.index(second) < ids.index(first)  # newest first
     created = [job["created_at"] for job in page["jobs"]]
     assert created == sorted(created, reverse=True)
     one = await backend.list_jobs(PROJECT, None, 1, None)
-    assert [job["id"] for job in one["jobs"]] == [second]
+    assert [job["id"] for job in one["jobs"]] == everything[:1]
     assert one["next_cursor"] is not None
     after = await backend.list_jobs(PROJECT, None, 1, one["next_cursor"])
-    assert [job["id"] for job in after["jobs"]] == [first]
+    assert [job["id"] for job in after["jobs"]] == everything[1:2]
 
 
 @pytest.mark.anyio
 @pytest.mark.slow
 async def test_cancel_over_stdio_with_ray_routing(
-    ray_head: RayHead, tmp_path: Path, record_validator: Draft7Validator
+    ray_head: RayHead, ray_jobs: SharedJobs, tmp_path: Path, record_validator: Draft7Validator
 ) -> None:
     """The server, told RAY_ADDRESS, routes `ray:cluster1` to the Ray backend."""
-    job_id = ray_head.submit("sleep 600")
-    ray_head.wait_for_status(job_id, "RUNNING")
+    job_id, _ = ray_jobs.take_victim(ray_head)
     target = stdio_server(tmp_path, RAY_ADDRESS=ray_head.url)
-    async with client(target) as session:
-        result = await session.call_tool(
-            "cancel_job", {"project_reference": "ray:cluster1", "job_id": job_id}
-        )
     try:
+        async with client(target) as session:
+            result = await session.call_tool(
+                "cancel_job", {"project_reference": "ray:cluster1", "job_id": job_id}
+            )
         assert not result.is_error, result.content[0].text
         record = result.structured_content
         record_validator.validate(record)
@@ -537,6 +541,4 @@ async def test_cancel_over_stdio_with_ray_routing(
         finally:
             await backend.aclose()
     finally:
-        if ray_head.info(job_id)["status"] in ("PENDING", "RUNNING"):
-            with ray_head.client() as http:
-                http.post(f"/api/jobs/{job_id}/stop")
+        ray_head.stop_if_active(job_id)
