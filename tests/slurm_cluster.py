@@ -25,16 +25,16 @@ import fcntl
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
+
+from .cluster_support import free_ports, kill_with_environment, poll
 
 API = "/slurm/v0.0.38"
 USER = "cjm-slurm"
@@ -44,7 +44,6 @@ STOP_GRACE = 5.0
 DAEMONS = ("munged", "slurmctld", "slurmd", "slurmrestd", "sbatch")
 # Base states of jobs that still hold processes or may start some.
 ACTIVE_STATES = frozenset({"PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING"})
-T = TypeVar("T")
 
 
 class UnavailableError(Exception):
@@ -60,16 +59,24 @@ class SlurmCluster:
     user: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     lock: Any = None
+    _http: httpx.Client | None = None
 
     @property
     def base_url(self) -> str:
         return f"unix:{self.socket}"
 
-    @contextlib.contextmanager
-    def client(self) -> Iterator[httpx.Client]:
-        transport = httpx.HTTPTransport(uds=str(self.socket))
-        with httpx.Client(transport=transport, base_url="http://slurmrestd", timeout=30.0) as http:
-            yield http
+    @property
+    def http(self) -> httpx.Client:
+        """One client for the cluster's life: a new one per request would build a TLS context each time."""
+        if self._http is None:
+            transport = httpx.HTTPTransport(uds=str(self.socket))
+            self._http = httpx.Client(transport=transport, base_url="http://slurmrestd", timeout=30.0)
+        return self._http
+
+    def close_client(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     def submit(self, script: str, **job: Any) -> int:
         """Submit a batch job through slurmrestd (so it runs as USER); returns its job id."""
@@ -81,23 +88,20 @@ class SlurmCluster:
                 **job,
             },
         }
-        with self.client() as http:
-            answer = http.post(f"{API}/job/submit", json=body).json()
+        answer = self.http.post(f"{API}/job/submit", json=body).json()
         job_id = answer.get("job_id")
         if not isinstance(job_id, int):
             raise RuntimeError(f"slurmrestd did not submit the job: {answer.get('errors')}")
         return job_id
 
     def job(self, job_id: int) -> dict[str, Any]:
-        with self.client() as http:
-            response = http.get(f"{API}/job/{job_id}")
+        response = self.http.get(f"{API}/job/{job_id}")
         response.raise_for_status()
         jobs: list[dict[str, Any]] = response.json()["jobs"]
         return jobs[0]
 
     def jobs(self) -> list[dict[str, Any]]:
-        with self.client() as http:
-            response = http.get(f"{API}/jobs")
+        response = self.http.get(f"{API}/jobs")
         response.raise_for_status()
         jobs: list[dict[str, Any]] = response.json()["jobs"]
         return jobs
@@ -124,32 +128,6 @@ class SlurmCluster:
 
     def env(self) -> dict[str, str]:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "SLURM_CONF": str(self.conf)}
-
-
-def poll(condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.05) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def check_available() -> None:
@@ -331,8 +309,7 @@ def _node_idle(cluster: SlurmCluster) -> bool:
     if not cluster.socket.exists():
         return False
     try:
-        with cluster.client() as http:
-            response = http.get(f"{API}/nodes", timeout=2)
+        response = cluster.http.get(f"{API}/nodes", timeout=2)
     except httpx.HTTPError:
         return False
     nodes = response.json().get("nodes", []) if response.status_code == 200 else []
@@ -361,38 +338,23 @@ def stop_cluster(cluster: SlurmCluster) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-    _kill_leftovers(cluster.conf)
+    kill_with_environment("SLURM_CONF", str(cluster.conf))
+    cluster.close_client()
     if cluster.lock is not None:
         cluster.lock.close()
     shutil.rmtree(cluster.root, ignore_errors=True)
 
 
 def _cancel_everything(cluster: SlurmCluster) -> None:
-    with cluster.client() as http:
-        for job in cluster.jobs():
-            if job["job_state"] in ACTIVE_STATES:
-                http.delete(f"{API}/job/{job['job_id']}")
+    for job in cluster.jobs():
+        if job["job_state"] in ACTIVE_STATES:
+            cluster.http.delete(f"{API}/job/{job['job_id']}")
 
     def settled() -> bool:
         return not any(job["job_state"] in ACTIVE_STATES - {"PENDING"} for job in cluster.jobs())
 
     with contextlib.suppress(TimeoutError):
         poll(settled, timeout=STOP_GRACE + 5, what="the cluster's jobs to end", interval=0.2)
-
-
-def _kill_leftovers(conf: Path) -> None:
-    """SIGKILL every process started with this cluster's SLURM_CONF (job steps outlive slurmd)."""
-    marker = f"SLURM_CONF={conf}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def remove_stale_clusters() -> None:
@@ -402,7 +364,8 @@ def remove_stale_clusters() -> None:
         try:
             with lock_path.open("rb") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                _kill_leftovers(root / "slurm.conf")
+                # Job steps outlive slurmd: they are found by their SLURM_CONF.
+                kill_with_environment("SLURM_CONF", str(root / "slurm.conf"))
                 shutil.rmtree(root, ignore_errors=True)
         except (BlockingIOError, FileNotFoundError, NotADirectoryError):
             continue  # alive (locked) or being created right now (no lock yet)

@@ -13,7 +13,8 @@ from typing import IO
 
 import pytest
 
-from .slurm_cluster import DIR_PREFIX, UnavailableError, check_available, poll, remove_stale_clusters
+from .cluster_support import poll
+from .slurm_cluster import DIR_PREFIX, UnavailableError, check_available, remove_stale_clusters
 
 
 def fake_cluster(tmp: Path, *, alive: bool) -> tuple[Path, subprocess.Popen[bytes], IO[str]]:

@@ -9,6 +9,7 @@ where Slurm cannot run (not root, packages not installed: `.ci/install-slurm.sh`
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from jsonschema import Draft7Validator
 
 from cancel_job_mcp.schemas import load_schema
 
+from .cluster_support import poll
 from .conftest import client, stdio_server
-from .slurm_cluster import SlurmCluster, poll
+from .slurm_cluster import SlurmCluster
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -143,8 +145,19 @@ def foreign_marker(cluster: SlurmCluster, tag: str) -> Path:
     return cluster.work / f"term-{tag}-beta"
 
 
-def server(cluster: SlurmCluster, home: Path, tmp_path: Path) -> Any:
-    return client(stdio_server(home, "--config", str(config_file(cluster, tmp_path))))
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # module-wide, so that one MCP session serves every test here
+
+
+@pytest.fixture(scope="module")
+async def session(
+    slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Any]:
+    """One server for the module: the tests only read, or cancel jobs of their own."""
+    home = tmp_path_factory.mktemp("home")
+    async with client(stdio_server(home, "--config", str(config_file(slurm_cluster, home)))) as session:
+        yield session
 
 
 async def error_of(session: Any, tool: str, **arguments: Any) -> str:
@@ -155,48 +168,37 @@ async def error_of(session: Any, tool: str, **arguments: Any) -> str:
 
 
 async def test_list_jobs_pages_the_account_in_slurms_order(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+    slurm_cluster: SlurmCluster, jobs: Jobs, session: Any
 ) -> None:
     cluster = slurm_cluster
     everything = slurm_order(cluster, "alpha")
-    async with server(cluster, home, tmp_path) as session:
-        for reference in ("alpha", "hpc:alpha"):
-            ids, pages = await all_pages(session, reference, limit=3)
-            assert ids == everything
-            assert pages >= 3
+    for reference in ("alpha", "hpc:alpha"):
+        ids, pages = await all_pages(session, reference, limit=3)
+        assert ids == everything
+        assert pages >= 3
 
 
-async def test_list_jobs_filters_by_status(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
-) -> None:
+async def test_list_jobs_filters_by_status(slurm_cluster: SlurmCluster, jobs: Jobs, session: Any) -> None:
     cluster = slurm_cluster
-    async with server(cluster, home, tmp_path) as session:
-        completed, pages = await all_pages(session, "alpha", limit=2, status="completed")
-        assert completed == slurm_order(cluster, "alpha", "COMPLETED")
-        assert set(map(str, jobs.finished)) <= set(completed)
-        assert pages >= 2
-        working, _ = await all_pages(session, "alpha", limit=1, status="working")
-        assert working == slurm_order(cluster, "alpha", "RUNNING")
-        assert [job for job in working if job in (str(jobs.running), str(jobs.bystander))] == [
-            str(jobs.bystander),
-            str(jobs.running),
-        ]
-        submitted, _ = await all_pages(session, "alpha", limit=5, status="submitted")
-        assert {str(jobs.held), str(jobs.roots)} <= set(submitted)
-        # Another scope: the partition "other" holds the failed job, whatever its account.
-        assert str(jobs.failed) in (await all_pages(session, "queue:other", limit=5))[0]
+    completed, pages = await all_pages(session, "alpha", limit=2, status="completed")
+    assert completed == slurm_order(cluster, "alpha", "COMPLETED")
+    assert set(map(str, jobs.finished)) <= set(completed)
+    assert pages >= 2
+    working, _ = await all_pages(session, "alpha", limit=1, status="working")
+    assert working == slurm_order(cluster, "alpha", "RUNNING")
+    assert [job for job in working if job in (str(jobs.running), str(jobs.bystander))] == [
+        str(jobs.bystander),
+        str(jobs.running),
+    ]
+    submitted, _ = await all_pages(session, "alpha", limit=5, status="submitted")
+    assert {str(jobs.held), str(jobs.roots)} <= set(submitted)
+    # Another scope: the partition "other" holds the failed job, whatever its account.
+    assert str(jobs.failed) in (await all_pages(session, "queue:other", limit=5))[0]
 
 
-async def test_get_job_maps_slurms_answer(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
-) -> None:
-    async with server(slurm_cluster, home, tmp_path) as session:
-        failed = await session.call_tool(
-            "get_job", {"project_reference": "alpha", "job_id": str(jobs.failed)}
-        )
-        running = await session.call_tool(
-            "get_job", {"project_reference": "alpha", "job_id": str(jobs.running)}
-        )
+async def test_get_job_maps_slurms_answer(slurm_cluster: SlurmCluster, jobs: Jobs, session: Any) -> None:
+    failed = await session.call_tool("get_job", {"project_reference": "alpha", "job_id": str(jobs.failed)})
+    running = await session.call_tool("get_job", {"project_reference": "alpha", "job_id": str(jobs.running)})
     record = failed.structured_content
     RECORD.validate(record)
     assert (record["status"], record["exit_code"], record["name"]) == ("failed", 3, f"exit3-{jobs.tag}")
@@ -209,18 +211,17 @@ async def test_get_job_maps_slurms_answer(
 
 
 async def test_a_job_of_another_account_is_not_found_and_not_canceled(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+    slurm_cluster: SlurmCluster, jobs: Jobs, session: Any
 ) -> None:
-    async with server(slurm_cluster, home, tmp_path) as session:
-        for tool in ("get_job", "cancel_job"):
-            text = await error_of(session, tool, project_reference="alpha", job_id=str(jobs.foreign))
-            assert text.startswith("not_found: "), text
+    for tool in ("get_job", "cancel_job"):
+        text = await error_of(session, tool, project_reference="alpha", job_id=str(jobs.foreign))
+        assert text.startswith("not_found: "), text
     assert slurm_cluster.job(jobs.foreign)["job_state"] == "RUNNING"
     assert not foreign_marker(slurm_cluster, jobs.tag).exists()
 
 
 async def test_cancel_job_waits_for_slurms_cancelled_after_sigterm(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+    slurm_cluster: SlurmCluster, jobs: Jobs, session: Any
 ) -> None:
     """SIGTERM reaches the script, and the answer says canceled only once Slurm says CANCELLED (after the
     trap's second of cleanup), with progress meanwhile; canceling it again is not_cancellable."""
@@ -234,13 +235,12 @@ async def test_cancel_job_waits_for_slurms_cancelled_after_sigterm(
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         updates.append((progress, total, message))
 
-    async with server(cluster, home, tmp_path) as session:
-        result = await session.call_tool(
-            "cancel_job",
-            {"project_reference": "hpc:alpha", "job_id": str(victim)},
-            progress_callback=on_progress,
-        )
-        again = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(victim))
+    result = await session.call_tool(
+        "cancel_job",
+        {"project_reference": "hpc:alpha", "job_id": str(victim)},
+        progress_callback=on_progress,
+    )
+    again = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(victim))
     assert not result.is_error, result.content[0].text
     canceled = result.structured_content
     CANCELED.validate(canceled)
@@ -256,13 +256,12 @@ async def test_cancel_job_waits_for_slurms_cancelled_after_sigterm(
 
 
 async def test_a_pending_job_is_canceled_at_once_and_never_runs(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+    slurm_cluster: SlurmCluster, jobs: Jobs, session: Any
 ) -> None:
     cluster = slurm_cluster
     ran = cluster.work / f"never-ran-{jobs.tag}"
     held = cluster.submit(f"#!/bin/bash\ntouch {ran}\n", name=f"held-{jobs.tag}", account="alpha", hold=True)
-    async with server(cluster, home, tmp_path) as session:
-        result = await session.call_tool("cancel_job", {"project_reference": "alpha", "job_id": str(held)})
+    result = await session.call_tool("cancel_job", {"project_reference": "alpha", "job_id": str(held)})
     never_ran = result.structured_content
     assert never_ran["status"] == "canceled", result.content[0].text
     assert (never_ran["started_at"], never_ran["exit_code"]) == (None, None)
@@ -271,32 +270,27 @@ async def test_a_pending_job_is_canceled_at_once_and_never_runs(
 
 
 async def test_a_finished_job_is_not_cancellable(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+    slurm_cluster: SlurmCluster, jobs: Jobs, session: Any
 ) -> None:
-    async with server(slurm_cluster, home, tmp_path) as session:
-        text = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(jobs.finished[0]))
+    text = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(jobs.finished[0]))
     assert text.startswith("not_cancellable: "), text
     assert "already completed" in text
     assert slurm_cluster.job(jobs.finished[0])["job_state"] == "COMPLETED"
 
 
-async def test_unknown_and_malformed_ids(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
-) -> None:
-    async with server(slurm_cluster, home, tmp_path) as session:
-        for tool in ("get_job", "cancel_job"):
-            text = await error_of(session, tool, project_reference="alpha", job_id="99999999")
-            assert text.startswith("not_found: "), text
-            text = await error_of(session, tool, project_reference="alpha", job_id="12; rm")
-            assert text.startswith("invalid_argument: "), text
+async def test_unknown_and_malformed_ids(slurm_cluster: SlurmCluster, jobs: Jobs, session: Any) -> None:
+    for tool in ("get_job", "cancel_job"):
+        text = await error_of(session, tool, project_reference="alpha", job_id="99999999")
+        assert text.startswith("not_found: "), text
+        text = await error_of(session, tool, project_reference="alpha", job_id="12; rm")
+        assert text.startswith("invalid_argument: "), text
 
 
 async def test_slurms_refusal_reaches_the_client_in_its_own_words(
-    slurm_cluster: SlurmCluster, jobs: Jobs, home: Path, tmp_path: Path
+    slurm_cluster: SlurmCluster, jobs: Jobs, session: Any
 ) -> None:
     """slurmrestd's user may not cancel root's job."""
-    async with server(slurm_cluster, home, tmp_path) as session:
-        text = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(jobs.roots))
+    text = await error_of(session, "cancel_job", project_reference="alpha", job_id=str(jobs.roots))
     assert text.startswith("upstream_error: "), text
     assert "Access/permission denied" in text
     assert slurm_cluster.job(jobs.roots)["job_state"] == "PENDING"
