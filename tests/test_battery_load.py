@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .battery_support import (
     cpu_burners,
     db_row,
     live_groups,
+    shared_stdio_server,
     structured,
     submit_here,
     tool_result,
@@ -93,6 +95,9 @@ async def test_200_concurrent_cancels_from_4_servers_on_50_jobs_under_cpu_load(
 
         async def one_session(index: int, tool: str, results: dict[str, list[dict[str, Any]]]) -> None:
             async with client(servers[index % len(servers)].url) as session:
+                # Tools first, as clients do: otherwise the SDK lists them again for each result that
+                # comes before its first listing did (to check it against the output schema).
+                await session.list_tools()
 
                 async def call_once(call: int) -> None:
                     job_id = jobs[(index * per_session + call) % len(jobs)][0]
@@ -154,57 +159,65 @@ async def test_200_concurrent_cancels_from_4_servers_on_50_jobs_under_cpu_load(
     assert rss_end - rss_warm < MAX_RSS_GROWTH_KIB
 
 
-def test_1000_sequential_calls_over_stdio(home: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def stdio_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stdio-home")
+
+
+@pytest.fixture(scope="module")
+def stdio(stdio_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdioServer]:
+    """The stdio server of the tests below (each its own project and jobs)."""
+    with shared_stdio_server(stdio_home, tmp_path_factory.mktemp("stdio") / "stderr.txt") as server:
+        yield server
+
+
+def test_1000_sequential_calls_over_stdio(stdio_home: Path, tmp_path: Path, stdio: RawStdioServer) -> None:
+    home, server = stdio_home, stdio
     jobs = submit_many(home, tmp_path, "seq", 10)
     ids = [job_id for job_id, _, _ in jobs]
     first_final_cancel = 1000 - len(ids)  # the last calls cancel every job, each in turn
     rng = random.Random(6)
-    server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
     final: dict[str, dict[str, Any]] = {}
     counts = {"get_job": 0, "cancel_job": 0, "list_jobs": 0}
     cursor: str | None = None
-    rss: list[int] = []
-    try:
-        server.initialize()
-        rss.append(vm_rss_kib(server.pid))
-        for call in range(1000):
-            if call == 100:
-                rss.append(vm_rss_kib(server.pid))  # after the warm-up
-            final_cancel = call >= first_final_cancel
-            job_id = ids[call - first_final_cancel] if final_cancel else rng.choice(ids)
-            tool = "cancel_job" if final_cancel else rng.choices(list(counts), weights=(5, 2, 3))[0]
-            counts[tool] += 1
-            if tool == "list_jobs":
-                status = rng.choice([None, "working", "canceled"])
-                arguments: dict[str, Any] = {"project_reference": "seq", "limit": rng.randint(1, 7)}
-                if status:
-                    arguments["status"] = status
-                if cursor is not None and status is None:
-                    arguments["cursor"] = cursor
-                page = structured(tool_result(server.call_tool(tool, arguments)))
-                PAGE.validate(page)
-                assert all(status is None or job["status"] == status for job in page["jobs"])
-                cursor = page["next_cursor"] if status is None else None
-                for job in page["jobs"]:
-                    if job["id"] in final:
-                        assert job == final[job["id"]], "a listing disagrees with the job's final record"
-                continue
-            record = structured(
-                tool_result(server.call_tool(tool, {"project_reference": "seq", "job_id": job_id}))
-            )
-            RECORD.validate(record)
-            if job_id in final:
-                assert record == final[job_id], f"{job_id} changed after it was canceled"
-            elif tool == "cancel_job":
-                assert record["status"] == "canceled"
-                assert record["completed_at"] is not None
-                final[job_id] = record
-            else:
-                assert record["status"] == "working"
-        rss.append(vm_rss_kib(server.pid))
-    finally:
-        stderr = server.close()
-    print(f"\n[battery-load] stdio: {server.sent - 1} sequential requests after initialize, by tool {counts}")
+    rss = [vm_rss_kib(server.pid)]
+    for call in range(1000):
+        if call == 100:
+            rss.append(vm_rss_kib(server.pid))  # after the warm-up
+        final_cancel = call >= first_final_cancel
+        job_id = ids[call - first_final_cancel] if final_cancel else rng.choice(ids)
+        tool = "cancel_job" if final_cancel else rng.choices(list(counts), weights=(5, 2, 3))[0]
+        counts[tool] += 1
+        if tool == "list_jobs":
+            status = rng.choice([None, "working", "canceled"])
+            arguments: dict[str, Any] = {"project_reference": "seq", "limit": rng.randint(1, 7)}
+            if status:
+                arguments["status"] = status
+            if cursor is not None and status is None:
+                arguments["cursor"] = cursor
+            page = structured(tool_result(server.call_tool(tool, arguments)))
+            PAGE.validate(page)
+            assert all(status is None or job["status"] == status for job in page["jobs"])
+            cursor = page["next_cursor"] if status is None else None
+            for job in page["jobs"]:
+                if job["id"] in final:
+                    assert job == final[job["id"]], "a listing disagrees with the job's final record"
+            continue
+        record = structured(
+            tool_result(server.call_tool(tool, {"project_reference": "seq", "job_id": job_id}))
+        )
+        RECORD.validate(record)
+        if job_id in final:
+            assert record == final[job_id], f"{job_id} changed after it was canceled"
+        elif tool == "cancel_job":
+            assert record["status"] == "canceled"
+            assert record["completed_at"] is not None
+            final[job_id] = record
+        else:
+            assert record["status"] == "working"
+    rss.append(vm_rss_kib(server.pid))
+    stderr = server.stderr_path.read_text(errors="replace")
+    print(f"\n[battery-load] stdio: {sum(counts.values())} sequential requests, by tool {counts}")
     print_rss("stdio server", *rss)
     assert sum(counts.values()) == 1000
     assert "Traceback" not in stderr, stderr[-3000:]
@@ -225,16 +238,13 @@ SLOW_TERM_HANDLER = (
 )
 
 
-def test_a_cancel_sends_one_sigterm_even_when_the_job_takes_time_to_stop(home: Path, tmp_path: Path) -> None:
+def test_a_cancel_sends_one_sigterm_even_when_the_job_takes_time_to_stop(
+    stdio_home: Path, tmp_path: Path, stdio: RawStdioServer
+) -> None:
     log = tmp_path / "signals.txt"
-    job = submit_here(home, "once", sys.executable, "-c", SLOW_TERM_HANDLER, str(log))
+    job = submit_here(stdio_home, "once", sys.executable, "-c", SLOW_TERM_HANDLER, str(log))
     wait_until(lambda: Path(f"{log}.ready").exists())
-    server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
-    try:
-        server.initialize()
-        answer = server.call_tool("cancel_job", {"project_reference": "once", "job_id": job["id"]})
-        record = structured(tool_result(answer))
-    finally:
-        server.close()
+    answer = stdio.call_tool("cancel_job", {"project_reference": "once", "job_id": job["id"]})
+    record = structured(tool_result(answer))
     assert record["status"] == "canceled"
     assert log.read_text() == "TERM\n", f"{log.read_text().count('TERM')} SIGTERMs"

@@ -122,6 +122,7 @@ async def test_fifty_concurrent_cancels_make_one_transition(
     records: list[dict[str, Any]] = []
 
     async with client(http_server.url) as session:
+        await session.list_tools()  # else the SDK lists them for each result before the first listing
 
         async def cancel_once() -> None:
             result = await session.call_tool("cancel_job", {"project_reference": "demo", "job_id": job["id"]})
