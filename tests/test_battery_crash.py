@@ -195,8 +195,10 @@ def test_kill_9_at_each_phase_of_a_cancel_leaves_no_process_and_a_true_record(
         family.release()
 
         # Reads hand a job whose supervisor is gone to a successor: read it as a user would.
-        record = wait_until(
-            lambda: (record := get_job(reader, "crash", job_id))["completed_at"] and record, timeout=60
+        record = wait_until(  # as a client would poll (the watch above looks every 5 ms)
+            lambda: (record := get_job(reader, "crash", job_id))["completed_at"] and record,
+            timeout=60,
+            interval=0.1,
         )
     finally:
         procs.wake(supervisor, signal.SIGCONT)
