@@ -2,10 +2,11 @@
 server/discover for one second, then falls back to initialize on the same pipe) and the TypeScript
 SDK 2.x client in `auto` mode. Each opens new connections in a row and cancels a real local job on each.
 
-How many in a row: each connection costs a server start (about 1.5 s of CPU with the AI SDK, 3 s with the
-TS SDK). The AI SDK's fallback used to fail 0 of 8 times: even a regression that let 30 % through would pass
-three in a row under 3 % of the time (test_stdio pins both discover/initialize orders exactly). The TS SDK
-client negotiates 2026-07-28 directly; two connections show that the next one works as well."""
+How many in a row: a connection costs about 1.5 s of CPU with the AI SDK, 3 s with the TS SDK (which starts
+the server twice per connection: once for its server/discover probe, which it then closes, and once for the
+session). The AI SDK's fallback used to fail 0 of 8 times: even a regression that let 30 % through would
+pass three in a row under 3 % of the time (test_stdio pins both discover/initialize orders exactly). The TS
+SDK client negotiates 2026-07-28 directly; two connections show that the next one works as well."""
 
 from __future__ import annotations
 
