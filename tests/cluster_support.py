@@ -48,19 +48,18 @@ def descendant_groups(root: int) -> set[int]:
     return {info.pgrp for info in procs.descendants(root).values()}
 
 
-def stop_groups(groups: Callable[[], set[int]], grace: float) -> None:
-    """SIGTERM every process of the process groups `groups()` names, then SIGKILL what is left after
-    `grace` seconds. `groups` is asked again while they stop, so that groups found late are ended too."""
-    found = groups()
-    _signal_members(found, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        found |= groups()
-        if not _members(found):
-            return
-        time.sleep(0.1)
-    found |= groups()
-    _signal_members(found, signal.SIGKILL)
+def kill_groups(groups: Callable[[], set[int]], timeout: float) -> None:
+    """SIGKILL every process of the process groups `groups()` names until none is left. `groups` is asked
+    again each round, so that groups found late (a child whose parent was being killed) end too."""
+    found: set[int] = set()
+
+    def gone() -> bool:
+        found.update(groups())
+        members = _members(found)
+        procs.send_signals(members, signal.SIGKILL)
+        return not members
+
+    poll(gone, timeout=timeout, what="the process groups to end")
 
 
 def kill_with_environment(variable: str, value: str) -> None:
@@ -74,10 +73,6 @@ def kill_with_environment(variable: str, value: str) -> None:
 def _members(groups: Iterable[int]) -> list[procs.ProcessInfo]:
     wanted = set(groups)
     return [info for info in procs.process_table().values() if info.pgrp in wanted]
-
-
-def _signal_members(groups: Iterable[int], signum: int) -> None:
-    procs.send_signals(_members(groups), signum)
 
 
 def _environment(pid: int) -> list[bytes]:

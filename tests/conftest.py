@@ -299,10 +299,10 @@ def ray_head() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def ray_jobs(ray_head: Any) -> Any:
     """The jobs the Ray tests share (tests/ray_cluster.py), and a victim for each test that cancels one:
-    test_ray's two and test_e2e_ray's."""
+    test_ray's over stdio with RAY_ADDRESS, test_e2e_ray's with a configuration file."""
     from .ray_cluster import submit_shared_jobs
 
-    return submit_shared_jobs(ray_head, victims=3)
+    return submit_shared_jobs(ray_head, victims=2)
 
 
 @pytest.fixture(scope="session")

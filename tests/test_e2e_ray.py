@@ -156,6 +156,7 @@ async def test_cancel_job_waits_until_ray_says_stopped(
         CANCELED.validate(canceled)
         assert (canceled["id"], canceled["name"], canceled["status"]) == (victim, name, "canceled")
         assert canceled["completed_at"] is not None
+        assert canceled["failed_reason"] == "Job was intentionally stopped."
         assert ray_head.info(victim)["status"] == "STOPPED"
         record = (await call(session, "get_job", project_reference=PROJECT, job_id=victim)).structured_content
         assert record["status"] == "canceled"
@@ -168,6 +169,7 @@ async def test_cancel_job_waits_until_ray_says_stopped(
         again = await call(session, "cancel_job", project_reference=PROJECT, job_id=victim)
         assert again.is_error
         assert again.content[0].text.startswith("not_cancellable: "), again.content[0].text
+        assert "already canceled" in again.content[0].text
     finally:
         ray_head.stop_if_active(victim)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -429,47 +428,6 @@ async def backend(ray_head: RayHead) -> Any:
     ray = RayBackend(settings(ray_head.url))
     yield ray
     await ray.aclose()
-
-
-async def wait_for_record(
-    backend: RayBackend, job_id: str, status: str, within: float = 30
-) -> dict[str, Any]:
-    import anyio
-
-    deadline = time.monotonic() + within
-    while True:
-        record = await backend.get_job(PROJECT, job_id)
-        if record["status"] == status:
-            return dict(record)
-        if time.monotonic() >= deadline:
-            pytest.fail(f"job {job_id} is {record['status']}, not {status}, after {within} s")
-        await anyio.sleep(0.1)
-
-
-@pytest.mark.anyio
-@pytest.mark.slow
-async def test_cancel_a_running_ray_job(
-    ray_head: RayHead, ray_jobs: SharedJobs, backend: RayBackend, record_validator: Draft7Validator
-) -> None:
-    job_id, name = ray_jobs.take_victim(ray_head)
-    try:
-        record = await backend.cancel_job(PROJECT, job_id)
-        record_validator.validate(record)
-        assert (record["id"], record["name"], record["project_id"]) == (job_id, name, PROJECT)
-        assert record["status"] in (JobStatus.WORKING, JobStatus.CANCELED)
-        canceled = await wait_for_record(backend, job_id, JobStatus.CANCELED)
-        record_validator.validate(canceled)
-        assert canceled["completed_at"] is not None
-        assert canceled["failed_reason"] == "Job was intentionally stopped."
-        assert ray_head.info(job_id)["status"] == "STOPPED"
-        assert ray_head.info(ray_jobs.running)["status"] == "RUNNING", "only the job named was stopped"
-        # Canceling it again: Ray has nothing left to stop.
-        with pytest.raises(ToolError) as caught:
-            await backend.cancel_job(PROJECT, job_id)
-        assert caught.value.code == ErrorCode.NOT_CANCELLABLE
-        assert "already canceled" in caught.value.message
-    finally:
-        ray_head.stop_if_active(job_id)
 
 
 @pytest.mark.anyio
