@@ -42,6 +42,8 @@ TERM_LOGGER = (
 IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
 
 
+DISCOVER_TIMEOUT_SECONDS = 120.0
+
 # The modules that share one real cluster (a session fixture): under pytest-xdist each runs on one worker.
 CLUSTER_OF_MODULE = {
     "tests/test_ray.py": "ray_head",
@@ -340,8 +342,15 @@ def show(home: Path, project: str, job_id: str) -> dict[str, Any]:
 
 
 def client(target: Any, mode: str = "auto") -> Any:
-    """An MCP client with response caching off, so every call really reaches the server."""
+    """An MCP client with response caching off, so every call really reaches the server.
+
+    In `auto` mode the SDK waits 10 s for the answer to server/discover, then falls back to 2025-11-25:
+    at load 12 a server still importing was put in the wrong era, and the era is what many tests check.
+    Here it waits up to 120 s (a process-wide SDK setting: every test's client waits the same)."""
     from mcp import Client
+    from mcp.client import session
+
+    session.DISCOVER_TIMEOUT_SECONDS = DISCOVER_TIMEOUT_SECONDS
 
     return Client(target, mode=mode, cache=None)  # type: ignore[arg-type]
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
-from mcp.client import session as client_session
 
 from cancel_job_mcp.schemas import load_schema
 
@@ -185,13 +184,9 @@ async def eras(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[s
                 "\n".join(backend_table(case, fakes[case.kind].url, token_env(case)) for case in CASES)
             )
             tokens = {token_env(case): CANARY_TOKEN for case in CASES}
-            with pytest.MonkeyPatch.context() as patch:
-                # `auto` waits 10 s for the answer to server/discover, then falls back to 2025-11-25: at
-                # load 12 a server still importing was put in the wrong era. The era is what is tested here.
-                patch.setattr(client_session, "DISCOVER_TIMEOUT_SECONDS", 120.0)
-                raw = await stack.enter_async_context(
-                    client(stdio_server(home, "--config", str(config), **tokens), mode)
-                )
+            raw = await stack.enter_async_context(
+                client(stdio_server(home, "--config", str(config), **tokens), mode)
+            )
             assert raw.protocol_version == ERAS[mode]
             seeded = {case.kind: seed(case, fakes[case.kind]) for case in CASES}
             eras[mode] = Era(Session(raw), fakes, seeded, {case.kind: [] for case in CASES})
