@@ -249,7 +249,7 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
 
         _serve(options, serve_stdio)
         return 0
-    from .transports import ServeError, run_http_workers, serve_http
+    from .transports import ServeError, open_endpoint, run_http_workers, serve_http
 
     http = HttpOptions(
         host=args.host,
@@ -266,10 +266,11 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         allow_unauthenticated=args.allow_unauthenticated,
     )
     try:
+        endpoint = open_endpoint(http)
         if args.workers > 1:
-            run_http_workers(options, http)
+            run_http_workers(options, http, endpoint)
         else:
-            _serve(options, lambda server: serve_http(server, options, http))
+            _serve(options, lambda server: serve_http(server, options, http, endpoint))
     except ServeError as error:
         print(f"cancel-job-mcp: {error}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -201,19 +202,31 @@ def _uvicorn_config(app: Any, options: HttpOptions, log_level: str, **extra: Any
     )
 
 
-async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions) -> None:
+@dataclass(frozen=True)
+class Endpoint:
+    """What serving over HTTP needs that can be refused, checked and bound before any server is built:
+    a refusal then costs no SDK import."""
+
+    tokens: tuple[str, ...]
+    sock: socket.socket
+
+
+def open_endpoint(options: HttpOptions) -> Endpoint:
+    tokens = load_tokens(options.token_file)
+    check_exposure(options, tokens)
+    return Endpoint(tuple(tokens), _listen(options))
+
+
+async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions, endpoint: Endpoint) -> None:
     """Serve in this process."""
     import uvicorn
 
-    tokens = load_tokens(options.token_file)
-    check_exposure(options, tokens)
-    sock = _listen(options)
-    _announce(options, sock, tokens)
-    config = _uvicorn_config(http_app(server, options, tokens), options, app.log_level)
-    await uvicorn.Server(config).serve(sockets=[sock])
+    _announce(options, endpoint.sock, endpoint.tokens)
+    config = _uvicorn_config(http_app(server, options, endpoint.tokens), options, app.log_level)
+    await uvicorn.Server(config).serve(sockets=[endpoint.sock])
 
 
-def run_http_workers(app: AppOptions, options: HttpOptions) -> None:
+def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) -> None:
     """Several uvicorn worker processes on one port; each builds its own server (always stateless).
 
     Each worker is a spawned process that receives the typed options (pickled by multiprocessing
@@ -221,13 +234,10 @@ def run_http_workers(app: AppOptions, options: HttpOptions) -> None:
     """
     from uvicorn.supervisors import Multiprocess
 
-    tokens = load_tokens(options.token_file)
-    check_exposure(options, tokens)
-    sock = _listen(options)
-    _announce(options, sock, tokens)
-    factory = partial(worker_app, app, options, tuple(tokens))
+    _announce(options, endpoint.sock, endpoint.tokens)
+    factory = partial(worker_app, app, options, endpoint.tokens)
     config = _uvicorn_config(factory, options, app.log_level, factory=True, workers=options.workers)
-    Multiprocess(config, sockets=[sock]).run()
+    Multiprocess(config, sockets=[endpoint.sock]).run()
 
 
 def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
