@@ -9,6 +9,7 @@ not grow past a generous bound.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 from collections.abc import Iterator
@@ -92,50 +93,49 @@ async def test_200_concurrent_cancels_from_4_servers_on_50_jobs_under_cpu_load(
     failures: list[str] = []
     try:
         rss_start = vm_rss_kib(servers[0].process.pid)
-
-        async def one_session(index: int, tool: str, results: dict[str, list[dict[str, Any]]]) -> None:
-            async with client(servers[index % len(servers)].url) as session:
+        async with contextlib.AsyncExitStack() as stack:  # the sessions: closed before the servers stop
+            sessions = [
+                await stack.enter_async_context(client(servers[index % len(servers)].url))
+                for index in range(sessions_per_server * len(servers))
+            ]
+            for session in sessions:
                 # Tools first, as clients do: otherwise the SDK lists them again for each result that
                 # comes before its first listing did (to check it against the output schema).
                 await session.list_tools()
 
-                async def call_once(call: int) -> None:
-                    job_id = jobs[(index * per_session + call) % len(jobs)][0]
-                    started = anyio.current_time()
-                    try:
-                        result = await session.call_tool(
-                            tool, {"project_reference": "load", "job_id": job_id}
-                        )
-                    except Exception as error:  # a protocol-level failure: counted, reported below
-                        failures.append(f"{tool} {job_id}: {type(error).__name__}: {error}")
-                        return
-                    call_seconds.append(anyio.current_time() - started)
-                    if result.is_error:
-                        failures.append(f"{tool} {job_id}: {result.content[0].text}")
-                        return
-                    results[job_id].append(result.structured_content)
+            async def call_once(session: Any, job_id: str, tool: str, results: dict[str, list[Any]]) -> None:
+                started = anyio.current_time()
+                try:
+                    result = await session.call_tool(tool, {"project_reference": "load", "job_id": job_id})
+                except Exception as error:  # a protocol-level failure: counted, reported below
+                    failures.append(f"{tool} {job_id}: {type(error).__name__}: {error}")
+                    return
+                call_seconds.append(anyio.current_time() - started)
+                if result.is_error:
+                    failures.append(f"{tool} {job_id}: {result.content[0].text}")
+                    return
+                results[job_id].append(result.structured_content)
 
-                async with anyio.create_task_group() as group:
-                    for call in range(per_session):
-                        group.start_soon(call_once, call)
+            async def run(tool: str, results: dict[str, list[Any]]) -> float:
+                """`per_session` concurrent calls on every session at once."""
+                started = anyio.current_time()
+                with anyio.fail_after(120):
+                    async with anyio.create_task_group() as group:
+                        for index, session in enumerate(sessions):
+                            for call in range(per_session):
+                                job_id = jobs[(index * per_session + call) % len(jobs)][0]
+                                group.start_soon(call_once, session, job_id, tool, results)
+                return anyio.current_time() - started
 
-        async def run(tool: str, results: dict[str, list[dict[str, Any]]]) -> float:
-            started = anyio.current_time()
-            with anyio.fail_after(120):
-                async with anyio.create_task_group() as group:
-                    for index in range(sessions_per_server * len(servers)):
-                        group.start_soon(one_session, index, tool, results)
-            return anyio.current_time() - started
-
-        # Warm-up: the same shape of load, reading only.
-        reads: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id, _, _ in jobs}
-        await run("get_job", reads)
-        assert all(record["status"] == "working" for found in reads.values() for record in found)
-        rss_warm = vm_rss_kib(servers[0].process.pid)
-        call_seconds.clear()
-        with cpu_burners(2):
-            elapsed = await run("cancel_job", records)
-        rss_end = vm_rss_kib(servers[0].process.pid)
+            # Warm-up: the same shape of load, reading only.
+            reads: dict[str, list[dict[str, Any]]] = {job_id: [] for job_id, _, _ in jobs}
+            await run("get_job", reads)
+            assert all(record["status"] == "working" for found in reads.values() for record in found)
+            rss_warm = vm_rss_kib(servers[0].process.pid)
+            call_seconds.clear()
+            with cpu_burners(2):
+                elapsed = await run("cancel_job", records)
+            rss_end = vm_rss_kib(servers[0].process.pid)
     finally:
         stdouts = [stop_http_server(server) for server in servers]
     calls = sessions_per_server * len(servers) * per_session
