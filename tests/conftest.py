@@ -67,6 +67,7 @@ SHARED_SERVER_MODULES = {
 # What stops each cluster started this session: it stops as soon as its modules' tests are done (a Ray head
 # node idles at ~0.09 s of CPU a second), not at the end of the session.
 RUNNING_CLUSTERS: dict[str, Callable[[], None]] = {}
+STOPPED_CLUSTERS: set[str] = set()
 
 
 def cluster_of(item: pytest.Item) -> str | None:
@@ -95,8 +96,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if cluster is None or (nextitem is not None and cluster_of(nextitem) == cluster):
         return result
     if (stop := RUNNING_CLUSTERS.pop(cluster, None)) is not None:
+        STOPPED_CLUSTERS.add(cluster)
         stop()
     return result
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test needing a cluster that has stopped fails at once, saying why (rather than on a dead cluster)."""
+    if stopped := STOPPED_CLUSTERS & set(item.fixturenames):
+        pytest.fail(
+            f"{item.nodeid} needs {', '.join(sorted(stopped))}, which stopped after the tests of the modules"
+            " CLUSTER_OF_MODULE lists for it: add this module there"
+        )
 
 
 @contextlib.contextmanager
