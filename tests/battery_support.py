@@ -1,4 +1,5 @@
-"""Shared by the test_battery_* files: a raw JSON-RPC driver for the stdio server, and small readers.
+"""Shared by the test_battery_* and test_local_* files: a raw JSON-RPC driver for the stdio server,
+jobs submitted in-process, and small readers of SQLite and /proc.
 
 `RawStdioServer` starts `cancel-job-mcp` as a subprocess and speaks newline-delimited JSON-RPC to it
 directly, so a test can send any JSON at all as tool arguments (an MCP client would refuse some of it
