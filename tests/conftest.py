@@ -54,11 +54,15 @@ CLUSTER_OF_MODULE = {
 # The modules whose tests share module-scoped servers (a start costs about a second of CPU): under
 # pytest-xdist each runs on one worker, so that its servers start once.
 SHARED_SERVER_MODULES = {
+    "tests/test_battery_crash.py",
     "tests/test_battery_input.py",
+    "tests/test_battery_load.py",
     "tests/test_companion_tools.py",
     "tests/test_e2e_providers.py",
     "tests/test_http_hardening.py",
     "tests/test_inspector.py",
+    "tests/test_local_cancel.py",
+    "tests/test_local_stop.py",
     "tests/test_server.py",
     "tests/test_stdio.py",
 }
