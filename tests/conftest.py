@@ -55,8 +55,11 @@ CLUSTER_OF_MODULE = {
 # pytest-xdist each runs on one worker, so that its servers start once.
 SHARED_SERVER_MODULES = {
     "tests/test_battery_crash.py",
+    "tests/test_battery_faults.py",
+    "tests/test_battery_hostile.py",
     "tests/test_battery_input.py",
     "tests/test_battery_load.py",
+    "tests/test_battery_secrets.py",
     "tests/test_companion_tools.py",
     "tests/test_e2e_providers.py",
     "tests/test_http_hardening.py",

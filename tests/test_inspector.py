@@ -32,12 +32,25 @@ def inspector(home: Path, target: list[str], *args: str) -> tuple[int, list[dict
     """Run the Inspector CLI once: (exit code, the JSON documents it printed on stdout, stderr)."""
     env = env_for(home, MCP_CATALOG_PATH=str(home / "inspector-catalog.json"))
     done = subprocess.run(
-        [str(NODE), str(INSPECTOR), "--cli", "-q", "--format", "json", *target, *args],
+        # The Inspector gives a server 15 s to connect by default; one still importing on a loaded
+        # machine took longer (-n 4 beside other work).
+        [
+            str(NODE),
+            str(INSPECTOR),
+            "--cli",
+            "-q",
+            "--format",
+            "json",
+            "--connect-timeout",
+            "120000",
+            *target,
+            *args,
+        ],
         env=env,
         cwd=home,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=180,
     )
     documents = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     return done.returncode, documents, done.stderr
