@@ -79,6 +79,7 @@ async def test_list_jobs_pages_newest_first_and_filters_by_status(shared: Shared
     finished = [submit(home, "pages", "true") for _ in range(5)]
     wait_until(lambda: all(job_status(home, job["id"]) == "completed" for job in finished))
     running = submit(home, "pages", "sleep", "600")
+    wait_until(lambda: job_status(home, running["id"]) == "working")  # `submitted` until its supervisor runs
     submit(home, "pages-other", "true")
     validator = Draft7Validator(load_schema("list_jobs.output"))
 
