@@ -169,10 +169,52 @@ def sdk_parse(line: bytes) -> object:
     return types.jsonrpc_message_adapter.validate_json(line, by_name=False)  # as the SDK's stdio_server
 
 
-async def measure(calls: int) -> tuple[Clock, int, int]:
-    """Drive `calls` cancel_job requests through the server; returns the clock, bytes in and bytes out."""
-    lines = request_lines()
+def bare_server(answer: dict[str, Any] | None = None) -> Any:
+    """bench/baseline_server.py's server; given `answer`, its tool returns that record instead of "ok",
+    built per call as text and as structured content (as ours builds it), whatever the request."""
+    import json
+
+    import baseline_server
+    from mcp.server import Server
+
+    if answer is None:
+        return baseline_server.build_server()
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(answer))], structured_content=dict(answer)
+        )
+
+    return Server(
+        "baseline", version="0.0.0", on_list_tools=baseline_server.list_tools, on_call_tool=call_tool
+    )
+
+
+async def a_record() -> dict[str, Any]:
+    """The record our server answers to the first request line (what the bare server is made to return)."""
+    import json
+
     server = build_server()
+    to_server, server_reads = create_context_streams[SessionMessage | Exception](0)
+    server_writes, from_server = create_context_streams[SessionMessage](0)
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.run, server_reads, server_writes, server.create_initialization_options())
+        message = decode_line(request_lines()[0])
+        assert isinstance(message, SessionMessage)
+        await to_server.send(message)
+        answer = await from_server.receive()
+        group.cancel_scope.cancel()
+    record: dict[str, Any] = json.loads(answer.message.model_dump_json(by_alias=True))["result"][
+        "structuredContent"
+    ]
+    return record
+
+
+async def measure(calls: int, server: Any = None, lines: list[bytes] | None = None) -> tuple[Clock, int, int]:
+    """Drive `calls` requests (by default cancel_job, through our server); returns the clock, bytes in
+    and bytes out."""
+    lines = lines or request_lines()
+    server = server or build_server()
     clock = Clock()
     to_server, server_reads = create_context_streams[SessionMessage | Exception](0)
     server_writes, from_server = create_context_streams[SessionMessage](0)
@@ -215,6 +257,34 @@ async def measure(calls: int) -> tuple[Clock, int, int]:
     return clock, bytes_in, bytes_out
 
 
+def control(calls: int, ours: Clock) -> Table:
+    """The same harness on the bare SDK server: its noop, then the same requests as ours answered with a
+    fixed copy of our record, so that what the SDK spends on our larger request and answer is told apart
+    from what our code spends."""
+    record = anyio.run(a_record)
+    noop = [tool_call(i, "noop", {}) for i in range(8)]
+    runs = {
+        'bare SDK, noop (answers "ok")': anyio.run(measure, calls, bare_server(), noop)[0],
+        "bare SDK, the same cancel_job requests, answers a fixed copy of our record": anyio.run(
+            measure, calls, bare_server(record), request_lines()
+        )[0],
+        "cancel-job-mcp, cancel_job": ours,
+    }
+    cpu = {name: median([call["total"][1] for call in clock.calls]) for name, clock in runs.items()}
+    base = next(iter(cpu.values()))
+    table = Table(
+        "The same harness on the bare SDK server: what is the SDK's work on our answer, what is ours, µs",
+        ["server", "CPU per call (median)", "vs bare noop"],
+        notes=[
+            "In process, same streams, same parse; the second row differs from ours only in who makes the"
+            " answer, the first only in how big the request and the answer are."
+        ],
+    )
+    for name, value in cpu.items():
+        table.rows.append([name, f"{value * 1e6:.0f}", f"{value / base:.2f}x"])
+    return table
+
+
 def run(quick: bool = False) -> list[Table]:
     calls = 1000 if quick else 3000
     clock, bytes_in, bytes_out = anyio.run(measure, calls)
@@ -246,7 +316,7 @@ def run(quick: bool = False) -> list[Table]:
                 f"{median(wall) / whole[0]:.0%}",
             ]
         )
-    return [table]
+    return [table, control(calls, clock)]
 
 
 if __name__ == "__main__":
