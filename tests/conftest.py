@@ -22,6 +22,8 @@ from mcp import StdioServerParameters
 
 from cancel_job_mcp.schemas import load_schema
 
+from .cluster_support import poll
+
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -191,14 +193,10 @@ def stdio_server(home: Path, *args: str, **env: str) -> StdioServerParameters:
 
 def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
     """Poll `condition()` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"condition not met within {timeout} s: {condition}")
-        time.sleep(interval)
+    try:
+        return poll(condition, timeout=timeout, what=f"{condition}", interval=interval)
+    except TimeoutError as error:
+        pytest.fail(str(error))
 
 
 def free_port() -> int:
