@@ -11,7 +11,10 @@ from typing import Any
 import anyio
 from mcp import MCPError, types
 from mcp.server import Server, ServerRequestContext
+from mcp.server._otel import OpenTelemetryMiddleware
+from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from mcp.shared.inbound import x_mcp_header_map
+from opentelemetry import trace
 
 from . import __version__
 from .arguments import ArgumentValidator
@@ -189,7 +192,7 @@ def build_server(
             in_flight -= 1
         return success_result(structured)
 
-    return Server(
+    server: Server[Any] = Server(
         "cancel-job-mcp",
         version=__version__,
         title="Cancel Job",
@@ -198,3 +201,22 @@ def build_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    server.middleware = [
+        TracingWhenConfigured(middleware) if isinstance(middleware, OpenTelemetryMiddleware) else middleware
+        for middleware in server.middleware
+    ]
+    return server
+
+
+class TracingWhenConfigured:
+    """The SDK's OpenTelemetry middleware, run only while a tracer provider is configured (by code, by
+    OTEL_PYTHON_TRACER_PROVIDER, or by opentelemetry-instrument). Without one its spans record nothing,
+    yet opening them costs more than our whole cancel of a settled job (bench/phases.py)."""
+
+    def __init__(self, tracing: ServerMiddleware[Any]) -> None:
+        self.tracing = tracing
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return await call_next(ctx)
+        return await self.tracing(ctx, call_next)
