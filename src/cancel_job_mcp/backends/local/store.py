@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from ...record import ACTIVE_STATUSES, TERMINAL_STATUSES, JobRecord, JobStatus, utc_now
 
@@ -66,12 +66,16 @@ LEASE_SECONDS = 30.0
 _ACTIVE = tuple(ACTIVE_STATUSES)
 _TERMINAL = tuple(TERMINAL_STATUSES)
 _RECORD_COLUMNS = tuple(JobRecord.__annotations__)
+_BOOKKEEPING_COLUMNS = (
+    "rowid", "grace_seconds", "attempt", "supervisor", "process", "term_sent_at", "leader_exit", "log_limit"
+)  # fmt: skip
+# Rows are read as plain tuples, in this order (a sqlite3.Row looked up by name costs more than the query).
+_ROW = ", ".join((*_BOOKKEEPING_COLUMNS, *_RECORD_COLUMNS))
 _AFTER_NEWEST = 2**63 - 1
 
 
-@dataclass(frozen=True)
-class JobRow:
-    """A job as stored: the public record plus the runtime's own bookkeeping."""
+class JobRow(NamedTuple):
+    """A job as stored: the runtime's own bookkeeping (in `_BOOKKEEPING_COLUMNS` order) and the record."""
 
     record: JobRecord
     sequence: int
@@ -130,7 +134,6 @@ def open_connection(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     try:
-        conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA busy_timeout = 30000")
         # In WAL mode this survives any process crash; only an OS crash can undo the last commits, and
         # then every job is gone too (a new boot id) and is reconciled as such. Each fsync saved keeps
@@ -176,22 +179,12 @@ def _initialize(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
-def _row(row: sqlite3.Row | None) -> JobRow | None:
-    if row is None:
-        return None
-    values = {column: row[column] for column in _RECORD_COLUMNS}
-    values["config"] = json.loads(values["config"])
-    return JobRow(
-        record=cast(JobRecord, values),
-        sequence=row["rowid"],
-        grace_seconds=row["grace_seconds"],
-        attempt=row["attempt"],
-        supervisor=row["supervisor"],
-        process=row["process"],
-        term_sent_at=row["term_sent_at"],
-        leader_exit=row["leader_exit"],
-        log_limit=row["log_limit"],
-    )
+def _row(values: tuple[Any, ...]) -> JobRow:
+    """A row selected as `_ROW`."""
+    bookkeeping = len(_BOOKKEEPING_COLUMNS)
+    record = dict(zip(_RECORD_COLUMNS, values[bookkeeping:], strict=True))
+    record["config"] = json.loads(record["config"])
+    return JobRow(cast(JobRecord, record), *values[:bookkeeping])
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> JobRow | None:
@@ -221,11 +214,11 @@ def insert(
 
 
 def get(conn: sqlite3.Connection, job_id: str) -> JobRow | None:
-    return _one(conn, "SELECT rowid, * FROM jobs WHERE id = ?", (job_id,))
+    return _one(conn, f"SELECT {_ROW} FROM jobs WHERE id = ?", (job_id,))
 
 
 def find(conn: sqlite3.Connection, project_id: str, job_id: str) -> JobRow | None:
-    return _one(conn, "SELECT rowid, * FROM jobs WHERE id = ? AND project_id = ?", (job_id, project_id))
+    return _one(conn, f"SELECT {_ROW} FROM jobs WHERE id = ? AND project_id = ?", (job_id, project_id))
 
 
 def select(
@@ -240,9 +233,8 @@ def select(
     if status is not None:
         clauses.append("status = ?")
         params.append(status)
-    sql = f"SELECT rowid, * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY rowid DESC LIMIT ?"
-    rows = conn.execute(sql, (*params, limit)).fetchall()
-    return [row for row in map(_row, rows) if row is not None]
+    sql = f"SELECT {_ROW} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY rowid DESC LIMIT ?"
+    return [_row(values) for values in conn.execute(sql, (*params, limit)).fetchall()]
 
 
 def change_owner(conn: sqlite3.Connection, job_id: str, seen: str | None, owner: str) -> bool:
@@ -261,7 +253,7 @@ def request_cancel(conn: sqlite3.Connection, project_id: str, job_id: str) -> tu
     won = _one(
         conn,
         "UPDATE jobs SET status = ?, failed_reason = ?, updated_at = ?"
-        " WHERE id = ? AND project_id = ? AND status IN (?, ?) RETURNING rowid, *",
+        f" WHERE id = ? AND project_id = ? AND status IN (?, ?) RETURNING {_ROW}",
         (JobStatus.CANCELED, "Canceled on request.", now, job_id, project_id, *_ACTIVE),
     )
     if won is not None:
