@@ -1,4 +1,5 @@
-"""The SDK's OpenTelemetry spans: opened only while a tracer provider is configured."""
+"""The SDK's OpenTelemetry spans: opened only when a tracer provider is configured before the server is
+built (by code, OTEL_PYTHON_TRACER_PROVIDER or opentelemetry-instrument)."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -148,19 +149,22 @@ class HostOriginGuard:
 
     def __init__(self, app: ASGIApp, allowed: AllowList) -> None:
         self.app = app
-        self.allowed = allowed
+        # A server sees few distinct values: each is parsed once. Bounded, so a client sending endless
+        # distinct values cannot grow it.
+        self._allows_host = lru_cache(maxsize=256)(allowed.allows_host)
+        self._allows_origin = lru_cache(maxsize=256)(allowed.allows_origin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             host = _header(scope, b"host")
-            if host is None or not self.allowed.allows_host(host):
+            if host is None or not self._allows_host(host):
                 message = (
                     "This server does not answer to that Host; its operator can allow it with --allowed-host."
                 )
                 await send_json(send, 421, {"error": "misdirected_request", "message": message})
                 return
             origin = _header(scope, b"origin")
-            if origin is not None and not self.allowed.allows_origin(origin):
+            if origin is not None and not self._allows_origin(origin):
                 message = (
                     "Requests from that Origin are refused; its operator can allow it with --allowed-origin."
                 )

@@ -12,7 +12,6 @@ import anyio
 from mcp import MCPError, types
 from mcp.server import Server, ServerRequestContext
 from mcp.server._otel import OpenTelemetryMiddleware
-from mcp.server.context import CallNext, HandlerResult, ServerMiddleware
 from mcp.shared.inbound import x_mcp_header_map
 from opentelemetry import trace
 
@@ -201,22 +200,14 @@ def build_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
-    server.middleware = [
-        TracingWhenConfigured(middleware) if isinstance(middleware, OpenTelemetryMiddleware) else middleware
-        for middleware in server.middleware
-    ]
+    if not tracing_configured():
+        # The SDK's OpenTelemetry middleware would open spans that record nothing, at a cost greater than
+        # our whole cancel of a settled job (bench/phases.py).
+        server.middleware = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     return server
 
 
-class TracingWhenConfigured:
-    """The SDK's OpenTelemetry middleware, run only while a tracer provider is configured (by code, by
-    OTEL_PYTHON_TRACER_PROVIDER, or by opentelemetry-instrument). Without one its spans record nothing,
-    yet opening them costs more than our whole cancel of a settled job (bench/phases.py)."""
-
-    def __init__(self, tracing: ServerMiddleware[Any]) -> None:
-        self.tracing = tracing
-
-    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-            return await call_next(ctx)
-        return await self.tracing(ctx, call_next)
+def tracing_configured() -> bool:
+    """True once a tracer provider is set: by code, by OTEL_PYTHON_TRACER_PROVIDER, or by
+    opentelemetry-instrument (all before the server is built)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
