@@ -9,6 +9,7 @@ from pathlib import Path
 from tempfile import mkdtemp
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from mcp import MCPError
@@ -18,7 +19,7 @@ from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
-from cancel_job_mcp.server import build_server
+from cancel_job_mcp.server import CallLimits, build_server
 from cancel_job_mcp.service import JobService
 
 from .conftest import HttpServer, client, stdio_server
@@ -157,3 +158,30 @@ def test_stdout_carries_only_protocol_messages_even_at_debug_level(home: Path) -
     assert [answer["id"] for answer in answers] == [1, 2]
     assert answers[1]["result"]["isError"] is True
     assert "DEBUG" in stderr
+
+
+class HangingBackend(ExplodingBackend):
+    """Never answers a read: only the server's call timeout ends it."""
+
+    async def get_job(self, project: str, job_id: str) -> JobRecord:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+@pytest.mark.anyio
+async def test_a_call_that_outlasts_the_call_timeout_gets_a_timeout_error_and_the_server_goes_on() -> None:
+    settings = BackendSettings(name="local", kind="local", projects=("*",))
+    backend = HangingBackend()
+    service = JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "k"))
+    server = build_server(service, limits=CallLimits(timeout_seconds=0.3))
+    arguments = {"project_reference": "demo", "job_id": "job_1"}
+    async with client(server, "legacy") as session:
+        with anyio.fail_after(30):
+            hung = await session.call_tool("get_job", arguments)
+            backend.calls = 1  # the next cancel is refused at once
+            after = await session.call_tool("cancel_job", arguments)
+    assert hung.is_error
+    assert hung.content[0].text.startswith(
+        "timeout: get_job did not finish within 0.3 seconds, this server's limit per call."
+    )
+    assert after.content[0].text.startswith("not_found: "), "the server must keep serving"

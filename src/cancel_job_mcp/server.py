@@ -177,9 +177,9 @@ def build_server(
         in_flight += 1
         try:
             arguments = spec.validator.validate(params.arguments)
-            with anyio.fail_after(limits.timeout_seconds):
-                structured = await spec.run(service, arguments, progress)
-        except TimeoutError:
+            with anyio.CancelScope(deadline=anyio.current_time() + limits.timeout_seconds):
+                return success_result(await spec.run(service, arguments, progress))
+            # Reached only when the deadline cancelled the run (a client's cancel propagates).
             return error_result(str(timed_out(params.name, limits.timeout_seconds)))
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
@@ -189,7 +189,6 @@ def build_server(
             return error_result(str(internal_error()))
         finally:
             in_flight -= 1
-        return success_result(structured)
 
     server: Server[Any] = Server(
         "cancel-job-mcp",
