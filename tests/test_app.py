@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,19 @@ def test_a_command_loads_the_configuration_once(
     assert exited.value.code == 1
     assert capsys.readouterr().err.startswith("not_found: ")
     assert loads == [home]
+
+
+START_UP = """
+import gc
+from cancel_job_mcp.app import start_up
+
+with start_up():
+    during = gc.isenabled()
+print(during, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_start_up_pauses_the_collector_then_freezes_what_it_built_and_resumes_it() -> None:
+    # In a fresh interpreter: freezing is process-wide.
+    done = subprocess.run([sys.executable, "-c", START_UP], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True", "True"], done.stderr

@@ -7,8 +7,11 @@ the CLI nor the transports import each other.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,3 +88,20 @@ def build_mcp_server(options: AppOptions) -> tuple[Server[Any], JobService]:
     service = build_service(options)
     limits = CallLimits(options.call_timeout, options.max_concurrent_calls)
     return build_server(service, options.serves_read_only, limits), service
+
+
+@contextmanager
+def start_up() -> Iterator[None]:
+    """Around a serving process's start: the SDK's import and the server's build.
+
+    They create some 130,000 objects that live as long as the process, and no garbage, yet the cyclic
+    collector would run about 190 times over them (some 100 ms, a tenth of the start). It is paused
+    meanwhile; what start-up built is then frozen, so later full collections do not rescan it either
+    (a 30-150 ms pause every few thousand calls).
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import math
 import os
@@ -29,6 +28,7 @@ from .app import (
     build_mcp_server,
     build_service,
     configure_logging,
+    start_up,
 )
 from .arguments import check_identifier
 from .backends.base import JobPage
@@ -245,9 +245,11 @@ def _print_record(record: JobRecord) -> None:
 
 def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
     if args.transport == "stdio":  # without the HTTP stack: a stdio client waits for no uvicorn import
-        from .stdio import serve_stdio
+        with start_up():
+            from .stdio import serve_stdio
 
-        _serve(options, serve_stdio)
+            built = build_mcp_server(options)
+        _serve(built, serve_stdio)
         return 0
     from .transports import ServeError, open_endpoint, run_http_workers, serve_http
 
@@ -270,18 +272,19 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         if args.workers > 1:
             run_http_workers(options, http, endpoint)
         else:
-            _serve(options, lambda server: serve_http(server, options, http, endpoint))
+            with start_up():
+                built = build_mcp_server(options)
+            _serve(built, lambda server: serve_http(server, options, http, endpoint))
     except ServeError as error:
         print(f"cancel-job-mcp: {error}", file=sys.stderr)
         return 2
     return 0
 
 
-def _serve(options: AppOptions, transport: Callable[[Server[Any]], Awaitable[None]]) -> None:
-    server, service = build_mcp_server(options)
-    # What start-up built (the SDK's type models, schemas, configuration) lives as long as the process:
-    # frozen, a full collection does not rescan it (a 30-150 ms pause every few thousand calls).
-    gc.freeze()
+def _serve(
+    built: tuple[Server[Any], JobService], transport: Callable[[Server[Any]], Awaitable[None]]
+) -> None:
+    server, service = built
 
     async def serve() -> None:
         try:

@@ -10,7 +10,6 @@ their own credentials.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import os
 import socket
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging
+from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging, start_up
 from .config import HTTP_TOKENS_ENV
 from .http_security import (
     LOOPBACK_NAMES,
@@ -243,6 +242,6 @@ def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) 
 def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
     """The ASGI app of one worker process."""
     configure_logging(app.log_level)
-    server, _ = build_mcp_server(app)
-    gc.freeze()  # as cli._serve does: start-up objects are never rescanned by a full collection
+    with start_up():
+        server, _ = build_mcp_server(app)
     return http_app(server, options, tokens)
