@@ -68,6 +68,19 @@ FASTMCP_KIND = ServerKind(
 KINDS = (OURS_KIND, BASELINE_KIND, FASTMCP_KIND)
 
 
+def byte_compile_ours() -> None:
+    """Compile our package's modules as pip does when it installs a wheel. An editable checkout run with
+    PYTHONDONTWRITEBYTECODE=1 would otherwise compile them again at every start, which no installed
+    server does (the SDK's modules, installed by pip, are compiled)."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("cancel_job_mcp")
+    assert spec is not None
+    for location in spec.submodule_search_locations or ():
+        compileall.compile_dir(location, quiet=1)
+
+
 def server_env(home: Path) -> dict[str, str]:
     return {**os.environ, "CANCEL_JOB_MCP_HOME": str(home)}
 

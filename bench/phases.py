@@ -24,7 +24,7 @@ import inspect
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from functools import wraps
 from typing import Any
 
@@ -139,12 +139,12 @@ def instrumented(clock: Clock) -> Iterator[None]:
 
 
 def build_server() -> Any:
-    from cancel_job_mcp.app import AppOptions, build_mcp_server
+    from cancel_job_mcp.app import AppOptions, build_mcp_server, start_up
     from cancel_job_mcp.config import load_config
 
     home, _, _ = canceled_jobs()
-    server, _ = build_mcp_server(AppOptions(home, load_config(None, home)))
-    gc.freeze()  # as `cancel-job-mcp serve` does once the server is built
+    with start_up():  # as `cancel-job-mcp serve` builds it
+        server, _ = build_mcp_server(AppOptions(home, load_config(None, home)))
     return server
 
 
@@ -169,25 +169,31 @@ def sdk_parse(line: bytes) -> object:
     return types.jsonrpc_message_adapter.validate_json(line, by_name=False)  # as the SDK's stdio_server
 
 
-def bare_server(answer: dict[str, Any] | None = None) -> Any:
+def bare_server(answer: dict[str, Any] | None = None, traced: bool = True) -> Any:
     """bench/baseline_server.py's server; given `answer`, its tool returns that record instead of "ok",
-    built per call as text and as structured content (as ours builds it), whatever the request."""
+    built per call as text and as structured content (as ours builds it), whatever the request. Not
+    `traced`: without the SDK's OpenTelemetry middleware, as ours runs when no tracer provider is set."""
     import json
 
     import baseline_server
     from mcp.server import Server
-
-    if answer is None:
-        return baseline_server.build_server()
+    from mcp.server._otel import OpenTelemetryMiddleware
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(answer))], structured_content=dict(answer)
         )
 
-    return Server(
-        "baseline", version="0.0.0", on_list_tools=baseline_server.list_tools, on_call_tool=call_tool
+    server = (
+        baseline_server.build_server()
+        if answer is None
+        else Server(
+            "baseline", version="0.0.0", on_list_tools=baseline_server.list_tools, on_call_tool=call_tool
+        )
     )
+    if not traced:
+        server.middleware = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
+    return server
 
 
 async def a_record() -> dict[str, Any]:
@@ -210,9 +216,11 @@ async def a_record() -> dict[str, Any]:
     return record
 
 
-async def measure(calls: int, server: Any = None, lines: list[bytes] | None = None) -> tuple[Clock, int, int]:
+async def measure(
+    calls: int, server: Any = None, lines: list[bytes] | None = None, phases: bool = True
+) -> tuple[Clock, int, int]:
     """Drive `calls` requests (by default cancel_job, through our server); returns the clock, bytes in
-    and bytes out."""
+    and bytes out. Without `phases`, only whole calls are timed (no timer inside our code)."""
     lines = lines or request_lines()
     server = server or build_server()
     clock = Clock()
@@ -244,7 +252,7 @@ async def measure(calls: int, server: Any = None, lines: list[bytes] | None = No
 
     async with anyio.create_task_group() as group:
         group.start_soon(server.run, server_reads, server_writes, server.create_initialization_options())
-        with instrumented(clock):
+        with instrumented(clock) if phases else nullcontext():
             for i in range(200):  # warm-up: the backend, its connection, lazy imports
                 await one(lines[i % len(lines)], timed=False)
             clock.hops = 0
@@ -257,27 +265,36 @@ async def measure(calls: int, server: Any = None, lines: list[bytes] | None = No
     return clock, bytes_in, bytes_out
 
 
-def control(calls: int, ours: Clock) -> Table:
-    """The same harness on the bare SDK server: its noop, then the same requests as ours answered with a
-    fixed copy of our record, so that what the SDK spends on our larger request and answer is told apart
-    from what our code spends."""
+def control(calls: int, rounds: int = 5) -> Table:
+    """The same harness on the bare SDK server: its noop as the SDK ships it, then without the SDK's
+    tracing middleware (as ours runs unless a tracer provider is set), then the same requests as ours
+    answered with a fixed copy of our record, so that what the SDK spends on our larger request and
+    answer is told apart from what our code spends. Rounds interleave the servers, so drift in the
+    machine's speed hits all alike."""
     record = anyio.run(a_record)
     noop = [tool_call(i, "noop", {}) for i in range(8)]
-    runs = {
-        'bare SDK, noop (answers "ok")': anyio.run(measure, calls, bare_server(), noop)[0],
-        "bare SDK, the same cancel_job requests, answers a fixed copy of our record": anyio.run(
-            measure, calls, bare_server(record), request_lines()
-        )[0],
-        "cancel-job-mcp, cancel_job": ours,
+    servers = {
+        'bare SDK, noop (answers "ok")': (lambda: bare_server(), noop),
+        "bare SDK, noop, without the tracing middleware": (lambda: bare_server(traced=False), noop),
+        "bare SDK without the tracing middleware, the same cancel_job requests, answers a fixed copy of"
+        " our record": (lambda: bare_server(record, traced=False), request_lines()),
+        "cancel-job-mcp, cancel_job": (build_server, request_lines()),
     }
-    cpu = {name: median([call["total"][1] for call in clock.calls]) for name, clock in runs.items()}
+    samples: dict[str, list[float]] = {name: [] for name in servers}
+    for _ in range(rounds):
+        for name, (make, lines) in servers.items():
+            clock = anyio.run(measure, calls // rounds, make(), lines, False)[0]
+            samples[name] += [call["total"][1] for call in clock.calls]
+    cpu = {name: median(values) for name, values in samples.items()}
     base = next(iter(cpu.values()))
     table = Table(
-        "The same harness on the bare SDK server: what is the SDK's work on our answer, what is ours, µs",
+        "The same harness on the bare SDK server: what is the SDK's work, what is ours, µs",
         ["server", "CPU per call (median)", "vs bare noop"],
         notes=[
-            "In process, same streams, same parse; the second row differs from ours only in who makes the"
-            " answer, the first only in how big the request and the answer are."
+            "In process, same streams, same parse. The tracing middleware opens an OpenTelemetry span per"
+            " message; with no tracer provider set it records nothing, and ours leaves it out then. The"
+            " third row differs from ours only in who makes the answer, the second only in how big the"
+            " request and the answer are."
         ],
     )
     for name, value in cpu.items():
@@ -316,7 +333,7 @@ def run(quick: bool = False) -> list[Table]:
                 f"{median(wall) / whole[0]:.0%}",
             ]
         )
-    return [table, control(calls, clock)]
+    return [table, control(calls)]
 
 
 if __name__ == "__main__":
