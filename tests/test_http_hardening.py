@@ -4,6 +4,8 @@ allow-lists on every bind address, body and call limits, stateless mode and seve
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -344,6 +346,62 @@ async def test_calls_beyond_the_concurrency_cap_get_busy_and_slow_calls_answer_i
         assert final["status"] == "canceled"
     finally:
         stop_http_server(server)
+
+
+@pytest.mark.slow
+def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced_on_it(home: Path) -> None:
+    server = start_http_server(home, "--workers", "2")
+    try:
+        workers = wait_until(lambda: len(found := worker_processes(server.process.pid)) == 2 and found, 60)
+        # Each worker has its own listening socket on the port (SO_REUSEPORT), so the kernel spreads a
+        # burst of connections across them; on one shared socket the first worker awake takes them all.
+        listening = {pid: tcp_sockets(pid, server.port, LISTEN) for pid in workers}
+        assert all(len(sockets) == 1 for sockets in listening.values()), listening
+        assert len(set().union(*listening.values())) == 2, "the workers share a socket"
+        clients = [httpx.Client(timeout=60) for _ in range(16)]
+        try:
+            for client_ in clients:  # all 16 connected before any is served
+                assert client_.post(server.url, json=INITIALIZE, headers=MCP_HEADERS).status_code == 200
+            served = {pid: len(tcp_sockets(pid, server.port, ESTABLISHED)) for pid in workers}
+        finally:
+            for client_ in clients:
+                client_.close()
+        assert sum(served.values()) == 16
+        assert all(served.values()), f"a worker accepted no connection: {served}"
+
+        # A worker killed outright is replaced, on the same socket: every new connection is answered.
+        os.kill(workers[0], signal.SIGKILL)
+        replaced = wait_until(
+            lambda: len(now := worker_processes(server.process.pid)) == 2 and workers[0] not in now and now,
+            60,
+        )
+        replacement = next(pid for pid in replaced if pid != workers[1])
+        assert tcp_sockets(replacement, server.port, LISTEN) == listening[workers[0]]
+        for _ in range(16):
+            assert httpx.post(server.url, json=INITIALIZE, headers=MCP_HEADERS, timeout=60).status_code == 200
+    finally:
+        stop_http_server(server)
+    assert server.process.returncode == 0
+
+
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def tcp_sockets(pid: int, port: int, state: str) -> set[int]:
+    """The inodes of `pid`'s TCP sockets on local `port` in `state` (/proc/net/tcp's hex code)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == state and int(fields[9]) in inodes:
+                found.add(int(fields[9]))
+    return found
 
 
 def worker_processes(server_pid: int) -> list[int]:

@@ -157,15 +157,18 @@ class HeaderDeadlineProtocol(H11Protocol):
             self.transport.close()
 
 
-def _listen(options: HttpOptions) -> socket.socket:
+def _listen(options: HttpOptions, port: int | None = None) -> socket.socket:
+    """A listening socket on the configured address (on `port` if given). With several workers each
+    gets its own, all bound to one port with SO_REUSEPORT (only this user's processes can join)."""
     address = options.host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    port = options.port if port is None else port
     try:
-        listener = socket.create_server((address, options.port), family=family, backlog=2048)
+        listener = socket.create_server(
+            (address, port), family=family, backlog=2048, reuse_port=options.workers > 1
+        )
     except OSError as error:
-        raise ServeError(
-            f"cannot listen on {options.host}:{options.port}: {error.strerror or error}"
-        ) from None
+        raise ServeError(f"cannot listen on {options.host}:{port}: {error.strerror or error}") from None
     # create_server leaves proto 0, and asyncio sets TCP_NODELAY only on connections accepted from an
     # IPPROTO_TCP socket: without it, a keep-alive client waits ~40 ms (Nagle + delayed ACK) for the
     # body uvicorn writes after the headers.
@@ -226,17 +229,57 @@ async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions,
 
 
 def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) -> None:
-    """Several uvicorn worker processes on one port; each builds its own server (always stateless).
+    """Several worker processes on one port, each building its own server (always stateless), until
+    SIGINT or SIGTERM stops them all.
 
-    Each worker is a spawned process that receives the typed options (pickled by multiprocessing
-    with uvicorn's config), so it builds exactly what this process would, reading nothing again.
+    Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new connections
+    across the workers. On one shared socket (as uvicorn's own supervisor runs workers) the worker that
+    wakes first accepts a whole burst of connections, and keeps them: 92 % / 8 % of the calls was seen.
+    A worker that dies is replaced on its socket; one that fails to start stops them all (ServeError).
+    Each worker is a spawned process that receives the typed options, so it builds exactly what this
+    process would.
     """
-    from uvicorn.supervisors import Multiprocess
+    import multiprocessing
+    import signal
+    import threading
+
+    from uvicorn.config import STARTUP_FAILURE
 
     _announce(options, endpoint.sock, endpoint.tokens)
-    factory = partial(worker_app, app, options, endpoint.tokens)
-    config = _uvicorn_config(factory, options, app.log_level, factory=True, workers=options.workers)
-    Multiprocess(config, sockets=[endpoint.sock]).run()
+    port = endpoint.sock.getsockname()[1]
+    sockets = [endpoint.sock, *(_listen(options, port) for _ in range(options.workers - 1))]
+    spawn = multiprocessing.get_context("spawn")
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
+
+    def start(sock: socket.socket) -> multiprocessing.process.BaseProcess:
+        worker = spawn.Process(target=_serve_worker, args=(app, options, endpoint.tokens, sock))
+        worker.start()
+        return worker
+
+    workers = [start(sock) for sock in sockets]
+    try:
+        while not stop.wait(0.5):
+            for index, worker in enumerate(workers):
+                if worker.is_alive():
+                    continue
+                if worker.exitcode == STARTUP_FAILURE:  # it would fail the same way again
+                    raise ServeError("a worker process failed to start (its log says why)")
+                workers[index] = start(sockets[index])
+    finally:
+        for worker in workers:
+            worker.terminate()  # SIGTERM: uvicorn finishes the requests under way
+        for worker in workers:
+            worker.join()
+
+
+def _serve_worker(app: AppOptions, options: HttpOptions, tokens: Sequence[str], sock: socket.socket) -> None:
+    """One worker process: uvicorn serving `worker_app` on its own socket."""
+    import uvicorn
+
+    factory = partial(worker_app, app, options, tokens)
+    uvicorn.Server(_uvicorn_config(factory, options, app.log_level, factory=True)).run(sockets=[sock])
 
 
 def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
