@@ -10,6 +10,7 @@ way; needs the `bench` extra: pip install -e '.[bench]'). Each benchmark also ru
 
   phases             where one cancel_job call's time goes, phase by phase, and its thread hops
   cold_start         spawn -> first answer over raw stdio pipes, both protocol eras
+  instructions       the same start in instructions executed (valgrind), which do not drift as times do
   stdio_calls        cancel_job p50 / p99 / server CPU over raw stdio pipes
   http_throughput    1 and 32 concurrent HTTP clients: calls/s, p99, server CPU per call
   http_workers       --workers scaling, with the CPU split across worker processes
@@ -32,6 +33,7 @@ from common import SUMMARY, machine, summary_table
 ORDER = (
     "phases",
     "cold_start",
+    "instructions",
     "stdio_calls",
     "http_throughput",
     "http_workers",
