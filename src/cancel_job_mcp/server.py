@@ -200,8 +200,8 @@ def build_server(
         on_call_tool=call_tool,
     )
     if not tracing_configured():
-        # The SDK's OpenTelemetry middleware would open spans that record nothing, at a cost greater than
-        # our whole cancel of a settled job (bench/phases.py).
+        # The SDK's OpenTelemetry middleware would open spans that record nothing, at about 40 µs a call,
+        # a tenth of the SDK's whole no-op call (bench/phases.py).
         server.middleware = [m for m in server.middleware if not isinstance(m, OpenTelemetryMiddleware)]
     return server
 
