@@ -384,6 +384,24 @@ def test_each_worker_listens_on_its_own_socket_and_a_dead_one_is_replaced_on_it(
     assert server.process.returncode == 0
 
 
+@pytest.mark.slow
+def test_workers_that_cannot_start_stop_the_server_instead_of_restarting_forever(
+    home: Path, tmp_path: Path
+) -> None:
+    # A broken install, as only the workers see it: the parent never imports the MCP SDK.
+    broken = tmp_path / "broken" / "mcp"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('this mcp is broken')\n")
+    server = start_http_server(home, "--workers", "2", PYTHONPATH=str(broken.parent))
+    try:
+        _, stderr = server.process.communicate(timeout=120)
+    finally:
+        stop_http_server(server)
+    assert server.process.returncode == 2
+    assert "cancel-job-mcp: a worker process keeps exiting while it starts" in stderr
+    assert 2 <= stderr.count("ImportError: this mcp is broken") <= 4, "each worker is started at most twice"
+
+
 LISTEN, ESTABLISHED = "0A", "01"
 
 

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 MIN_TOKEN_LENGTH = 16
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
+# A worker that exits this soon after its start, twice in a row, is failing to start: it is not restarted.
+WORKER_START_SECONDS = 10.0
 
 
 class ServeError(Exception):
@@ -235,9 +238,9 @@ def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) 
     Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new connections
     across the workers. On one shared socket (as uvicorn's own supervisor runs workers) the worker that
     wakes first accepts a whole burst of connections, and keeps them: 92 % / 8 % of the calls was seen.
-    A worker that dies is replaced on its socket; one that fails to start stops them all (ServeError).
-    Each worker is a spawned process that receives the typed options, so it builds exactly what this
-    process would.
+    A worker that dies is replaced on its socket; one that keeps exiting as it starts stops them all
+    (ServeError). Each worker is a spawned process that receives the typed options, so it builds
+    exactly what this process would.
     """
     import multiprocessing
     import signal
@@ -259,14 +262,22 @@ def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) 
         return worker
 
     workers = [start(sock) for sock in sockets]
+    started = [time.monotonic()] * len(workers)
+    quick_exits = [0] * len(workers)  # in a row, per socket
     try:
         while not stop.wait(0.5):
             for index, worker in enumerate(workers):
                 if worker.is_alive():
                     continue
-                if worker.exitcode == STARTUP_FAILURE:  # it would fail the same way again
-                    raise ServeError("a worker process failed to start (its log says why)")
-                workers[index] = start(sockets[index])
+                quick = time.monotonic() - started[index] < WORKER_START_SECONDS
+                quick_exits[index] = quick_exits[index] + 1 if quick else 0
+                # A worker that cannot build its server (a broken install, say) fails the same way each
+                # time: restarting it again would only burn a CPU.
+                if worker.exitcode == STARTUP_FAILURE or quick_exits[index] >= 2:
+                    raise ServeError(
+                        f"a worker process keeps exiting while it starts (status {worker.exitcode})"
+                    )
+                workers[index], started[index] = start(sockets[index]), time.monotonic()
     finally:
         for worker in workers:
             worker.terminate()  # SIGTERM: uvicorn finishes the requests under way
