@@ -85,7 +85,6 @@ def test_bad_serve_options_are_refused_at_start(
         (("--project", ""), "--project must be a project id or slug"),
         (("--project", "my project"), "--project must be a project id or slug"),
         (("--project", "ünïcode"), "--project must be a project id or slug"),
-        (("--project", "x:y"), "--project takes the project id alone (got 'x:y')"),
         (("--project", "demo", "--cwd", "/no/such/dir"), "--cwd '/no/such/dir' is not an existing directory"),
         (
             ("--project", "demo", "--timeout", "nan"),

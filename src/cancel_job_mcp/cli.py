@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from .config import HTTP_TOKENS_ENV, ConfigError, data_home, load_config
 from .errors import ToolError
 from .http_security import Authority, Origin
 from .record import JobRecord, JobStatus
+from .routing import local_homes, local_route
 from .service import JobService
 
 if TYPE_CHECKING:
@@ -306,8 +308,9 @@ def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
         print("submit: --log-limit must be a positive number of MiB", file=sys.stderr)
         return 2
     try:
+        home, project = local_route(options.config, args.project)
         record = submit_job(
-            options.home, args.project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
+            home, project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
             retries=args.retries, grace_seconds=args.grace_period, log_limit=int(args.log_limit * 2**20),
         )  # fmt: skip
     except ToolError as error:
@@ -323,11 +326,6 @@ def _submit_problem(args: argparse.Namespace, command: list[str]) -> str | None:
         check_identifier("project_reference", args.project)
     except ToolError as error:
         return f"--project {error.message.removeprefix('project_reference: ')}"
-    if ":" in args.project:
-        return (
-            f"--project takes the project id alone (got {args.project!r}); a 'NAME:' prefix only picks"
-            " a backend in tool calls"
-        )
     if not command:
         return "give the command to run after '--'"
     cwd = args.cwd or Path.cwd()
@@ -352,7 +350,11 @@ def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
         print("prune: --older-than must be a number of days, 0 or more", file=sys.stderr)
         return 2
     try:
-        removed = prune_jobs(options.home, timedelta(days=args.older_than))
+        removed = [
+            job
+            for home in local_homes(options.config)
+            for job in prune_jobs(home, timedelta(days=args.older_than))
+        ]
     except ToolError as error:
         print(str(error), file=sys.stderr)
         return 1
@@ -368,8 +370,14 @@ def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
         if args.project is None:
             from .backends.local.runtime import LocalBackend
 
-            backend = LocalBackend(options.home)
-            return await _all_pages(lambda cursor: backend.list_any_project(None, args.status, 100, cursor))
+            records: list[JobRecord] = []
+            for home in local_homes(options.config):
+                backend = LocalBackend(home)
+                try:
+                    records += await _all_pages(partial(backend.list_any_project, None, args.status, 100))
+                finally:
+                    await backend.aclose()
+            return records
         service = build_service(options)
         try:
             return await _all_pages(lambda cursor: service.list_jobs(args.project, args.status, 100, cursor))

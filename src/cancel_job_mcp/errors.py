@@ -85,6 +85,15 @@ def unknown_project(problem: str, served: str) -> ToolError:
     )
 
 
+def not_local(project_reference: str, backend: str, kind: str) -> ToolError:
+    """`submit` runs jobs on the local runtime only."""
+    return ToolError(
+        ErrorCode.INVALID_ARGUMENT,
+        f"project: {project_reference!r} is served by backend {backend!r} ({kind}), and submit runs jobs on"
+        " the local runtime only; name a local backend, as 'local:PROJECT'. Nothing was submitted.",
+    )
+
+
 def cannot_start(backend: str, reason: object) -> ToolError:
     """A backend whose settings only it can check, checked when it is first used (e.g. $RAY_ADDRESS)."""
     return ToolError(

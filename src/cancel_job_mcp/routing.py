@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from pathlib import Path
 
 from .backends import registry
 from .backends.base import Backend, BackendSettings
-from .config import Config
-from .errors import ToolError, cannot_start, unknown_project
+from .config import LOCAL, Config
+from .errors import ToolError, cannot_start, not_local, unknown_project
 
 BackendFactory = Callable[[BackendSettings], Backend]
 
@@ -39,23 +40,31 @@ class Router:
         return cls(config.backends)
 
     def route(self, project_reference: str) -> Route:
+        settings, project = self.settings_for(project_reference)
+        name = settings.name
+        if name not in self._backends:
+            try:
+                self._backends[name] = self._factory(settings)
+            except ValueError as error:  # a setting only the backend itself can check, e.g. $RAY_ADDRESS
+                raise cannot_start(name, error) from None
+        return Route(self._backends[name], settings, project)
+
+    def settings_for(self, project_reference: str) -> tuple[BackendSettings, str]:
+        """The settings of the backend that serves the reference, and the project id it knows."""
         name, separator, project = project_reference.partition(":")
         if separator:
             if name not in self._settings:
                 raise self._unknown(f"There is no backend named {name!r}.")
-            return self._route(name, project)
+            return self._settings[name], project
         for settings in self._settings.values():
             if any(fnmatchcase(project_reference, pattern) for pattern in settings.projects):
-                return self._route(settings.name, project_reference)
+                return settings, project_reference
         raise self._unknown(f"No backend serves project {project_reference!r}.")
 
-    def _route(self, name: str, project: str) -> Route:
-        if name not in self._backends:
-            try:
-                self._backends[name] = self._factory(self._settings[name])
-            except ValueError as error:  # a setting only the backend itself can check, e.g. $RAY_ADDRESS
-                raise cannot_start(name, error) from None
-        return Route(self._backends[name], self._settings[name], project)
+    def local_homes(self) -> list[Path]:
+        """The state directory of every local backend, each once, in file order."""
+        homes = (Path(s.options["home"]) for s in self._settings.values() if s.kind == LOCAL)
+        return list(dict.fromkeys(homes))
 
     def _unknown(self, problem: str) -> ToolError:
         served = "; ".join(
@@ -68,3 +77,16 @@ class Router:
         for backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()
+
+
+def local_route(config: Config, project_reference: str) -> tuple[Path, str]:
+    """Where a job submitted for `project_reference` is stored: the state directory of the local
+    backend the reference routes to (as the tools will route it), and the project id."""
+    settings, project = Router.from_config(config).settings_for(project_reference)
+    if settings.kind != LOCAL:
+        raise not_local(project_reference, settings.name, settings.kind)
+    return Path(settings.options["home"]), project
+
+
+def local_homes(config: Config) -> list[Path]:
+    return Router.from_config(config).local_homes()
