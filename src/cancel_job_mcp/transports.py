@@ -26,6 +26,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging, start_up
 from .config import HTTP_TOKENS_ENV
+from .cors import Cors
 from .http_security import (
     LOOPBACK_NAMES,
     AllowList,
@@ -100,7 +101,7 @@ def check_exposure(options: HttpOptions, tokens: Sequence[str]) -> None:
 
 
 def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
-    """The SDK's Streamable HTTP app behind our guards: Host/Origin, then the token, then the method."""
+    """The SDK's Streamable HTTP app behind our guards: Host/Origin, CORS, then the token, then the method."""
     from mcp.server.transport_security import TransportSecuritySettings
 
     app: ASGIApp = server.streamable_http_app(
@@ -115,6 +116,10 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -
         app = OnlyPost(app)
     if tokens:
         app = BearerAuth(app, tokens)
+    if options.allowed_origins:
+        app = Cors(
+            app, options.allowed_origins, ("POST",) if options.stateless else ("GET", "POST", "DELETE")
+        )
     return HostOriginGuard(app, allow_list(options))
 
 
