@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,6 +119,35 @@ def test_a_slurm_table_on_a_unix_socket() -> None:
     assert "base_url must be an http:// or https:// URL" in line
     [line] = refusal('[backends.hpc]\nkind = "slurm"\nscope = ["account"]\n')
     assert line.endswith('[backends.hpc]: scope must be "account", "partition" or "user" (got a list).')
+
+
+def test_bad_slurm_scope_and_api_version_are_named_with_every_other_problem_at_once() -> None:
+    lines = refusal(
+        '[backends.hpc]\nkind = "slurm"\nbase_url = "http://127.0.0.1:6820"\nscope = "cluster"\n'
+        'api_version = "v0.0.37"\n[backends.hpc2]\nkind = "slurm"\napi_version = "latest"\n'
+        "[backends.ray]\nread_timeout = -1\n"
+    )
+    assert [line.removeprefix(f"{SOURCE}: ") for line in lines] == [
+        '[backends.hpc]: scope must be "account", "partition" or "user".',
+        "[backends.hpc]: api_version must be a slurmrestd API version from v0.0.38 on, such as v0.0.41.",
+        "[backends.hpc2]: api_version must be a slurmrestd API version from v0.0.38 on, such as v0.0.41.",
+        "[backends.ray]: read_timeout must be a number of seconds, 0 or more (got -1).",
+    ]
+
+
+def test_a_bad_slurm_scope_stops_the_server_before_it_serves(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[backends.hpc]\nkind = "slurm"\nbase_url = "http://127.0.0.1:6820"\nscope = "cluster"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "cancel_job_mcp", "--config", str(config), "serve"],
+        input="", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "CANCEL_JOB_MCP_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert 'scope must be "account", "partition" or "user"' in done.stderr
 
 
 def test_unset_keys_keep_the_defaults_and_the_kind_defaults_to_the_name() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import ErrorDetails
@@ -105,15 +105,21 @@ class RayTable(HostedTable):
 
 
 class SlurmTable(HostedTable):
-    """slurmrestd, over HTTP or on a unix socket; the backend checks the values of its own keys."""
+    """slurmrestd, over HTTP or on a unix socket."""
 
     base_url: str | None = Field(
         None,
         pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?|unix:/\S+)$",
         description="must be an http:// or https:// URL with no query or fragment, or unix:/path/to/socket",
     )
-    scope: str | None = Field(None, description='must be "account", "partition" or "user"')
-    api_version: str | None = Field(None, description="must be a slurmrestd API version such as v0.0.41")
+    scope: Literal["account", "partition", "user"] | None = Field(
+        None, description='must be "account", "partition" or "user"'
+    )
+    api_version: str | None = Field(
+        None,
+        pattern=r"^v0\.0\.(3[89]|[4-9][0-9])$",
+        description="must be a slurmrestd API version from v0.0.38 on, such as v0.0.41",
+    )
     user_name: str | None = Field(None, description="must be the Slurm user name sent with the token")
 
 
@@ -149,7 +155,7 @@ def _got(key: str, error: ErrorDetails) -> str:
     value = error["input"]
     if isinstance(value, bool | int | float) or (isinstance(value, str) and key in _SHOWN_TEXT):
         return f" (got {value!r})"
-    if error["type"].endswith("_type"):
+    if error["type"].endswith("_type") or not isinstance(value, str):
         return f" (got {_TOML_TYPES.get(type(value), 'a date or time')})"
     return ""
 

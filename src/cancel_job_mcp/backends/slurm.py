@@ -419,20 +419,9 @@ class SlurmBackend(HostedBackend):
     def __init__(self, settings: BackendSettings) -> None:
         self.name = settings.name
         self.kind = SPEC.kind
+        # scope and api_version were checked with the rest of the file (config_models.SlurmTable).
         self.scope = _option(settings, "scope") or "account"
-        if self.scope not in SCOPES:
-            raise BackendConfigError(
-                f"backend {settings.name!r} (slurm): scope must be one of {', '.join(SCOPES)}"
-                f" (got {self.scope!r})"
-            )
         self.api_version = _option(settings, "api_version")
-        if self.api_version is not None:
-            match = API_VERSION.fullmatch(self.api_version)
-            if match is None or int(match.group(1)) < OLDEST_VERSION:
-                raise BackendConfigError(
-                    f"backend {settings.name!r} (slurm): api_version must be a slurmrestd API version from"
-                    f" v0.0.38 on, such as v0.0.40 (got {self.api_version!r})"
-                )
         _checked_address(settings)
         user_name = _option(settings, "user_name")
         # The listing is the whole queue at once (3-10 KB a job): more than the 4 MiB other providers get.
