@@ -86,7 +86,7 @@ def test_env_var_values_never_reach_the_record() -> None:
     raw = payload("running")
     assert raw["runtime_env"]["env_vars"]["API_TOKEN"] == "s3cret"
     record = to_record(raw, PROJECT)
-    assert record["config"]["runtime_env"] == {"env_vars": {"API_TOKEN": "<redacted>"}}
+    assert record["config"]["runtime_env"] == {"env_vars": {"API_TOKEN": "[redacted]"}}
     assert "s3cret" not in json.dumps(record)
 
 
@@ -97,8 +97,8 @@ def test_url_credentials_are_removed_from_the_runtime_env() -> None:
         "pip": {"packages": ["requests"]},
     }
     cleaned = redact_runtime_env(runtime_env)
-    assert cleaned["working_dir"] == "https://<redacted>@github.com/org/repo/archive/main.zip"
-    assert cleaned["py_modules"] == ["s3://bucket/mod.zip", "https://<redacted>@example.com/m.whl"]
+    assert cleaned["working_dir"] == "https://[redacted]@github.com/org/repo/archive/main.zip"
+    assert cleaned["py_modules"] == ["s3://bucket/mod.zip", "https://[redacted]@example.com/m.whl"]
     assert cleaned["pip"] == {"packages": ["requests"]}
     assert "secret" not in json.dumps(cleaned)
 

@@ -18,6 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .cursors import CursorCodec
+from .defaults import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_IDLE_TIMEOUT,
+)
 from .http_security import Authority, Origin
 from .routing import Router
 from .service import JobService
@@ -26,12 +36,6 @@ if TYPE_CHECKING:
     from mcp.server import Server
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-DEFAULT_CALL_TIMEOUT = 120.0
-DEFAULT_MAX_CONCURRENT_CALLS = 64
-DEFAULT_MAX_BODY_BYTES = 1_048_576
-DEFAULT_MAX_SESSIONS = 1_000  # ~37 KB each: ~37 MB at most
-DEFAULT_SESSION_IDLE_TIMEOUT = 600.0
-DEFAULT_HEADER_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class AppOptions:
 class HttpOptions:
     """How the Streamable HTTP transport listens and whom it lets in."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = DEFAULT_HTTP_HOST
+    port: int = DEFAULT_HTTP_PORT
     stateless: bool = False
     workers: int = 1
     allowed_hosts: tuple[Authority, ...] = ()
@@ -63,7 +67,7 @@ class HttpOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_sessions: int = DEFAULT_MAX_SESSIONS
     session_idle_timeout: float = DEFAULT_SESSION_IDLE_TIMEOUT
-    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # to send a request's headers
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
     token_file: str | None = None
     allow_unauthenticated: bool = False
 

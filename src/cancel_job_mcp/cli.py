@@ -17,12 +17,6 @@ import anyio
 
 from . import __version__
 from .app import (
-    DEFAULT_CALL_TIMEOUT,
-    DEFAULT_HEADER_TIMEOUT,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONCURRENT_CALLS,
-    DEFAULT_MAX_SESSIONS,
-    DEFAULT_SESSION_IDLE_TIMEOUT,
     LOG_LEVELS,
     AppOptions,
     HttpOptions,
@@ -34,6 +28,18 @@ from .app import (
 from .arguments import check_identifier
 from .backends.base import JobPage
 from .config import HTTP_TOKENS_ENV, ConfigError, data_home, load_config
+from .defaults import (
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_LOG_LIMIT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_SESSION_IDLE_TIMEOUT,
+)
 from .errors import ToolError
 from .http_security import Authority, Origin
 from .record import JobRecord, JobStatus
@@ -152,9 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="tool calls at once per process; more get 'busy' (default: %(default)s)",
     )  # fmt: skip
     http = serve.add_argument_group("HTTP (with --transport http)")
-    http.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    http.add_argument("--host", default=DEFAULT_HTTP_HOST, help="bind address (default: %(default)s)")
     http.add_argument(
-        "--port", type=integer(0, 65535), default=8000,
+        "--port", type=integer(0, 65535), default=DEFAULT_HTTP_PORT,
         help="port; 0 picks a free one, printed at start (default: %(default)s)",
     )  # fmt: skip
     http.add_argument(
@@ -213,11 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     submit.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
     submit.add_argument(
-        "--grace-period", type=seconds(allow_zero=True), default=5.0, metavar="SECONDS",
+        "--grace-period", type=seconds(allow_zero=True), default=DEFAULT_GRACE_SECONDS, metavar="SECONDS",
         help="time between SIGTERM and SIGKILL when the job is stopped (default: %(default)g)",
     )  # fmt: skip
     submit.add_argument(
-        "--log-limit", type=float, default=10.0, metavar="MIB",
+        "--log-limit", type=float, default=DEFAULT_LOG_LIMIT / 2**20, metavar="MIB",
         help="cap on the job's output log; past it the oldest half is dropped (default: 10)",
     )  # fmt: skip
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")

@@ -18,6 +18,7 @@ from opentelemetry import trace
 from . import __version__
 from .arguments import ArgumentValidator
 from .backends.base import JobPage
+from .defaults import DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS
 from .errors import ErrorCode, ToolError, busy, internal_error, timed_out
 from .record import JobRecord
 from .schemas import load_schema
@@ -50,12 +51,14 @@ GET_JOB_DESCRIPTION = (
     " before canceling it, or to confirm that a cancel took effect. Takes the same project_reference and"
     " job_id as cancel_job." + ERROR_CODES
 )
+# list_jobs' page size when the call names none: the published schema's default.
+LIST_LIMIT: int = load_schema("list_jobs.input")["properties"]["limit"]["default"]
 LIST_JOBS_DESCRIPTION = (
     "List a project's jobs, newest first, without changing anything: use it to find the job_id of the job"
     " the user means (match on name, target, status and created_at), then get_job or cancel_job it."
     " Optional: status to keep one lifecycle status (e.g. 'working' for running jobs), limit (1-100,"
-    " default 20), and cursor: pass back next_cursor from the previous answer, unchanged, for the next"
-    " page. Returns {jobs, next_cursor}; next_cursor is null on the last page." + ERROR_CODES
+    f" default {LIST_LIMIT}), and cursor: pass back next_cursor from the previous answer, unchanged, for"
+    " the next page. Returns {jobs, next_cursor}; next_cursor is null on the last page." + ERROR_CODES
 )
 ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[Mapping[str, Any]]]
 
@@ -101,7 +104,7 @@ async def _list_jobs(service: JobService, arguments: dict[str, Any], progress: P
     return await service.list_jobs(
         arguments["project_reference"],
         arguments.get("status"),
-        arguments.get("limit", 20),
+        arguments.get("limit", LIST_LIMIT),
         arguments.get("cursor"),
     )
 
@@ -130,8 +133,8 @@ def success_result(structured: Mapping[str, Any]) -> types.CallToolResult:
 class CallLimits:
     """Per-process limits on tool calls: beyond them a clear error, never a hang."""
 
-    timeout_seconds: float = 120.0
-    max_concurrent: int = 64
+    timeout_seconds: float = DEFAULT_CALL_TIMEOUT
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT_CALLS
 
 
 def build_server(

@@ -56,7 +56,7 @@ class JobService:
         return await route.backend.get_job(route.project, job_id)
 
     async def list_jobs(
-        self, project_reference: str, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self, project_reference: str, status: str | None, limit: int, cursor: str | None = None
     ) -> JobPage:
         """A page of the project's jobs, newest first; `next_cursor` is opaque and tamper-evident."""
         check_identifier("project_reference", project_reference)

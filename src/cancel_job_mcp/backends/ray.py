@@ -46,6 +46,7 @@ from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendConfigError, BackendSettings, JobPage
 from .checks import checked_segment
+from .credentials import REDACTED
 from .flows import ProviderPage, cursor_position, cut_page
 from .hosted import HostedBackend
 from .payload import (
@@ -61,7 +62,6 @@ DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8265"
 SPEC = ProviderSpec(kind="ray", display_name="Ray", default_base_url=DEFAULT_DASHBOARD_URL, page_size=1000)
 ADDRESS_ENV = SPEC.address_env or ""  # RAY_ADDRESS, listed in the registry
 PROVIDER = SPEC.display_name
-REDACTED = "<redacted>"
 FAILED_REASON_LIMIT = 500
 
 # A submission id (Ray's own are `raysubmit_` + 16 characters) or a Ray job id (hex, e.g. 02000000).

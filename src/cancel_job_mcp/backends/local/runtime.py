@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import anyio
 
+from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ..base import JobPage, StopPolling
@@ -32,7 +33,6 @@ from .procs import ProcessIdentity
 
 T = TypeVar("T")
 
-DEFAULT_GRACE_SECONDS = 5.0
 # A database operation that fails (disk full, read-only) is retried after these pauses, then reported.
 RETRY_PAUSES = (0.05, 0.2, 0.5)
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def submit_job(
     timeout_seconds: float = 0,
     retries: int = 0,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
-    log_limit: int = supervisor.DEFAULT_LOG_LIMIT,
+    log_limit: int = DEFAULT_LOG_LIMIT,
 ) -> JobRecord:
     """Record a job as `submitted` and start its supervisor; returns the record as it is now."""
     now = utc_now()

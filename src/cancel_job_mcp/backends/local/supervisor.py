@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ...defaults import DEFAULT_LOG_LIMIT
 from ...record import JobStatus
 from . import procs, store
 from .store import JobRow
@@ -46,7 +47,6 @@ FIRST_LOOK_SECONDS = 0.01
 MAX_LOOK_SECONDS = 0.25
 # Pauses between tries of a database write that failed (disk full, read-only): it is retried until it lands.
 MAX_RETRY_SECONDS = 5.0
-DEFAULT_LOG_LIMIT = 10 * 1024 * 1024
 _READ_CHUNK = 65536
 log = logging.getLogger("cancel_job_mcp.supervisor")
 
