@@ -13,6 +13,8 @@ import pytest
 from jsonschema import Draft7Validator
 
 import cancel_job_mcp
+from cancel_job_mcp.backends import registry
+from cancel_job_mcp.config import HTTP_TOKENS_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO / "tests" / "fixtures" / "mcp-registry" / "server.schema.2025-12-11.json"
@@ -20,16 +22,14 @@ SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.s
 SERVER_NAME = "io.github.cancel-job-mcp/cancel-job-mcp"
 
 # Every environment variable a backend reads; the secrets among them.
+# Every variable the server reads: its own two, and each backend kind's token and address variables.
+SECRETS = {entry.token_env for entry in registry.ENTRIES.values() if entry.token_env}
 ENV_VARS = {
     "CANCEL_JOB_MCP_HOME",
     "CANCEL_JOB_MCP_CONFIG",
-    "VERYFRONT_API_TOKEN",
-    "DIGITALOCEAN_TOKEN",
-    "IONWORKS_API_KEY",
-    "TALONIC_API_KEY",
-    "RAY_ADDRESS",
+    *SECRETS,
+    *(entry.address_env for entry in registry.ENTRIES.values() if entry.address_env),
 }
-SECRETS = {"VERYFRONT_API_TOKEN", "DIGITALOCEAN_TOKEN", "IONWORKS_API_KEY", "TALONIC_API_KEY"}
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +113,11 @@ def test_http_package_arguments_match_the_cli(server_json: dict[str, Any]) -> No
 def test_environment_variables(server_json: dict[str, Any]) -> None:
     for package in server_json["packages"]:
         variables = {variable["name"]: variable for variable in package["environmentVariables"]}
-        assert set(variables) == ENV_VARS, package["transport"]["type"]
+        http = package["transport"]["type"] == "streamable-http"
+        assert set(variables) == ENV_VARS | ({HTTP_TOKENS_ENV} if http else set()), package["transport"]
         for name, variable in variables.items():
             assert variable.get("isRequired", False) is False, name
-            assert variable.get("isSecret", False) is (name in SECRETS), name
+            assert variable.get("isSecret", False) is (name in SECRETS | {HTTP_TOKENS_ENV}), name
             assert variable.get("description"), name
 
 

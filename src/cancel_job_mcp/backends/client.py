@@ -1,6 +1,6 @@
 """The HTTP client of a hosted backend: one connection pool per backend, auth, retries, error mapping.
 
-Every hosted backend (Veryfront, DigitalOcean, Ionworks, Talonic, Ray) talks to its provider through an
+Every hosted backend (Veryfront, DigitalOcean, Ionworks, Talonic, Ray, Slurm) talks to its provider through an
 `HttpClient`. It owns the single `httpx.AsyncClient` of the backend (created on first use, closed
 in `aclose`), sets explicit connect/read timeouts, the `User-Agent` and the auth header, reads every
 answer within bounds (answer.py), and turns every answer that is not a 2xx into a `ProviderError`
