@@ -8,7 +8,7 @@ from typing import ClassVar
 import anyio
 import pytest
 
-from cancel_job_mcp.backends.base import BackendSettings
+from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
 from cancel_job_mcp.config import load_config, parse_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
@@ -105,7 +105,7 @@ def test_a_backend_is_made_once_on_first_use_and_closed_with_the_router() -> Non
 
 def test_a_backend_that_cannot_start_is_backend_misconfigured() -> None:
     def refuse(settings: BackendSettings) -> FakeBackend:
-        raise ValueError("RAY_ADDRESS='ray://head:10001' is not the HTTP address of a Ray dashboard")
+        raise BackendConfigError("RAY_ADDRESS='ray://head:10001' is not the HTTP address of a Ray dashboard")
 
     router = Router([BackendSettings(name="ray", kind="ray")], factory=refuse)
     with pytest.raises(ToolError) as raised:
@@ -113,6 +113,15 @@ def test_a_backend_that_cannot_start_is_backend_misconfigured() -> None:
     assert raised.value.code == ErrorCode.BACKEND_MISCONFIGURED
     assert raised.value.message.startswith("Backend 'ray' cannot start: RAY_ADDRESS='ray://head:10001'")
     assert raised.value.message.endswith("Fix its configuration and restart the server.")
+
+
+def test_a_bug_in_a_backend_is_not_reported_as_a_misconfiguration() -> None:
+    def broken(settings: BackendSettings) -> FakeBackend:
+        return int("not a number")  # type: ignore[return-value]
+
+    router = Router([BackendSettings(name="ray", kind="ray")], factory=broken)
+    with pytest.raises(ValueError, match="invalid literal for int"):
+        router.route("ray:cluster")
 
 
 def test_a_real_backend_that_cannot_start_is_backend_misconfigured(

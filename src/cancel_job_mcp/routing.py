@@ -13,7 +13,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from .backends import registry
-from .backends.base import Backend, BackendSettings
+from .backends.base import Backend, BackendConfigError, BackendSettings
 from .config import LOCAL, Config
 from .errors import ToolError, cannot_start, not_local, unknown_project
 
@@ -45,7 +45,7 @@ class Router:
         if name not in self._backends:
             try:
                 self._backends[name] = self._factory(settings)
-            except ValueError as error:  # a setting only the backend itself can check, e.g. $RAY_ADDRESS
+            except BackendConfigError as error:  # a setting only the backend can check, e.g. $RAY_ADDRESS
                 raise cannot_start(name, error) from None
         return Route(self._backends[name], settings, project)
 

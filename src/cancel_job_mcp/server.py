@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 
 INSTRUCTIONS = (
     "Finds and cancels jobs wherever they run: the local job runtime on this machine, hosted providers, a"
-    " Ray cluster or a Slurm cluster. Every job belongs to a project: pass the project reference and the job id exactly as"
-    " the user or the job's submitter gave them; a 'NAME:' prefix on the project reference picks a"
-    " backend. To stop a job the user describes, find it with list_jobs, confirm with get_job, then"
-    " cancel_job."
+    " Ray cluster or a Slurm cluster. Every job belongs to a project: pass the project reference and the"
+    " job id exactly as the user or the job's submitter gave them; a 'NAME:' prefix on the project"
+    " reference picks a backend. To stop a job the user describes, find it with list_jobs, confirm with"
+    " get_job, then cancel_job."
 )
 ERROR_CODES = (
     " Failures start with a code: " + ", ".join(f"{code} ({code.meaning})" for code in ErrorCode) + "."
