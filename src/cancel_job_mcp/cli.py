@@ -55,6 +55,7 @@ EPILOG = (
     "With no COMMAND it serves MCP over stdio, as `serve` does: that is what an MCP client's"
     " configuration runs. `%(prog)s COMMAND --help` describes each command."
 )
+DRAIN_MARGIN_SECONDS = 10.0
 TRANSPORT_HELP = (
     "stdio: one MCP client on stdin/stdout, the client starts the server (default);"
     " http: Streamable HTTP at http://HOST:PORT/mcp for many clients"
@@ -257,7 +258,8 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
             from .stdio import serve_stdio
 
             built = build_mcp_server(options)
-        _serve(built, serve_stdio)
+        # On stdin's end, the calls under way finish (each within the call timeout) and are answered.
+        _serve(built, lambda server: serve_stdio(server, options.call_timeout + DRAIN_MARGIN_SECONDS))
         return 0
     from .transports import ServeError, open_endpoint, run_http_workers, serve_http
 

@@ -109,11 +109,21 @@ def busy(limit: int) -> ToolError:
     )
 
 
-def timed_out(tool: str, seconds: float) -> ToolError:
+# What a call that ran out of time had done, as its `timeout` answer says.
+NOTHING_CHANGED = "Nothing was changed."
+CANCEL_ACCEPTED = (
+    "The cancel was accepted, but the job had not yet stopped: check with get_job (canceling again is safe)."
+)
+CANCEL_UNCONFIRMED = (
+    "The cancel was not confirmed (the backend did not answer in time): it may still take effect, or not;"
+    " check with get_job before canceling again."
+)
+
+
+def timed_out(tool: str, seconds: float, what_was_done: str) -> ToolError:
     return ToolError(
         ErrorCode.TIMEOUT,
-        f"{tool} did not finish within {seconds:g} seconds, this server's limit per call. A cancel may still"
-        " take effect: check with get_job.",
+        f"{tool} did not finish within {seconds:g} seconds, this server's limit per call. {what_was_done}",
     )
 
 

@@ -19,7 +19,16 @@ from . import __version__
 from .arguments import ArgumentValidator
 from .backends.base import JobPage
 from .defaults import DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS
-from .errors import ErrorCode, ToolError, busy, internal_error, timed_out
+from .errors import (
+    CANCEL_ACCEPTED,
+    CANCEL_UNCONFIRMED,
+    NOTHING_CHANGED,
+    ErrorCode,
+    ToolError,
+    busy,
+    internal_error,
+    timed_out,
+)
 from .record import JobRecord
 from .schemas import load_schema
 from .service import JobService, Progress
@@ -119,14 +128,32 @@ def tool_specs() -> dict[str, ToolSpec]:
 
 
 def error_result(text: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+    return types.CallToolResult(content=[types.TextContent(type="text", text=_escaped(text))], is_error=True)
 
 
 def success_result(structured: Mapping[str, Any]) -> types.CallToolResult:
+    text = json.dumps(structured)
+    if "\\ud" in text:  # a surrogate, paired (an emoji) or lone: only a walk tells them apart
+        structured = _escaped(structured)
+        text = json.dumps(structured)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=json.dumps(structured))],
-        structured_content=dict(structured),
+        content=[types.TextContent(type="text", text=text)], structured_content=dict(structured)
     )
+
+
+def _escaped(value: Any) -> Any:
+    """`value` with each lone UTF-16 surrogate written as the text `\\udcXX`.
+
+    A local record can hold one (a directory or argument that is not UTF-8, kept by Python as
+    `\\udce9`); UTF-8 cannot carry it, and an answer that cannot be encoded is never sent. Providers'
+    answers holding one are refused before they get here (`answer.decode_json`)."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {_escaped(key): _escaped(item) for key, item in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -171,7 +198,11 @@ def build_server(
             disabled = " (this server is read-only)" if params.name in every_spec else ""
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}{disabled}")
 
+        accepted = False  # the backend took the cancel: only the wait for the job to stop was left
+
         async def progress(done: float, total: float, message: str) -> None:
+            nonlocal accepted
+            accepted = True
             await ctx.session.report_progress(done, total, message)
 
         nonlocal in_flight
@@ -183,7 +214,9 @@ def build_server(
             with anyio.CancelScope(deadline=anyio.current_time() + limits.timeout_seconds):
                 return success_result(await spec.run(service, arguments, progress))
             # Reached only when the deadline cancelled the run (a client's cancel propagates).
-            return error_result(str(timed_out(params.name, limits.timeout_seconds)))
+            done = CANCEL_ACCEPTED if accepted else CANCEL_UNCONFIRMED
+            done = NOTHING_CHANGED if spec.read_only else done
+            return error_result(str(timed_out(params.name, limits.timeout_seconds, done)))
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
             return error_result(str(error))

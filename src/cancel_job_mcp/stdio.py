@@ -5,6 +5,11 @@ We read the lines ourselves, so that:
   surrogate, nests too deep or carries an absurd number (-32700 / -32600 with that id);
 - a JSON-RPC batch gets one reply per member: real answers on a 2025-03-26 connection (the one
   revision that has batches), an error each otherwise;
+- when the input ends, the requests still running are finished and answered (within `drain_seconds`,
+  the call timeout and a little more) before the loop stops: `(cat requests; sleep 1) | cancel-job-mcp`
+  gets every answer;
+- an answer that cannot be encoded (it would need UTF-8 to carry a lone surrogate) becomes an error
+  answer to its request, never the end of the connection;
 - a client that probes with `server/discover` and then falls back to `initialize` (the AI SDK waits
   one second, less than our start-up on a busy machine) is served: while a connection has seen
   nothing but `server/discover`, an `initialize` starts it over in the handshake era.
@@ -32,6 +37,7 @@ from mcp import types
 from mcp.server import Server
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +257,17 @@ class FrameWriter:
         self._wire.flush()
 
 
-def _encode(message: SessionMessage) -> str:
-    return message.message.model_dump_json(by_alias=True, exclude_unset=True)
+def _encoded_or_refusal(message: SessionMessage, request_id: RequestId | None) -> str | None:
+    """The message as a line; if it cannot be one, an error answer to the request it answered (None
+    for a notification: it is dropped)."""
+    try:
+        return message.message.model_dump_json(by_alias=True, exclude_unset=True)
+    except PydanticSerializationError as error:
+        log.error("a message to the client (answering %r) could not be encoded: %s", request_id, error)
+        if request_id is None:
+            return None
+        problem = "Internal error: the answer could not be encoded as UTF-8 JSON; nothing else was affected"
+        return Refusal(request_id, types.INTERNAL_ERROR, problem).encode()
 
 
 @dataclass
@@ -287,12 +302,20 @@ class _SdkLoop:
                 await self._connection.deliver(message)
 
 
+DRAIN_SECONDS = 130.0  # the default call timeout (120 s) and a margin
+
+
 class StdioConnection:
     """One client on a pair of byte streams."""
 
-    def __init__(self, server: Server[Any], writer: FrameWriter) -> None:
+    def __init__(
+        self, server: Server[Any], writer: FrameWriter, drain_seconds: float = DRAIN_SECONDS
+    ) -> None:
         self._server = server
         self._writer = writer
+        self._drain_seconds = drain_seconds
+        self._unanswered: set[RequestId] = set()  # requests passed to the SDK, not yet answered
+        self._all_answered = anyio.Event()
         self._loop: _SdkLoop | None = None
         self._era: str | None = None  # decided by the first request, as the SDK does
         self._only_discovered = True  # every request so far was server/discover
@@ -306,8 +329,23 @@ class StdioConnection:
             self._start_loop(group)
             async for line in lines:
                 await self._receive(group, decode_line(line))
+            with anyio.move_on_after(self._drain_seconds):
+                while self._unanswered:
+                    self._all_answered = anyio.Event()
+                    await self._all_answered.wait()
+            if self._unanswered:
+                log.warning(
+                    "stdin closed; %d request(s) still unanswered after %g s",
+                    len(self._unanswered),
+                    self._drain_seconds,
+                )
             assert self._loop is not None
             await self._loop.inbox.aclose()
+
+    def _answered(self, request_id: Any) -> None:
+        self._unanswered.discard(request_id)
+        if not self._unanswered:
+            self._all_answered.set()
 
     def _start_loop(self, group: TaskGroup) -> None:
         self._loop = _SdkLoop(self._server, self)
@@ -327,7 +365,9 @@ class StdioConnection:
     async def _forward(self, group: TaskGroup, message: SessionMessage) -> None:
         request = message.message
         if isinstance(request, types.JSONRPCNotification) and request.method == CANCELLED:
-            await self._drop_from_batch((request.params or {}).get("requestId"))
+            cancelled = (request.params or {}).get("requestId")
+            self._answered(cancelled)  # the SDK sends no answer to a cancelled request
+            await self._drop_from_batch(cancelled)
         if isinstance(request, types.JSONRPCRequest):
             if self._era is None:
                 modern = request.method != "initialize" and _has_modern_envelope(request)
@@ -337,6 +377,7 @@ class StdioConnection:
             if request.method == "initialize":
                 self._initialize_ids.add(request.id)
             self._only_discovered = self._only_discovered and request.method == DISCOVER
+            self._unanswered.add(request.id)
         assert self._loop is not None
         await self._loop.inbox.send(message)
 
@@ -346,6 +387,7 @@ class StdioConnection:
         assert self._loop is not None
         self._loop.scope.cancel()
         self._loop.inbox.close()
+        self._unanswered.clear()  # the discovers the old loop had: it answers none of them now
         self._era = "handshake"
         self._start_loop(group)
 
@@ -409,6 +451,11 @@ class StdioConnection:
         """A message from the SDK to the client: alone, or into the batch it answers."""
         reply = message.message
         request_id = reply.id if isinstance(reply, types.JSONRPCResponse | types.JSONRPCError) else None
+        frame = _encoded_or_refusal(message, request_id)
+        if request_id is not None:
+            self._answered(request_id)
+        if frame is None:
+            return
         if request_id is not None and request_id in self._initialize_ids:
             self._initialize_ids.discard(request_id)
             version = (
@@ -417,9 +464,9 @@ class StdioConnection:
             self._version = version if isinstance(version, str) else None
         batch = self._batches.pop(request_id, None) if request_id is not None else None
         if batch is None:
-            await self._writer.write(_encode(message))
+            await self._writer.write(frame)
             return
-        batch.replies.append(_encode(message))
+        batch.replies.append(frame)
         batch.waiting.discard(request_id)
         if not batch.waiting:
             await self._write_array(batch.replies)
@@ -465,6 +512,6 @@ def claimed_stdio() -> Iterator[tuple[BinaryIO, BinaryIO]]:
         os.dup2(wire_in.fileno(), 0)
 
 
-async def serve_stdio(server: Server[Any]) -> None:
+async def serve_stdio(server: Server[Any], drain_seconds: float = DRAIN_SECONDS) -> None:
     with claimed_stdio() as (wire_in, wire_out):
-        await StdioConnection(server, FrameWriter(wire_out)).serve(read_lines(wire_in))
+        await StdioConnection(server, FrameWriter(wire_out), drain_seconds).serve(read_lines(wire_in))

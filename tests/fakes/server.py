@@ -72,6 +72,7 @@ class Fault(StrEnum):
     TS_9999 = "ts_9999"
     ECHO_ERROR = "echo_error"
     ECHO_FIELDS = "echo_fields"
+    LONE_SURROGATE = "lone_surrogate"  # legal JSON ("\\ud800" in the job's fields), not Unicode text
 
 
 # What an absurd-timestamp fault writes into every timestamp of the answer.
@@ -324,6 +325,8 @@ class FakeProvider:
                     spoiled[key] = _ABSURD_TIMES[fault]
         elif fault is Fault.ECHO_FIELDS:
             spoiled = self.echo_into(spoiled, " ".join(leaked_forms(self.token)))
+        elif fault is Fault.LONE_SURROGATE:
+            spoiled = self.echo_into(spoiled, "caf\ud800")
         return spoiled
 
     def _answer(self, recorded: Recorded, fault: Fault | None) -> tuple[int, bytes, dict[str, str]]:

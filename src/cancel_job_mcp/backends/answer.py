@@ -1,5 +1,6 @@
 """Reading a provider's answer within bounds: at most `limit` bytes after decompression, and JSON that
-holds no NaN or Infinity, no number beyond a float, and no nesting deeper than `MAX_DEPTH`.
+holds no NaN or Infinity, no number beyond a float, no nesting deeper than `MAX_DEPTH`, and no lone
+UTF-16 surrogate (legal JSON, `"\\ud800"`, but not text: no answer of ours could carry it).
 
 The body is read raw and decompressed here (gzip or deflate, the encodings we ask for), a piece at a
 time, never more than the limit in memory: a 300 KB gzip answer that would inflate to 400 MB stops
@@ -79,7 +80,36 @@ def decode_json(data: bytes, provider: str) -> Any:
         raise malformed(provider, "the body is not JSON") from None
     if _nesting_exceeds(text, MAX_DEPTH):
         raise _too_deep(provider)
+    if _may_hold_surrogates(text) and _holds_lone_surrogate(value):
+        raise malformed(provider, "a string holds a lone UTF-16 surrogate, which is not Unicode text")
     return value
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    """True when a string may decode to a lone surrogate: an escape of one (`\\ud800`; a pair decodes
+    to one character), or one the bytes carried (decoded with surrogatepass)."""
+    return _SURROGATE.search(text) is not None
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+    return False
 
 
 def json_strings(data: bytes) -> str:

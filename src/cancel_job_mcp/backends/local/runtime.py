@@ -277,7 +277,11 @@ class LocalBackend:
             log.warning("job %s: could not start a successor supervisor: %s", job_id, error)
 
     async def _db(self, consequence: str, operation: Callable[..., T], *args: object) -> T:
-        return await anyio.to_thread.run_sync(partial(self._run, consequence, operation, *args))
+        # Abandoned when the call's deadline passes: SQLite's busy wait (30 s, retried) cannot be
+        # interrupted, and the call answers `timeout` on time; the thread finishes on its own.
+        return await anyio.to_thread.run_sync(
+            partial(self._run, consequence, operation, *args), abandon_on_cancel=True
+        )
 
     def _run(self, consequence: str, operation: Callable[..., T], *args: object) -> T:
         """Run `operation` in this worker thread; retry what may pass (disk full), then report it."""
