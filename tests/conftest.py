@@ -357,7 +357,7 @@ def show(home: Path, project: str, job_id: str) -> dict[str, Any]:
     return record
 
 
-def client(target: Any, mode: str = "auto") -> Any:
+def client(target: Any, mode: str = "auto", **options: Any) -> Any:
     """An MCP client with response caching off, so every call really reaches the server.
 
     In `auto` mode the SDK waits 10 s for the answer to server/discover, then falls back to 2025-11-25:
@@ -368,7 +368,7 @@ def client(target: Any, mode: str = "auto") -> Any:
 
     session.DISCOVER_TIMEOUT_SECONDS = DISCOVER_TIMEOUT_SECONDS
 
-    return Client(target, mode=mode, cache=None)  # type: ignore[arg-type]
+    return Client(target, mode=mode, cache=None, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")

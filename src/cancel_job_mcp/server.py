@@ -29,6 +29,7 @@ from .errors import (
     internal_error,
     timed_out,
 )
+from .panel import JobPanel
 from .record import JobRecord
 from .schemas import load_schema
 from .service import JobService, Progress
@@ -172,11 +173,13 @@ def build_server(
     in_flight = 0
     specs = {name: spec for name, spec in every_spec.items() if spec.read_only or not read_only}
     listing = types.ListToolsResult(tools=[spec.tool for spec in specs.values()])
+    panel = JobPanel(listing.tools)
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return listing
+        # Only a client that negotiated MCP Apps sees where the panel is; for the others, nothing changes.
+        return panel.listing_with_panel if panel.wanted_by(ctx) else listing
 
     # Only a schema that declares x-mcp-header parameters has Mcp-Param headers to check; for the others
     # None spares the SDK's HTTP transport two walks of the schema on every tools/call. Without this
@@ -235,6 +238,7 @@ def build_server(
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    panel.install(server)
     if not tracing_configured():
         # The SDK's OpenTelemetry middleware would open spans that record nothing, at about 40 µs a call,
         # a tenth of the SDK's whole no-op call (bench/phases.py).
