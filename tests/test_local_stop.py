@@ -145,9 +145,9 @@ def test_many_reads_of_an_orphaned_job_start_exactly_one_successor(
     assert record["status"] == "failed"
     assert f"supervisor (pid {supervisor.pid}) is gone" in record["failed_reason"]
     assert log.read_text() == "TERM\n", "one successor, one SIGTERM"
-    supervisor_log = (home / "logs" / f"{job_id}.supervisor.log").read_text()
-    assert supervisor_log.count("sent SIGTERM") == 1, supervisor_log
-    assert "another owner" not in supervisor_log, "a second successor was started"
+    successor_log = (home / "logs" / "successor.log").read_text()
+    assert successor_log.count(f"job {job_id}: sent SIGTERM") == 1, successor_log
+    assert "another successor" not in successor_log, "a second successor was started"
 
 
 @pytest.mark.slow
@@ -252,10 +252,14 @@ def test_a_database_of_the_previous_schema_is_migrated_in_place(tmp_path: Path) 
                      " 'completed', 't', '{}', 0, 0, 'c', 'u', 5)")  # fmt: skip
         for column in ("term_sent_at", "leader_exit", "log_limit"):
             conn.execute(f"ALTER TABLE jobs DROP COLUMN {column}")
+        for index in ("jobs_by_project_newest", "jobs_by_status_newest", "jobs_unsettled"):
+            conn.execute(f"DROP INDEX {index}")
+        conn.execute("DROP TABLE successor")
         conn.execute("PRAGMA user_version = 1")
     with store.connect(database) as conn:
         row = store.get(conn, "job_old")
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert store.successor_owner(conn) is None
     assert row is not None
     assert row.status == "completed"
     assert row.term_sent_at is None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -22,9 +23,11 @@ from pathlib import Path
 
 _PROC = Path("/proc")
 _GONE_STATES = frozenset({"Z", "X"})
+_STOPPED_STATES = frozenset({"T", "t"})
 _PR_SET_CHILD_SUBREAPER = 36
 # Every process of a job inherits this variable, set to the job's id.
 JOB_TAG_VARIABLE = "CANCEL_JOB_MCP_JOB"
+_TAG_PREFIX = f"{JOB_TAG_VARIABLE}=".encode()
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,12 @@ def _read_stat(pid: int) -> tuple[str, ProcessInfo] | None:
     return fields[0], ProcessInfo(pid, pgrp=int(fields[2]), start_ticks=int(fields[19]))
 
 
+def boot_clock() -> float:
+    """Seconds since boot, counting suspend: one clock for every process of this boot, which no step
+    of the wall clock moves. Every duration of the runtime (grace, leases, bounds) is timed on it."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
 def _live(pid: int) -> ProcessInfo | None:
     stat = _read_stat(pid)
     return stat[1] if stat is not None and stat[0] not in _GONE_STATES else None
@@ -85,6 +94,14 @@ def is_running(identity: ProcessIdentity) -> bool:
         return False
     info = _live(identity.pid)
     return info is not None and info.start_ticks == identity.start_ticks
+
+
+def is_stopped(identity: ProcessIdentity) -> bool:
+    """True if the very process named by `identity` runs but is stopped (SIGSTOP) or traced."""
+    if identity.boot_id is not None and identity.boot_id != boot_id():
+        return False
+    stat = _read_stat(identity.pid)
+    return stat is not None and stat[0] in _STOPPED_STATES and stat[1].start_ticks == identity.start_ticks
 
 
 def process_table() -> dict[int, ProcessInfo]:
@@ -122,29 +139,24 @@ def group_members(table: dict[int, ProcessInfo], pgid: int) -> set[int]:
     return {info.pid for info in table.values() if info.pgrp == pgid}
 
 
-def job_group(table: dict[int, ProcessInfo], leader: ProcessIdentity) -> set[int]:
-    """The members of the process group `leader` started. A group id stays reserved while any member
-    lives, so its members are the job's, unless the machine restarted or the leader's PID now names
-    another process (then the group emptied first and the id may be another group's)."""
-    if leader.boot_id != boot_id():
-        return set()
-    current = table.get(leader.pid)
-    if current is not None and current.start_ticks != leader.start_ticks:
-        return set()
-    return group_members(table, leader.pid)
+def _tag_of(pid: int) -> str | None:
+    """The job id in the process's environment tag, or None (no tag, gone, or another user's)."""
+    try:
+        environment = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    for variable in environment.split(b"\0"):
+        if variable.startswith(_TAG_PREFIX):
+            return variable[len(_TAG_PREFIX) :].decode(errors="replace")
+    return None
 
 
-def tagged(table: dict[int, ProcessInfo], job_id: str) -> set[int]:
-    """Processes whose environment carries the job's tag (those of other users cannot be read)."""
-    tag = f"\0{JOB_TAG_VARIABLE}={job_id}\0".encode()
-    found = set()
-    for pid in table:
-        try:
-            environment = (_PROC / str(pid) / "environ").read_bytes()
-        except OSError:
-            continue
-        if tag in b"\0" + environment:
-            found.add(pid)
+def tagged_by_job(table: dict[int, ProcessInfo]) -> dict[str, list[ProcessInfo]]:
+    """Every live process carrying a job's tag, by job id: one read of each environment."""
+    found: dict[str, list[ProcessInfo]] = {}
+    for pid, info in table.items():
+        if (job_id := _tag_of(pid)) is not None:
+            found.setdefault(job_id, []).append(info)
     return found
 
 
@@ -188,6 +200,25 @@ def open_pidfd(identity: ProcessIdentity) -> int | None:
 def send_signals(processes: Iterable[ProcessInfo], signum: int) -> None:
     for info in processes:
         send_signal(info, signum)
+
+
+def signal_member(info: ProcessInfo, job_id: str, not_before: int, signum: int) -> bool:
+    """Signal the process `info` describes only if, checked through a pidfd just before, it is still
+    that process, started at or after tick `not_before`, and carries the job's tag; False otherwise."""
+    if info.start_ticks < not_before:
+        return False
+    pidfd = _pin(info.pid, info.start_ticks)
+    if pidfd is None:
+        return False
+    try:
+        if _tag_of(info.pid) != job_id:
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
 
 
 def wake(identity: ProcessIdentity, signum: int) -> bool:

@@ -2,8 +2,8 @@
 
 Servers and CLIs never signal a job. A cancel records the request (one atomic transition) and wakes
 the job's supervisor, which stops the job and records the stop; the caller then waits for that
-record. Reads never wait and never stop anything: a job whose supervisor is gone is handed to
-exactly one successor (a lease in the database) and its record is returned as it is.
+record. Reads never wait, never start and never stop anything: they return the record as it is and,
+when a job's supervisor is gone, wake the state directory's one successor (see successor.py).
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ..base import JobPage, StopPolling
-from . import procs, store, supervisor
+from . import procs, store, successor, supervisor
 from .procs import ProcessIdentity
+from .successor import Owner
 
 T = TypeVar("T")
 
@@ -54,7 +55,8 @@ def submit_job(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     log_limit: int = DEFAULT_LOG_LIMIT,
 ) -> JobRecord:
-    """Record a job as `submitted` and start its supervisor; returns the record as it is now."""
+    """Record a job as `submitted` and start its supervisor, which alone will run the command; returns
+    the record as it is now. A supervisor that cannot be started leaves no record."""
     now = utc_now()
     workdir = os.fspath((cwd or Path.cwd()).resolve())
     record = make_record(
@@ -69,11 +71,15 @@ def submit_job(
         created_at=now,
         updated_at=now,
     )
-    lease = store.new_lease()
+    lease = store.new_lease(start=True)
     try:
         with store.connect(store.database_path(home)) as conn:
             store.insert(conn, record, grace_seconds, log_limit, lease)
-            supervisor.spawn(home, record["id"], lease)
+            try:
+                supervisor.spawn(home, lease, record["id"])
+            except OSError:
+                store.forget_unstarted(conn, record["id"], lease)
+                raise
             row = store.get(conn, record["id"])
     except (sqlite3.Error, OSError) as error:
         raise state_error(home, error, "Nothing was submitted.") from None
@@ -229,13 +235,13 @@ class LocalBackend:
     def _cancel(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
         _, row = store.request_cancel(conn, project, job_id)
         if row is not None:
-            self._hand_off(conn, row, wake=True)
+            self._look_after(conn, [row], wake=True)
         return row
 
     def _read_one(self, conn: sqlite3.Connection, project: str, job_id: str) -> store.JobRow | None:
         row = store.find(conn, project, job_id)
         if row is not None:
-            self._hand_off(conn, row)
+            self._look_after(conn, [row])
         return row
 
     def _read_page(
@@ -247,34 +253,27 @@ class LocalBackend:
         before: int | None,
     ) -> list[store.JobRow]:
         rows = store.select(conn, project, status, limit, before)
-        for row in rows:
-            self._hand_off(conn, row)
+        self._look_after(conn, rows)
         return rows
 
-    def _hand_off(self, conn: sqlite3.Connection, row: store.JobRow, wake: bool = False) -> None:
-        """Make sure an active or stopping job has a live supervisor (waking it if asked), starting
-        exactly one successor if it is gone. Never signals the job; never fails the caller."""
-        if not row.needs_owner:
+    def _look_after(self, conn: sqlite3.Connection, rows: list[store.JobRow], wake: bool = False) -> None:
+        """Wake the live supervisors of `rows` if asked (a cancel), and the state directory's successor,
+        once, if any of them has lost its owner. Never starts or signals a job; never fails the caller."""
+        orphaned = False
+        for row in rows:
+            if not row.needs_owner:
+                continue
+            state = successor.owner_state(row.supervisor)
+            if state is Owner.ALIVE and wake:
+                assert row.supervisor is not None
+                procs.wake(ProcessIdentity.decode(row.supervisor), supervisor.WAKE_SIGNAL)
+            orphaned = orphaned or state in (Owner.LOST, Owner.STOPPED)
+        if not orphaned:
             return
-        owner = row.supervisor
-        lease = store.lease_of(owner)
-        if lease is not None and lease.expires > time.time():
-            return  # a supervisor is starting; it reads the record before anything else
-        if lease is None and owner is not None:
-            identity = ProcessIdentity.decode(owner)
-            if procs.is_running(identity):
-                if wake:
-                    procs.wake(identity, supervisor.WAKE_SIGNAL)
-                return
-        replaces = lease.replaces if lease is not None else owner
-        new_lease = store.new_lease(replaces)
-        job_id = row.record["id"]
         try:
-            if store.change_owner(conn, job_id, owner, new_lease):
-                log.info("job %s: its supervisor is gone; starting a successor", job_id)
-                supervisor.spawn(self.home, job_id, new_lease)
-        except (sqlite3.Error, OSError) as error:  # the lease expires: a later call tries again
-            log.warning("job %s: could not start a successor supervisor: %s", job_id, error)
+            successor.wake(conn, self.home)
+        except (sqlite3.Error, OSError) as error:  # a later read tries again
+            log.warning("could not wake the successor of %s: %s", self.home, error)
 
     async def _db(self, consequence: str, operation: Callable[..., T], *args: object) -> T:
         # Abandoned when the call's deadline passes: SQLite's busy wait (30 s, retried) cannot be

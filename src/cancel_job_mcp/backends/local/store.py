@@ -5,15 +5,17 @@ other: a cancel only applies to an active job, a supervisor only finishes a job 
 active (so `canceled` is never overwritten by a job that finished at the same moment), and a job
 changes owner only from the owner a caller saw (so a lost supervisor gets exactly one successor).
 
-The `supervisor` column names the job's owner: a supervisor's process identity, or a lease
-(`lease:<expiry>:<lost supervisor>`) held while a new supervisor starts.
+The `supervisor` column names the job's owner: the process identity of its supervisor (or of the
+state directory's successor, once that took the job over), or the start-up lease `submit` gives the
+supervisor it starts. The one-row `successor` table names the state directory's successor the same
+way: a process identity, or a lease held while one starts. Leases and the grace period are timed on
+the boot clock (CLOCK_BOOTTIME, with the boot id): a step of the wall clock moves neither.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,8 +23,18 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from ...record import ACTIVE_STATUSES, TERMINAL_STATUSES, JobRecord, JobStatus, utc_now
+from . import procs
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
+# Pages newest first, with and without a status, walk an index (every index ends with the rowid);
+# the successor finds the jobs not settled yet through a partial index as small as they are few.
+_VERSION_3 = (
+    "CREATE INDEX IF NOT EXISTS jobs_by_project_newest ON jobs (project_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_status_newest ON jobs (status)",
+    "CREATE INDEX IF NOT EXISTS jobs_unsettled ON jobs (status) WHERE completed_at IS NULL",
+    "CREATE TABLE IF NOT EXISTS successor (id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT)",
+    "INSERT OR IGNORE INTO successor (id, owner) VALUES (1, NULL)",
+)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -59,6 +71,8 @@ _MIGRATIONS = {
         "ALTER TABLE jobs ADD COLUMN leader_exit INTEGER",
         "ALTER TABLE jobs ADD COLUMN log_limit INTEGER",
     ),
+    # term_sent_at was a wall-clock time: a stop under way restarts its grace period once.
+    2: ("UPDATE jobs SET term_sent_at = NULL", *_VERSION_3),
 }
 _LEASE = "lease:"
 # How long a lease keeps a starting supervisor's place before another caller may start one.
@@ -107,26 +121,31 @@ def database_path(home: Path) -> Path:
 
 @dataclass(frozen=True)
 class Lease:
-    """The place of a supervisor that is starting: until `expires` (a Unix time) no other is started.
-    `replaces` is the identity of the lost supervisor it succeeds, if any."""
+    """The place of a process that is starting: until `expires` (boot-clock seconds of boot `boot_id`)
+    no other is started. A `start` lease is the one `submit` gives the supervisor it starts: only the
+    holder of a start lease ever runs a job's command."""
 
+    start: bool
+    boot_id: str
     expires: float
-    replaces: str | None
 
     def encode(self) -> str:
-        return f"{_LEASE}{self.expires:.3f}:{self.replaces or ''}"
+        return f"{_LEASE}{'start' if self.start else 'take'}:{self.boot_id}:{self.expires:.3f}"
+
+    def expired(self) -> bool:
+        return self.boot_id != (procs.boot_id() or "") or procs.boot_clock() >= self.expires
 
 
-def new_lease(replaces: str | None = None) -> str:
-    return Lease(time.time() + LEASE_SECONDS, replaces).encode()
+def new_lease(start: bool = False) -> str:
+    return Lease(start, procs.boot_id() or "", procs.boot_clock() + LEASE_SECONDS).encode()
 
 
 def lease_of(owner: str | None) -> Lease | None:
     """The lease `owner` holds, or None if `owner` names a process (or nothing)."""
     if owner is None or not owner.startswith(_LEASE):
         return None
-    expires, replaces = owner.removeprefix(_LEASE).split(":", 1)
-    return Lease(float(expires), replaces or None)
+    kind, boot, expires = owner.removeprefix(_LEASE).split(":")
+    return Lease(kind == "start", boot, float(expires))
 
 
 def open_connection(path: Path) -> sqlite3.Connection:
@@ -164,7 +183,7 @@ def _initialize(conn: sqlite3.Connection) -> None:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         steps = (
-            [_SCHEMA.split(";\n")]
+            [_SCHEMA.split(";\n"), _VERSION_3]
             if version == 0
             else [_MIGRATIONS[v] for v in range(version, _SCHEMA_VERSION)]
         )
@@ -235,6 +254,32 @@ def select(
         params.append(status)
     sql = f"SELECT {_ROW} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY rowid DESC LIMIT ?"
     return [_row(values) for values in conn.execute(sql, (*params, limit)).fetchall()]
+
+
+def unsettled(conn: sqlite3.Connection) -> list[JobRow]:
+    """Every job active or still stopping (through the partial index of the rows without completed_at)."""
+    return [
+        _row(values)
+        for values in conn.execute(
+            f"SELECT {_ROW} FROM jobs INDEXED BY jobs_unsettled WHERE completed_at IS NULL"
+        ).fetchall()
+    ]
+
+
+def forget_unstarted(conn: sqlite3.Connection, job_id: str, lease: str) -> None:
+    """Delete a job whose supervisor could not be started (it still holds its start lease)."""
+    sql = "DELETE FROM jobs WHERE id = ? AND supervisor = ? AND status = ?"
+    conn.execute(sql, (job_id, lease, JobStatus.SUBMITTED))
+
+
+def successor_owner(conn: sqlite3.Connection) -> str | None:
+    owner: str | None = conn.execute("SELECT owner FROM successor WHERE id = 1").fetchone()[0]
+    return owner
+
+
+def change_successor(conn: sqlite3.Connection, seen: str | None, owner: str | None) -> bool:
+    """Make `owner` the state directory's successor if it is still `seen`; False if another won."""
+    return _changed(conn, "UPDATE successor SET owner = ? WHERE id = 1 AND owner IS ?", (owner, seen))
 
 
 def change_owner(conn: sqlite3.Connection, job_id: str, seen: str | None, owner: str) -> bool:

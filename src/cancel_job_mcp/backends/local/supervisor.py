@@ -7,18 +7,17 @@ job's timeout (over all attempts together, like Kubernetes' activeDeadlineSecond
 non-zero exit up to `backoff_limit` times, and copies the job's output into its log, keeping the
 tail under the job's cap. It alone signals the job's processes and it alone records that they
 stopped: a cancel only records the request and wakes it (SIGUSR1); it re-reads the record every
-half second too, in case a canceller died in between.
+half second too, in case a canceller died in between. Only the supervisor `submit` starts runs the
+command (see successor.py for what happens to a job whose supervisor is lost).
 
 A stop is SIGTERM to every process of the job, then SIGKILL to what is left once the grace period,
 timed from that SIGTERM, is over; it is recorded only when no process of the job is left. The
 supervisor is a child subreaper, so a descendant that left the process group (setsid()) and lost
-its parent is re-parented to it and still found. A supervisor started for a job whose supervisor
-was lost finds the job's processes by process group and by the job's environment tag instead.
+its parent is re-parented to it and still found.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -173,17 +172,12 @@ class Events:
 
 
 class Supervisor:
-    def __init__(
-        self, home: Path, conn: sqlite3.Connection, row: JobRow, events: Events, replaces: int | None
-    ) -> None:
+    def __init__(self, home: Path, conn: sqlite3.Connection, row: JobRow, events: Events) -> None:
         self.home = home
         self.conn = conn
         self.job_id = row.record["id"]
         self.row = row
         self.events = events
-        # The PID of the lost supervisor this one succeeds: the job's processes have no ancestor to find.
-        self.replaces = replaces
-        self.adopted = replaces is not None
         self.me = os.getpid()
         self.leader: subprocess.Popen[bytes] | None = None
         # What a successor would need, kept here and written only once a stop takes a while: a quick
@@ -218,17 +212,8 @@ class Supervisor:
     # -- the job's processes --------------------------------------------------------------------
 
     def processes(self) -> dict[int, procs.ProcessInfo]:
-        """The job's live processes. Its supervisor finds them all among its own descendants (it is a
-        subreaper, and the job's session holds no one else); a successor scans the process table for
-        the job's process group and environment tag."""
-        found = procs.descendants(self.me)
-        if self.adopted:
-            table = procs.process_table()
-            pids = procs.tagged(table, self.job_id)
-            if self.row.process is not None:
-                pids |= procs.job_group(table, procs.ProcessIdentity.decode(self.row.process))
-            found.update((pid, table[pid]) for pid in pids if pid != self.me)
-        return found
+        """The job's live processes: all among the supervisor's own descendants (it is a subreaper)."""
+        return procs.descendants(self.me)
 
     def note_leader_exit(self) -> None:
         if self.leader is None or self.leader_exit is not None:
@@ -298,9 +283,9 @@ class Supervisor:
         if self.term_sent_at is None:
             if not self.signal_job(signal.SIGTERM):
                 return
-            self.term_sent_at = time.time()
+            self.term_sent_at = procs.boot_clock()
             log.info("sent SIGTERM")
-        grace_left = self.row.grace_seconds - (time.time() - self.term_sent_at)
+        grace_left = self.row.grace_seconds - (procs.boot_clock() - self.term_sent_at)
         if self.wait_gone(time.monotonic() + max(0.0, grace_left)):
             return
         started = time.monotonic()
@@ -315,19 +300,9 @@ class Supervisor:
     # -- the job's life -------------------------------------------------------------------------
 
     def run(self) -> None:
-        row = self.row
-        if self.adopted or row.status == JobStatus.CANCELED:
-            # A successor first stops what the lost supervisor left (honouring a SIGTERM it already sent).
-            self.stop()
-        if row.status == JobStatus.CANCELED:
-            self.db(store.record_stop, self.leader_exit)
-        elif row.status == JobStatus.WORKING:
-            reason = (
-                f"The job's supervisor (pid {self.replaces}) is gone,"
-                " so the job was stopped and marked failed."
-            )
-            self.db(store.finish, JobStatus.FAILED, None, reason)
-        elif row.status == JobStatus.SUBMITTED:
+        if self.row.status == JobStatus.CANCELED:  # before its command started: nothing to stop
+            self.db(store.record_stop, None)
+        elif self.row.status == JobStatus.SUBMITTED:
             self.run_attempts()
 
     def run_attempts(self) -> None:
@@ -417,9 +392,11 @@ class Supervisor:
 
 
 def take_ownership(conn: sqlite3.Connection, job_id: str, lease: str) -> JobRow | None:
-    """Swap the lease this supervisor was started under for its own identity; None if it lost the lease."""
+    """Swap the start lease `submit` gave this supervisor for its own identity; None if the lease is
+    not a start lease or was lost (the job then has another owner, which never runs its command)."""
+    start = store.lease_of(lease)
     me = procs.identify(os.getpid()).encode()
-    if not store.change_owner(conn, job_id, lease, me):
+    if start is None or not start.start or not store.change_owner(conn, job_id, lease, me):
         return None
     return store.get(conn, job_id)
 
@@ -432,35 +409,24 @@ def supervise(home: Path, job_id: str, lease: str) -> None:
         if row is None:
             log.info("job %s has another owner; exiting", job_id)
             return
-        succeeded = store.lease_of(lease)
-        lost = succeeded.replaces if succeeded is not None else None
-        supervisor = Supervisor(
-            home, conn, row, events, procs.ProcessIdentity.decode(lost).pid if lost else None
-        )
+        supervisor = Supervisor(home, conn, row, events)
         try:
             supervisor.run()
         finally:
             supervisor.close()
 
 
-def spawn(home: Path, job_id: str, lease: str) -> None:
-    """Start a supervisor that outlives its caller (its own session, no inherited terminal); it owns
-    the job once it has swapped `lease` for its identity."""
-    command = [sys.executable, "-m", __package__ or "", "--home", os.fspath(home), "--lease", lease, job_id]
-    output = open_private(supervisor_log_path(home, job_id), os.O_WRONLY | os.O_APPEND)
+def spawn(home: Path, lease: str, job_id: str | None = None) -> None:
+    """Start a process that outlives its caller (its own session, no inherited terminal): the
+    supervisor of `job_id`, or without one the state directory's successor. It acts once it has
+    swapped `lease` for its identity."""
+    command = [sys.executable, "-m", __package__ or "", "--home", os.fspath(home), "--lease", lease]
+    command += [job_id] if job_id is not None else []
+    log_file = supervisor_log_path(home, job_id) if job_id is not None else home / "logs" / "successor.log"
+    output = open_private(log_file, os.O_WRONLY | os.O_APPEND)
     try:
         subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True
         )
     finally:
         os.close(output)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="cancel-job-mcp-supervisor")
-    parser.add_argument("--home", type=Path, required=True)
-    parser.add_argument("--lease", required=True)
-    parser.add_argument("job_id")
-    args = parser.parse_args()
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    supervise(args.home, args.job_id, args.lease)
