@@ -196,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     http.add_argument(
         "--header-timeout", type=seconds(allow_zero=False), default=DEFAULT_HEADER_TIMEOUT, metavar="SECONDS",
-        help="a connection must send each request's headers within this; idle keep-alive ends after"
-        " 5 s (default: %(default)g)",
+        help="a connection must send each request's headers within this, then its body within as long"
+        " again; idle keep-alive ends after 5 s (default: %(default)g)",
     )  # fmt: skip
     http.add_argument(
         "--allow-unauthenticated",

@@ -36,6 +36,7 @@ from .http_security import (
     OnlyPost,
     host_name,
 )
+from .sessions import evict_idle_sessions_when_full
 
 if TYPE_CHECKING:
     from mcp.server import Server
@@ -114,6 +115,8 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -
     )
     if options.stateless:
         app = OnlyPost(app)
+    else:
+        evict_idle_sessions_when_full(server.session_manager)
     if tokens:
         app = BearerAuth(app, tokens)
     if options.allowed_origins:
@@ -125,10 +128,12 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -
 
 class HeaderDeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol, closing a connection that has not sent a request's headers within
-    `header_timeout` seconds of connecting or of the previous response (a slow client would
-    otherwise hold it forever)."""
+    `header_timeout` seconds of connecting or of the previous response, or, once the headers are in,
+    the rest of its body within `header_timeout` more (a slow client would otherwise hold it forever;
+    a bearer token does not change that)."""
 
     _header_deadline: Any = None
+    _body_deadline: Any = None
 
     def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -143,6 +148,12 @@ class HeaderDeadlineProtocol(H11Protocol):
         if self.conn.their_state is not h11.IDLE and self._header_deadline is not None:
             self._header_deadline.cancel()  # the headers are in
             self._header_deadline = None
+        if self.conn.their_state is h11.SEND_BODY:
+            if self._body_deadline is None:
+                self._body_deadline = self.loop.call_later(self.header_timeout, self._body_too_slow)
+        elif self._body_deadline is not None:
+            self._body_deadline.cancel()  # the body is in
+            self._body_deadline = None
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -150,8 +161,9 @@ class HeaderDeadlineProtocol(H11Protocol):
             self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
+        for deadline in (self._header_deadline, self._body_deadline):
+            if deadline is not None:
+                deadline.cancel()
         super().connection_lost(exc)
 
     def _arm_header_deadline(self) -> None:
@@ -162,6 +174,11 @@ class HeaderDeadlineProtocol(H11Protocol):
     def _headers_too_slow(self) -> None:
         self._header_deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+    def _body_too_slow(self) -> None:
+        self._body_deadline = None
+        if self.conn.their_state is h11.SEND_BODY and not self.transport.is_closing():
             self.transport.close()
 
 
