@@ -31,6 +31,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited", "retry after the wait named"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable", "the provider is unreachable: retry later"
     UPSTREAM_ERROR = "upstream_error", "the provider answered unexpectedly"
+    NOT_SUPPORTED = "not_supported", "the backend cannot do this: the message says what it offers instead"
     BUSY = "busy", "too many calls at once: retry"
     TIMEOUT = "timeout", "the call ran out of time"
     INTERNAL_ERROR = "internal_error", "a bug: report it"
@@ -66,6 +67,11 @@ def not_cancellable(record: JobRecord, where: str) -> ToolError:
         f"Job {record['id']!r} {where} is already {record['status']} (since {finished}); only submitted"
         " or working jobs can be canceled. Nothing was changed.",
     )
+
+
+def not_supported(backend: str, what: str, instead: str) -> ToolError:
+    """`backend` (as messages name it) cannot do `what`; `instead` is a sentence saying what it offers."""
+    return ToolError(ErrorCode.NOT_SUPPORTED, f"{backend} does not offer {what}. {instead}")
 
 
 def refused_cursor() -> ToolError:

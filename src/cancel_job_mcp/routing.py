@@ -39,6 +39,10 @@ class Router:
     def from_config(cls, config: Config) -> Router:
         return cls(config.backends)
 
+    @property
+    def backends(self) -> tuple[BackendSettings, ...]:
+        return tuple(self._settings.values())
+
     def route(self, project_reference: str) -> Route:
         settings, project = self.settings_for(project_reference)
         name = settings.name

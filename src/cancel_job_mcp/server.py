@@ -18,6 +18,7 @@ from opentelemetry import trace
 from . import __version__
 from .arguments import ArgumentValidator
 from .backends.base import JobPage
+from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs
 from .defaults import DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS
 from .errors import (
     CANCEL_ACCEPTED,
@@ -41,7 +42,8 @@ INSTRUCTIONS = (
     " Ray cluster or a Slurm cluster. Every job belongs to a project: pass the project reference and the"
     " job id exactly as the user or the job's submitter gave them; a 'NAME:' prefix on the project"
     " reference picks a backend. To stop a job the user describes, find it with list_jobs, confirm with"
-    " get_job, then cancel_job."
+    " get_job, then cancel_job. Before deciding to cancel, read what the job printed with get_job_logs:"
+    " it tells a stuck job from a slow one, and says why a job failed."
 )
 ERROR_CODES = (
     " Failures start with a code: " + ", ".join(f"{code} ({code.meaning})" for code in ErrorCode) + "."
@@ -69,6 +71,15 @@ LIST_JOBS_DESCRIPTION = (
     " Optional: status to keep one lifecycle status (e.g. 'working' for running jobs), limit (1-100,"
     f" default {LIST_LIMIT}), and cursor: pass back next_cursor from the previous answer, unchanged, for"
     " the next page. Returns {jobs, next_cursor}; next_cursor is null on the last page." + ERROR_CODES
+)
+GET_JOB_LOGS_DESCRIPTION = (
+    "Read the last lines a job printed, without changing anything: use it before canceling, to tell a"
+    " stuck job from a slow one, and after a failure, to say why. Optional: tail_lines (1-5000, default"
+    f" {DEFAULT_TAIL_LINES}), max_bytes (1-262144, default {DEFAULT_MAX_BYTES}; older lines are left out"
+    " first and truncated says so),"
+    " contains (keep only lines with this plain, case-insensitive text, e.g. 'error'). Returns"
+    " {project_id, job_id, source, lines, truncated, log_bytes}; lines are oldest first. Backends whose"
+    " provider keeps no logs answer not_supported, saying what the provider offers instead." + ERROR_CODES
 )
 ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[Mapping[str, Any]]]
 
@@ -119,11 +130,22 @@ async def _list_jobs(service: JobService, arguments: dict[str, Any], progress: P
     )
 
 
+async def _get_job_logs(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobLogs:
+    return await service.get_job_logs(
+        arguments["project_reference"],
+        arguments["job_id"],
+        arguments.get("tail_lines", DEFAULT_TAIL_LINES),
+        arguments.get("max_bytes", DEFAULT_MAX_BYTES),
+        arguments.get("contains"),
+    )
+
+
 def tool_specs() -> dict[str, ToolSpec]:
     specs = (
         _spec("cancel_job", "Cancel job", CANCEL_JOB_DESCRIPTION, False, _cancel_job),
         _spec("get_job", "Get job", GET_JOB_DESCRIPTION, True, _get_job),
         _spec("list_jobs", "List jobs", LIST_JOBS_DESCRIPTION, True, _list_jobs),
+        _spec("get_job_logs", "Get job logs", GET_JOB_LOGS_DESCRIPTION, True, _get_job_logs),
     )
     return {spec.tool.name: spec for spec in specs}
 

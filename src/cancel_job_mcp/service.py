@@ -4,12 +4,16 @@ cancel, wait until the job has really stopped."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import anyio
 
 from .arguments import check_identifier
-from .backends.base import JobPage, StopPolling
+from .backends import registry
+from .backends.base import BackendSettings, JobPage, StopPolling
+from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQuery
+from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
 from .errors import ToolError, refused_cursor
 from .record import JobRecord
@@ -38,6 +42,7 @@ class JobService:
     def __init__(self, router: Router, cursors: CursorCodec) -> None:
         self.router = router
         self.cursors = cursors
+        self._redact: Callable[[str], str] | None = None
 
     async def cancel_job(
         self, project_reference: str, job_id: str, progress: Progress | None = None
@@ -54,6 +59,30 @@ class JobService:
     async def get_job(self, project_reference: str, job_id: str) -> JobRecord:
         route = self._route(project_reference, job_id)
         return await route.backend.get_job(route.project, job_id)
+
+    async def get_job_logs(
+        self,
+        project_reference: str,
+        job_id: str,
+        tail_lines: int = DEFAULT_TAIL_LINES,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        contains: str | None = None,
+    ) -> JobLogs:
+        """The job's last lines, within the bounds given, without any credential this server holds."""
+        route = self._route(project_reference, job_id)
+        query = LogQuery(tail_lines, max_bytes, contains or None, self._redactor())
+        return await route.backend.get_job_logs(route.project, job_id, query)
+
+    def _redactor(self) -> Callable[[str], str]:
+        """Hides every configured credential (protected once, on the first read of a log), and any the
+        process protected since (an HTTP token file's, a backend's)."""
+        if self._redact is None:
+            from .backends.credentials import protected, without_protected
+
+            for secret in _configured_secrets(self.router.backends, os.environ):
+                protected(secret)
+            self._redact = without_protected
+        return self._redact
 
     async def list_jobs(
         self, project_reference: str, status: str | None, limit: int, cursor: str | None = None
@@ -105,3 +134,12 @@ class JobService:
 
     async def aclose(self) -> None:
         await self.router.aclose()
+
+
+def _configured_secrets(backends: Iterable[BackendSettings], environ: Mapping[str, str]) -> list[str]:
+    """The credentials this server is configured with: each backend's token (from its `token_env`, or
+    its kind's standard variable) and the HTTP bearer tokens of `$CANCEL_JOB_MCP_HTTP_TOKENS`."""
+    variables = {settings.token_env or registry.ENTRIES[settings.kind].token_env for settings in backends}
+    found = [environ.get(variable, "") for variable in variables if variable]
+    found += environ.get(HTTP_TOKENS_ENV, "").split(",")
+    return [secret.strip() for secret in found if secret.strip()]

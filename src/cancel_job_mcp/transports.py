@@ -25,6 +25,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging, start_up
+from .backends.credentials import protected
 from .config import HTTP_TOKENS_ENV
 from .cors import Cors
 from .http_security import (
@@ -123,6 +124,8 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -
         app = Cors(
             app, options.allowed_origins, ("POST",) if options.stateless else ("GET", "POST", "DELETE")
         )
+    for token in tokens:  # never shown: in logs, nor in a job's output (get_job_logs)
+        protected(token)
     return HostOriginGuard(app, allow_list(options))
 
 

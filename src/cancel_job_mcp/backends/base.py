@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from ..record import JobRecord, is_terminal
+
+if TYPE_CHECKING:
+    from .logs import JobLogs, LogQuery
 
 
 class BackendConfigError(ValueError):
@@ -47,6 +50,11 @@ class Backend(Protocol):
 
     async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
         """Newest first; `status` filters (by the backend itself where the provider cannot)."""
+        ...
+
+    async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
+        """The job's output as `query` asks (backends/logs.py reads it within bounds); a backend whose
+        provider offers no logs raises `not_supported` saying what it offers instead."""
         ...
 
     async def aclose(self) -> None: ...

@@ -147,6 +147,13 @@ def protected(secret: str) -> Redactor:
     return _PROTECTED[secret]
 
 
+def without_protected(text: str) -> str:
+    """`text` without any secret protected so far, in any form."""
+    for redactor in _PROTECTED.values():
+        text = redactor.text(text)
+    return text
+
+
 def _redacting(make: Any) -> Any:
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record: logging.LogRecord = make(*args, **kwargs)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import ErrorCode, ToolError, not_found
+from ..errors import ErrorCode, ToolError, not_found, not_supported
 from ..record import JobRecord, JobStatus
 from .base import BackendSettings, JobPage
 from .checks import checked_cursor, checked_limit, checked_status
 from .flows import ProviderPage, cancel_with_followup, filtered_page, refused_by_state
+from .logs import JobLogs, LogQuery
 from .payload import ProviderError
 from .registry import ProviderSpec
 
@@ -27,6 +28,10 @@ class HostedBackend(ABC):
     spec: ClassVar[ProviderSpec]
     # The JSON body of a cancel request (None: no body).
     cancel_body: ClassVar[Any] = None
+    # For a provider that documents no log endpoint: what it offers instead, in a sentence.
+    logs_instead: ClassVar[str] = (
+        "Read the job with get_job: its status and failed_reason say how it is doing or why it failed."
+    )
 
     def __init__(self, settings: BackendSettings) -> None:
         # Imported here: httpx is the costliest import of the server, and only a backend in use needs it.
@@ -114,6 +119,9 @@ class HostedBackend(ABC):
             return await self.fetch_page(project, wanted, size, page_cursor)
 
         return await filtered_page(fetch, keep, checked_cursor(cursor))
+
+    async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
+        raise not_supported(self.provider, "job logs through its API", self.logs_instead)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -182,6 +182,10 @@ def _has_next(meta: dict[str, Any], offset: int, limit: int, received: int) -> b
 class IonworksBackend(HostedBackend):
     spec = SPEC
     cancel_body: ClassVar[Any] = {}  # as the SDK sends
+    logs_instead = (
+        "Its job record is what it offers: get_job shows the job's status, and its failed_reason carries"
+        " Ionworks' error and error code."
+    )
 
     def job_path(self, project: str, job_id: str) -> str:
         plain_segment("project_reference", project, _EXPECTS_PROJECT)

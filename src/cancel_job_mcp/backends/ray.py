@@ -49,6 +49,7 @@ from .checks import checked_segment
 from .credentials import REDACTED
 from .flows import ProviderPage, cursor_position, cut_page
 from .hosted import HostedBackend
+from .logs import JobLogs, LogQuery, select_text
 from .payload import (
     ProviderError,
     latest,
@@ -258,6 +259,29 @@ class RayBackend(HostedBackend):
             ErrorCode.NOT_CANCELLABLE,
             f"Ray did not stop job {job_id!r}: it reports the job {record['status']} but has no running"
             " supervisor for it (the job may be finishing right now). Read the job again in a moment.",
+        )
+
+    async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
+        """Ray's `GET /api/jobs/{id}/logs`: the driver's whole output as `{"logs": text}` (an answer
+        over max_response_bytes is refused, as every answer is)."""
+        path = f"{self.job_path(project, job_id)}/logs"
+        try:
+            answer = await self.http.request_json("GET", path, what=f"job {job_id!r}")
+        except ProviderError as exc:
+            if exc.status == 404:
+                raise self.not_found(project, job_id) from None
+            raise
+        text = answer.get("logs") if isinstance(answer, dict) else None
+        if not isinstance(text, str):
+            raise malformed(PROVIDER, "the logs answer lacks a string 'logs'")
+        selection = select_text(text, query)
+        return JobLogs(
+            project_id=project,
+            job_id=job_id,
+            source=f"Ray GET {path}",
+            lines=selection.lines,
+            truncated=selection.truncated,
+            log_bytes=len(text.encode("utf-8", "replace")),
         )
 
     async def fetch_page(

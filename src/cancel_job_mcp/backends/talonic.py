@@ -124,6 +124,10 @@ def to_record(payload: Any, project: str, *, canceled: bool = False) -> JobRecor
 
 class TalonicBackend(HostedBackend):
     spec = SPEC
+    logs_instead = (
+        "It offers the rows a job has processed, through its results endpoint (GET /v1/jobs/{id}/results),"
+        " and the job's status and error through get_job."
+    )
 
     def job_path(self, project: str, job_id: str) -> str:
         return f"/v1/jobs/{uuid_segment('job_id', job_id, PROVIDER)}"

@@ -142,6 +142,10 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
 
 class VeryfrontBackend(HostedBackend):
     spec = SPEC
+    logs_instead = (
+        "Its job record is what it offers: get_job shows the job's status, and its failed_reason carries"
+        " Veryfront's failure detail."
+    )
 
     def job_path(self, project: str, job_id: str) -> str:
         return f"{_jobs_path(project)}/{uuid_segment('job_id', job_id, PROVIDER)}"

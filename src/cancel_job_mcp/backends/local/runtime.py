@@ -28,7 +28,8 @@ from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ..base import JobPage, StopPolling
-from . import procs, store, successor, supervisor
+from ..logs import JobLogs, LogQuery
+from . import logs, procs, store, successor, supervisor
 from .procs import ProcessIdentity
 from .successor import Owner
 
@@ -169,6 +170,10 @@ class LocalBackend:
         if row.status != JobStatus.CANCELED:
             raise not_cancellable(row.record, "on the local runtime")
         return row.record
+
+    async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
+        record = await self.get_job(project, job_id)  # a job of another project: not_found
+        return await anyio.to_thread.run_sync(partial(logs.read_log, self.home, record, query))
 
     async def wait_for_stop(self, project: str, job_id: str, seconds: float) -> None:
         """Pause up to `seconds`, ending as soon as the job's supervisor exits: it records the stop
