@@ -160,7 +160,9 @@
     $("empty").hidden = jobs.length > 0;
     $("newer").disabled = state.pageIndex === 0 || !state.canCallTools;
     $("older").disabled = !state.page.next_cursor || !state.canCallTools;
-    $("page").textContent = state.pageIndex > 0 || state.page.next_cursor ? `Page ${state.pageIndex + 1}` : "";
+    const paged = state.pageIndex > 0 || Boolean(state.page.next_cursor);
+    $("pager").hidden = !paged;
+    $("page").textContent = paged ? `Page ${state.pageIndex + 1}` : "";
     for (const cell of document.querySelectorAll(".cancel-column")) cell.hidden = !canCancel;
   }
 
@@ -195,8 +197,8 @@
   }
 
   function cancelButton(job) {
-    if (TERMINAL.has(job.status)) return "";
-    const busy = state.cancelling.has(job.id);
+    const busy = state.cancelling.has(job.id); // kept (disabled) until cancel_job answers: the stop is under way
+    if (TERMINAL.has(job.status) && !busy) return "";
     const button = el("button", { type: "button", class: "danger", "data-action": "cancel" }, busy ? "Canceling…" : "Cancel");
     button.setAttribute("aria-label", `Cancel ${job.name || job.id}`);
     button.disabled = busy || !state.canCallTools;
@@ -430,7 +432,7 @@
     if (!iso) return "—";
     const date = new Date(iso);
     if (Number.isNaN(date.getTime())) return String(iso);
-    const options = { dateStyle: "short", timeStyle: "medium", timeZone: state.timeZone };
+    const options = { dateStyle: "medium", timeStyle: "medium", timeZone: state.timeZone };
     try {
       return date.toLocaleString(state.locale, options);
     } catch {
