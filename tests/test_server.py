@@ -14,6 +14,7 @@ import httpx
 import pytest
 from mcp import MCPError
 
+from cancel_job_mcp.audit import AuditLog
 from cancel_job_mcp.backends.base import BackendSettings
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
@@ -69,7 +70,11 @@ async def test_an_unexpected_exception_is_an_internal_error_that_leaks_nothing(
     backend = ExplodingBackend()
     settings = BackendSettings(name="local", kind="local", projects=("*",))
     server = build_server(
-        JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "key"))
+        JobService(
+            Router([settings], factory=lambda _: backend),
+            CursorCodec(Path(mkdtemp()) / "key"),
+            AuditLog(Path(mkdtemp())),
+        )
     )
     arguments = {"project_reference": "demo", "job_id": "job_1"}
     async with client(server, "legacy") as session:
@@ -172,7 +177,11 @@ class HangingBackend(ExplodingBackend):
 async def test_a_call_that_outlasts_the_call_timeout_gets_a_timeout_error_and_the_server_goes_on() -> None:
     settings = BackendSettings(name="local", kind="local", projects=("*",))
     backend = HangingBackend()
-    service = JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "k"))
+    service = JobService(
+        Router([settings], factory=lambda _: backend),
+        CursorCodec(Path(mkdtemp()) / "k"),
+        AuditLog(Path(mkdtemp())),
+    )
     server = build_server(service, limits=CallLimits(timeout_seconds=0.3))
     arguments = {"project_reference": "demo", "job_id": "job_1"}
     async with client(server, "legacy") as session:

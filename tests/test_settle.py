@@ -9,7 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
+from cancel_job_mcp.audit import Attempt, AuditLog
 from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopPolling
+from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
@@ -17,6 +19,8 @@ from cancel_job_mcp.server import build_server
 from cancel_job_mcp.service import JobService
 
 from .conftest import client
+
+ATTEMPT = Attempt("cancel_job", cli_caller())
 
 
 def record(status: str) -> JobRecord:
@@ -54,7 +58,11 @@ class SlowStopBackend:
 def server_with(backend: SlowStopBackend, settle_timeout: float) -> Any:
     settings = BackendSettings(name="slow", kind="slow", projects=("*",), settle_timeout=settle_timeout)
     return build_server(
-        JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "key"))
+        JobService(
+            Router([settings], factory=lambda _: backend),
+            CursorCodec(Path(mkdtemp()) / "key"),
+            AuditLog(Path(mkdtemp())),
+        )
     )
 
 
@@ -133,13 +141,17 @@ class RecordedStopBackend(SlowStopBackend):
 
 def service_with(backend: SlowStopBackend, settle_timeout: float) -> JobService:
     settings = BackendSettings(name="slow", kind="slow", projects=("*",), settle_timeout=settle_timeout)
-    return JobService(Router([settings], factory=lambda _: backend), CursorCodec(Path(mkdtemp()) / "key"))
+    return JobService(
+        Router([settings], factory=lambda _: backend),
+        CursorCodec(Path(mkdtemp()) / "key"),
+        AuditLog(Path(mkdtemp())),
+    )
 
 
 @pytest.mark.anyio
 async def test_a_backend_that_records_its_stops_is_waited_for_until_the_record_says_so() -> None:
     backend = RecordedStopBackend(reads_until_stopped=5)
-    stopped = await service_with(backend, settle_timeout=10).cancel_job("demo", "job-1")
+    stopped = await service_with(backend, settle_timeout=10).cancel_job("demo", "job-1", ATTEMPT)
     assert stopped["completed_at"] is not None
     assert backend.reads == 5
 
@@ -148,7 +160,7 @@ async def test_a_backend_that_records_its_stops_is_waited_for_until_the_record_s
 async def test_the_wait_ends_before_the_call_deadline_with_the_latest_record() -> None:
     backend = RecordedStopBackend(reads_until_stopped=1_000_000)
     with anyio.fail_after(1.0):  # the server's call timeout: the wait keeps a reserve to answer
-        latest = await service_with(backend, settle_timeout=60).cancel_job("demo", "job-1")
+        latest = await service_with(backend, settle_timeout=60).cancel_job("demo", "job-1", ATTEMPT)
     assert latest["status"] == "canceled"
     assert latest["completed_at"] is None
     assert backend.reads >= 1

@@ -15,8 +15,10 @@ from typing import Any
 import anyio
 import pytest
 
+from cancel_job_mcp.audit import Attempt, AuditLog
 from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
 from cancel_job_mcp.backends.slurm import SlurmBackend
+from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
@@ -216,13 +218,13 @@ async def test_cancel_waits_through_completing_until_cancelled(
     monkeypatch.setenv("TEST_SLURM_JWT", TOKEN)
     victim, bystander = fake.add(), fake.add()
     fake.stop_reads = 3
-    service = JobService(Router([settings(fake)]), CursorCodec(tmp_path / "key"))
+    service = JobService(Router([settings(fake)]), CursorCodec(tmp_path / "key"), AuditLog(tmp_path))
     seen: list[str] = []
 
     async def progress(waited: float, budget: float, message: str) -> None:
         seen.append(message)
 
-    record = await service.cancel_job("physics", str(victim), progress)
+    record = await service.cancel_job("physics", str(victim), Attempt("cancel_job", cli_caller()), progress)
     await service.aclose()
     assert (record["status"], record["exit_code"]) == ("canceled", 143)
     assert len(seen) >= 2, "no progress reported while Slurm said CANCELLED+COMPLETING"

@@ -3,18 +3,23 @@ bound to their listing, the cancel's wait."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from cancel_job_mcp.audit import Attempt, AuditLog
 from cancel_job_mcp.backends.base import BackendSettings, JobPage
+from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobRecord, make_record
 from cancel_job_mcp.routing import Router
 from cancel_job_mcp.service import JobService
+
+ATTEMPT = Attempt("cancel_job", cli_caller())
 
 
 def job(job_id: str, status: str = "working") -> JobRecord:
@@ -67,14 +72,18 @@ def service(tmp_path: Path, backends: dict[str, FakeBackend]) -> JobService:
         BackendSettings(name="web", kind="fake", projects=("web-*",)),
         BackendSettings(name="other", kind="fake", projects=("*",)),
     ]
-    return JobService(Router(settings, factory=make), CursorCodec(tmp_path / "cursor.key"))
+    return JobService(
+        Router(settings, factory=make), CursorCodec(tmp_path / "cursor.key"), AuditLog(tmp_path)
+    )
 
 
 def test_calls_reach_the_routed_backend_with_the_prefix_removed(
     service: JobService, backends: dict[str, FakeBackend]
 ) -> None:
     assert anyio.run(service.get_job, "web-1", "j1")["id"] == "j1"
-    assert anyio.run(service.cancel_job, "other:web-1", "j2")["status"] == "canceled"
+    assert (
+        anyio.run(partial(service.cancel_job, attempt=ATTEMPT), "other:web-1", "j2")["status"] == "canceled"
+    )
     assert backends["web"].calls == [("get_job", "web-1", "j1")]
     assert backends["other"].calls == [("cancel_job", "web-1", "j2")], "no wait: the job is already canceled"
 
@@ -86,7 +95,7 @@ def test_calls_reach_the_routed_backend_with_the_prefix_removed(
 def test_a_broken_identifier_is_refused_before_routing(
     service: JobService, backends: dict[str, FakeBackend], project_reference: str, job_id: str, field: str
 ) -> None:
-    for call in (service.get_job, service.cancel_job):
+    for call in (service.get_job, partial(service.cancel_job, attempt=ATTEMPT)):
         with pytest.raises(ToolError) as raised:
             anyio.run(call, project_reference, job_id)
         assert raised.value.code == ErrorCode.INVALID_ARGUMENT

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .audit import AuditLog
 from .config import Config
 from .cursors import CursorCodec
 from .defaults import (
@@ -82,7 +83,9 @@ def configure_logging(level: str) -> None:
 
 
 def build_service(options: AppOptions) -> JobService:
-    return JobService(Router.from_config(options.config), CursorCodec(options.home / "cursor.key"))
+    return JobService(
+        Router.from_config(options.config), CursorCodec(options.home / "cursor.key"), AuditLog(options.home)
+    )
 
 
 def build_mcp_server(options: AppOptions) -> tuple[Server[Any], JobService]:

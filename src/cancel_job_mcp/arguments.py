@@ -34,6 +34,10 @@ _RULES = {
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
+def is_identifier(field: str, value: object) -> bool:
+    return isinstance(value, str) and _RULES[field][0].fullmatch(value) is not None
+
+
 def check_identifier(field: str, value: str) -> None:
     pattern, rule = _RULES[field]
     if pattern.fullmatch(value) is None:

@@ -1,4 +1,5 @@
-"""The command line: `serve` for MCP clients, and `submit`, `jobs`, `show`, `cancel`, `prune` for people."""
+"""The command line: `serve` for MCP clients, and `submit`, `jobs`, `show`, `cancel`, `audit`, `prune` for
+people."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,9 @@ from .app import (
     start_up,
 )
 from .arguments import check_identifier
+from .audit import Attempt, AuditLog, audit_path
 from .backends.base import JobPage
+from .caller import cli_caller
 from .config import HTTP_TOKENS_ENV, ConfigError, data_home, load_config
 from .defaults import (
     DEFAULT_CALL_TIMEOUT,
@@ -105,6 +109,16 @@ def seconds(allow_zero: bool) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of days, 0 or more; got {text!r}")
+    return value
 
 
 def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -229,8 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
-    prune = command("prune", "delete local jobs that stopped long ago, with their logs (never an active job)")
+    prune = command(
+        "prune",
+        "delete local jobs that stopped long ago, with their logs (never an active job), and audit rows"
+        " as old",
+    )
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age of the stop")
+
+    audit = command("audit", "print the audit trail: every cancel attempt, oldest first")
+    audit.add_argument(
+        "--since", type=days, metavar="DAYS", help="only attempts of the last DAYS days (default: all)"
+    )
+    audit.add_argument("--project", help="only attempts on this project reference")
+    audit.add_argument("--json", action="store_true", help="print a JSON array instead of a table")
 
     jobs = command("jobs", "list jobs as a table, newest first")
     jobs.add_argument("--project", help="a project reference, on any backend (default: every local job)")
@@ -350,8 +375,6 @@ def _submit_problem(args: argparse.Namespace, command: list[str]) -> str | None:
 
 
 def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
-    from datetime import timedelta
-
     from .backends.local.runtime import prune_jobs
 
     if not args.older_than >= 0:
@@ -363,10 +386,41 @@ def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
             for home in local_homes(options.config)
             for job in prune_jobs(home, timedelta(days=args.older_than))
         ]
+        pruned_rows = _prune_audit(options.home, timedelta(days=args.older_than))
     except ToolError as error:
         print(str(error), file=sys.stderr)
         return 1
     print(f"Removed {len(removed)} job(s) stopped more than {args.older_than:g} day(s) ago, with their logs.")
+    print(f"Removed {pruned_rows} audit row(s) recorded more than {args.older_than:g} day(s) ago.")
+    return 0
+
+
+def _prune_audit(home: Path, older_than: timedelta) -> int:
+    if not audit_path(home).exists():
+        return 0
+    log = AuditLog(home)
+    try:
+        return log.prune(datetime.now(UTC) - older_than)
+    finally:
+        log.close()
+
+
+def _run_audit(args: argparse.Namespace, options: AppOptions) -> int:
+    since = datetime.now(UTC) - timedelta(days=args.since) if args.since is not None else None
+    entries: list[dict[str, Any]] = []
+    if audit_path(options.home).exists():
+        log = AuditLog(options.home)
+        try:
+            entries = log.entries(since, args.project)
+        except ToolError as error:
+            print(str(error), file=sys.stderr)
+            return 1
+        finally:
+            log.close()
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        _print_table(entries, AUDIT_COLUMNS)
     return 0
 
 
@@ -411,14 +465,14 @@ async def _all_pages(page: Callable[[str | None], Awaitable[JobPage]]) -> list[J
             return records
 
 
-def _print_table(records: list[JobRecord], columns: tuple[str, ...]) -> None:
+def _print_table(records: Sequence[Mapping[str, Any]], columns: tuple[str, ...]) -> None:
     rows = [[_cell(record, column) for column in columns] for record in records]
     widths = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=False)]
     for row in [list(columns), *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _cell(record: JobRecord, column: str) -> str:
+def _cell(record: Mapping[str, Any], column: str) -> str:
     """One table cell on one line: control characters (a newline in a name) are shown escaped."""
     value = record.get(column)
     text = "-" if value is None else str(value)
@@ -447,12 +501,22 @@ def _run_record_command(
     return run
 
 
+async def _cancel(service: JobService, project_reference: str, job_id: str) -> JobRecord:
+    return await service.cancel_job(project_reference, job_id, Attempt("cancel", cli_caller()))
+
+
+AUDIT_COLUMNS = (
+    "at", "transport", "principal", "client_name", "tool", "project", "job_id", "backend", "confirmation",
+    "outcome", "status",
+)  # fmt: skip
+
 COMMANDS: dict[str, Command] = {
     "serve": _run_serve,
     "submit": _run_submit,
     "jobs": _run_jobs,
     "show": _run_record_command(JobService.get_job),
-    "cancel": _run_record_command(JobService.cancel_job),
+    "cancel": _run_record_command(_cancel),
+    "audit": _run_audit,
     "prune": _run_prune,
 }
 

@@ -108,6 +108,16 @@ def cannot_start(backend: str, reason: object) -> ToolError:
     )
 
 
+def audit_unavailable(path: object, error: BaseException) -> ToolError:
+    """The audit trail cannot be written: no cancel goes unrecorded, so none is made."""
+    reason = getattr(error, "strerror", None) or str(error)
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The audit trail {path} cannot be written ({reason}); every cancel is recorded there first, so"
+        " nothing was canceled. Make the state directory writable by this server's user.",
+    )
+
+
 def busy(limit: int) -> ToolError:
     return ToolError(
         ErrorCode.BUSY,

@@ -12,7 +12,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
+
+from .caller import TOKEN_NAME_KEY
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -173,12 +175,31 @@ class HostOriginGuard:
         await self.app(scope, receive, send)
 
 
-class BearerAuth:
-    """Every HTTP request needs `Authorization: Bearer <one of the tokens>`."""
+class NamedToken(NamedTuple):
+    """A bearer token and the name the audit trail records for whoever presents it."""
 
-    def __init__(self, app: ASGIApp, tokens: Sequence[str]) -> None:
+    name: str
+    secret: str
+
+
+_TOKEN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
+
+
+def named_token(entry: str, index: int) -> NamedToken:
+    """One configured token, `NAME:TOKEN` or a bare token (then named `token-INDEX`)."""
+    name, separator, secret = entry.partition(":")
+    if separator and _TOKEN_NAME.fullmatch(name):
+        return NamedToken(name, secret.strip())
+    return NamedToken(f"token-{index}", entry)
+
+
+class BearerAuth:
+    """Every HTTP request needs `Authorization: Bearer <one of the tokens>`; the name of the token it
+    presented goes into its scope (`caller.TOKEN_NAME_KEY`)."""
+
+    def __init__(self, app: ASGIApp, tokens: Sequence[NamedToken]) -> None:
         self.app = app
-        self._tokens = [token.encode() for token in tokens]
+        self._tokens = [(token.name, token.secret.encode()) for token in tokens]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,7 +207,9 @@ class BearerAuth:
             return
         presented = self._presented(scope)
         # Compare against every token, without stopping early, so timing says nothing about which.
-        if presented is not None and any([hmac.compare_digest(presented, token) for token in self._tokens]):
+        matches = [hmac.compare_digest(presented or b"", secret) for _, secret in self._tokens]
+        if presented is not None and any(matches):
+            scope[TOKEN_NAME_KEY] = self._tokens[matches.index(True)][0]
             await self.app(scope, receive, send)
             return
         challenge = 'Bearer realm="cancel-job-mcp"' + (', error="invalid_token"' if presented else "")

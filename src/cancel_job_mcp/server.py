@@ -17,8 +17,10 @@ from opentelemetry import trace
 
 from . import __version__
 from .arguments import ArgumentValidator
+from .audit import Attempt
 from .backends.base import JobPage
 from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs
+from .caller import caller_of
 from .defaults import DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_CONCURRENT_CALLS
 from .errors import (
     CANCEL_ACCEPTED,
@@ -33,7 +35,7 @@ from .errors import (
 from .panel import JobPanel
 from .record import JobRecord
 from .schemas import load_schema
-from .service import JobService, Progress
+from .service import JobService
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,26 @@ GET_JOB_LOGS_DESCRIPTION = (
     " {project_id, job_id, source, lines, truncated, log_bytes}; lines are oldest first. Backends whose"
     " provider keeps no logs answer not_supported, saying what the provider offers instead." + ERROR_CODES
 )
-ToolRunner = Callable[[JobService, dict[str, Any], Progress], Awaitable[Mapping[str, Any]]]
+
+
+@dataclass
+class ToolCall:
+    """One tool call as a runner sees it: its request's context, for progress and for who is calling."""
+
+    ctx: ServerRequestContext[Any]
+    accepted: bool = False  # a backend took a cancel: its progress reports the wait for the job to stop
+
+    async def progress(self, done: float, total: float, message: str) -> None:
+        self.accepted = True
+        await self.ctx.session.report_progress(done, total, message)
+
+    def attempt(self, tool: str) -> Attempt:
+        """What the audit trail records of this call's cancel."""
+        client = self.ctx.session.client_params
+        return Attempt(tool, caller_of(self.ctx.request, client.client_info if client else None))
+
+
+ToolRunner = Callable[[JobService, dict[str, Any], ToolCall], Awaitable[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -113,15 +134,17 @@ def _spec(name: str, title: str, description: str, read_only: bool, run: ToolRun
     return ToolSpec(tool, ArgumentValidator(input_schema), run)
 
 
-async def _cancel_job(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobRecord:
-    return await service.cancel_job(arguments["project_reference"], arguments["job_id"], progress)
+async def _cancel_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobRecord:
+    return await service.cancel_job(
+        arguments["project_reference"], arguments["job_id"], call.attempt("cancel_job"), call.progress
+    )
 
 
-async def _get_job(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobRecord:
+async def _get_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobRecord:
     return await service.get_job(arguments["project_reference"], arguments["job_id"])
 
 
-async def _list_jobs(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobPage:
+async def _list_jobs(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobPage:
     return await service.list_jobs(
         arguments["project_reference"],
         arguments.get("status"),
@@ -130,7 +153,7 @@ async def _list_jobs(service: JobService, arguments: dict[str, Any], progress: P
     )
 
 
-async def _get_job_logs(service: JobService, arguments: dict[str, Any], progress: Progress) -> JobLogs:
+async def _get_job_logs(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobLogs:
     return await service.get_job_logs(
         arguments["project_reference"],
         arguments["job_id"],
@@ -223,13 +246,7 @@ def build_server(
             disabled = " (this server is read-only)" if params.name in every_spec else ""
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}{disabled}")
 
-        accepted = False  # the backend took the cancel: only the wait for the job to stop was left
-
-        async def progress(done: float, total: float, message: str) -> None:
-            nonlocal accepted
-            accepted = True
-            await ctx.session.report_progress(done, total, message)
-
+        call = ToolCall(ctx)
         nonlocal in_flight
         if in_flight >= limits.max_concurrent:
             return error_result(str(busy(limits.max_concurrent)))
@@ -237,9 +254,9 @@ def build_server(
         try:
             arguments = spec.validator.validate(params.arguments)
             with anyio.CancelScope(deadline=anyio.current_time() + limits.timeout_seconds):
-                return success_result(await spec.run(service, arguments, progress))
+                return success_result(await spec.run(service, arguments, call))
             # Reached only when the deadline cancelled the run (a client's cancel propagates).
-            done = CANCEL_ACCEPTED if accepted else CANCEL_UNCONFIRMED
+            done = CANCEL_ACCEPTED if call.accepted else CANCEL_UNCONFIRMED
             done = NOTHING_CHANGED if spec.read_only else done
             return error_result(str(timed_out(params.name, limits.timeout_seconds, done)))
         except ToolError as error:

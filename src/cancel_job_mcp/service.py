@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from contextlib import suppress
 
 import anyio
 
-from .arguments import check_identifier
+from .arguments import check_identifier, is_identifier
+from .audit import OK, Attempt, AuditLog
 from .backends import registry
 from .backends.base import BackendSettings, JobPage, StopPolling
 from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQuery
 from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
-from .errors import ToolError, refused_cursor
+from .errors import ErrorCode, ToolError, refused_cursor
+from .http_security import named_token
 from .record import JobRecord
 from .routing import Route, Router
 
@@ -39,22 +42,57 @@ ANSWER_RESERVE_SECONDS = 0.5
 
 
 class JobService:
-    def __init__(self, router: Router, cursors: CursorCodec) -> None:
+    def __init__(self, router: Router, cursors: CursorCodec, audit: AuditLog) -> None:
         self.router = router
         self.cursors = cursors
+        self.audit = audit
         self._redact: Callable[[str], str] | None = None
 
     async def cancel_job(
-        self, project_reference: str, job_id: str, progress: Progress | None = None
+        self, project_reference: str, job_id: str, attempt: Attempt, progress: Progress | None = None
     ) -> JobRecord:
-        """Cancel, then poll until the job is terminal or the backend's wait budget runs out.
+        """Cancel, then poll until the job is terminal or the backend's wait budget runs out; the
+        attempt and its outcome go to the audit trail (the row first: no row, no cancel).
 
         A provider that accepts a stop request may still report the job running (Ray answers
         "stopped: true" for a RUNNING job), so the record returned is the latest one read.
         """
-        route = self._route(project_reference, job_id)
-        record = await route.backend.cancel_job(route.project, job_id)
-        return await self._settle(route, record, progress)
+        row = await self._begin(attempt, project_reference, job_id)
+        outcome: str = ErrorCode.INTERNAL_ERROR
+        status = None
+        try:
+            route = self._route(project_reference, job_id)
+            record = await route.backend.cancel_job(route.project, job_id)
+            record = await self._settle(route, record, progress)
+            outcome, status = OK, record["status"]
+            return record
+        except ToolError as error:
+            outcome = error.code
+            raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "interrupted"  # the caller gave up, or the call's deadline passed
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):  # the row is completed even as the call is cancelled
+                await self.audit.finish(row, outcome, status)
+
+    async def refuse_cancel(
+        self, project_reference: str, job_id: str, attempt: Attempt, error: ToolError
+    ) -> None:
+        """Record a cancel that was not made (a person declined it); `error` says why."""
+        row = await self._begin(attempt, project_reference, job_id)
+        await self.audit.finish(row, error.code, None)
+
+    async def _begin(self, attempt: Attempt, project_reference: str, job_id: str) -> int:
+        """The attempt's audit row. Values that break the identifier rules are left out: they could be
+        anything (a model may paste a secret where a job id belongs)."""
+        project = project_reference if is_identifier("project_reference", project_reference) else None
+        backend = None
+        if project is not None:
+            with suppress(ToolError):  # an unknown project: the attempt is recorded with no backend
+                backend = self.router.settings_for(project)[0].name
+        job = job_id if is_identifier("job_id", job_id) else None
+        return await self.audit.begin(attempt, project, job, backend)
 
     async def get_job(self, project_reference: str, job_id: str) -> JobRecord:
         route = self._route(project_reference, job_id)
@@ -133,6 +171,7 @@ class JobService:
         return record
 
     async def aclose(self) -> None:
+        self.audit.close()
         await self.router.aclose()
 
 
@@ -141,5 +180,6 @@ def _configured_secrets(backends: Iterable[BackendSettings], environ: Mapping[st
     its kind's standard variable) and the HTTP bearer tokens of `$CANCEL_JOB_MCP_HTTP_TOKENS`."""
     variables = {settings.token_env or registry.ENTRIES[settings.kind].token_env for settings in backends}
     found = [environ.get(variable, "") for variable in variables if variable]
-    found += environ.get(HTTP_TOKENS_ENV, "").split(",")
+    entries = environ.get(HTTP_TOKENS_ENV, "").split(",")
+    found += [named_token(entry.strip(), index).secret for index, entry in enumerate(entries, start=1)]
     return [secret.strip() for secret in found if secret.strip()]

@@ -34,8 +34,10 @@ from .http_security import (
     ASGIApp,
     BearerAuth,
     HostOriginGuard,
+    NamedToken,
     OnlyPost,
     host_name,
+    named_token,
 )
 from .sessions import evict_idle_sessions_when_full
 
@@ -68,21 +70,27 @@ def _is_unspecified(host: str) -> bool:
         return False
 
 
-def load_tokens(token_file: str | None, environ: dict[str, str] | None = None) -> list[str]:
-    """Bearer tokens from `$CANCEL_JOB_MCP_HTTP_TOKENS` (comma-separated) and the token file (one a line)."""
+def load_tokens(token_file: str | None, environ: dict[str, str] | None = None) -> list[NamedToken]:
+    """Bearer tokens from `$CANCEL_JOB_MCP_HTTP_TOKENS` (comma-separated) and the token file (one a
+    line), each `NAME:TOKEN` or a bare token. The name is what the audit trail records of a caller; a
+    bare token is named `token-N` after its place in the list (the environment's first)."""
     environ = dict(os.environ) if environ is None else environ
-    tokens = [token.strip() for token in environ.get(HTTP_TOKENS_ENV, "").split(",") if token.strip()]
+    entries = [entry.strip() for entry in environ.get(HTTP_TOKENS_ENV, "").split(",") if entry.strip()]
     if token_file is not None:
         try:
             lines = Path(token_file).read_text(encoding="utf-8").splitlines()
         except OSError as error:
             raise ServeError(f"cannot read the token file {token_file}: {error.strerror}") from None
-        tokens += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    if any(len(token) < MIN_TOKEN_LENGTH for token in tokens):
+        entries += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    tokens = [named_token(entry, index) for index, entry in enumerate(entries, start=1)]
+    if any(len(token.secret) < MIN_TOKEN_LENGTH for token in tokens):
         raise ServeError(
             f"every HTTP bearer token must be at least {MIN_TOKEN_LENGTH} characters;"
             " generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
+    names = [token.name for token in tokens]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ServeError(f"each HTTP token needs a name of its own; given twice: {', '.join(duplicates)}")
     return tokens
 
 
@@ -92,7 +100,7 @@ def allow_list(options: HttpOptions) -> AllowList:
     return AllowList.build(bound, options.allowed_hosts, options.allowed_origins)
 
 
-def check_exposure(options: HttpOptions, tokens: Sequence[str]) -> None:
+def check_exposure(options: HttpOptions, tokens: Sequence[NamedToken]) -> None:
     if is_loopback(options.host) or tokens or options.allow_unauthenticated:
         return
     raise ServeError(
@@ -102,7 +110,7 @@ def check_exposure(options: HttpOptions, tokens: Sequence[str]) -> None:
     )
 
 
-def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
+def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[NamedToken]) -> ASGIApp:
     """The SDK's Streamable HTTP app behind our guards: Host/Origin, CORS, then the token, then the method."""
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -125,7 +133,7 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[str]) -
             app, options.allowed_origins, ("POST",) if options.stateless else ("GET", "POST", "DELETE")
         )
     for token in tokens:  # never shown: in logs, nor in a job's output (get_job_logs)
-        protected(token)
+        protected(token.secret)
     return HostOriginGuard(app, allow_list(options))
 
 
@@ -203,7 +211,7 @@ def _listen(options: HttpOptions, port: int | None = None) -> socket.socket:
     return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=listener.detach())
 
 
-def _announce(options: HttpOptions, sock: socket.socket, tokens: Sequence[str]) -> None:
+def _announce(options: HttpOptions, sock: socket.socket, tokens: Sequence[NamedToken]) -> None:
     """The one line an operator needs, whatever the log level: the URL, and whether tokens are needed."""
     port = sock.getsockname()[1]
     url = f"http://{host_name(options.host)}:{port}/mcp"
@@ -237,7 +245,7 @@ class Endpoint:
     """What serving over HTTP needs that can be refused, checked and bound before any server is built:
     a refusal then costs no SDK import."""
 
-    tokens: tuple[str, ...]
+    tokens: tuple[NamedToken, ...]
     sock: socket.socket
 
 
@@ -310,7 +318,9 @@ def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) 
             worker.join()
 
 
-def _serve_worker(app: AppOptions, options: HttpOptions, tokens: Sequence[str], sock: socket.socket) -> None:
+def _serve_worker(
+    app: AppOptions, options: HttpOptions, tokens: Sequence[NamedToken], sock: socket.socket
+) -> None:
     """One worker process: uvicorn serving `worker_app` on its own socket."""
     import uvicorn
 
@@ -318,7 +328,7 @@ def _serve_worker(app: AppOptions, options: HttpOptions, tokens: Sequence[str], 
     uvicorn.Server(_uvicorn_config(factory, options, app.log_level, factory=True)).run(sockets=[sock])
 
 
-def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[str]) -> ASGIApp:
+def worker_app(app: AppOptions, options: HttpOptions, tokens: Sequence[NamedToken]) -> ASGIApp:
     """The ASGI app of one worker process."""
     configure_logging(app.log_level)
     with start_up():
