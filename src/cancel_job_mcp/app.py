@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import redact
 from .audit import AuditLog
 from .config import Config
 from .cursors import CursorCodec
@@ -80,6 +81,7 @@ def configure_logging(level: str) -> None:
     )
     # httpcore's debug lines describe raw requests; ours say what matters without them.
     logging.getLogger("httpcore").setLevel(max(logging.INFO, logging.getLogger().level))
+    redact.install(logging.getLogger())  # no URL's password or ?access_token= in any line
 
 
 def build_service(options: AppOptions) -> JobService:

@@ -12,11 +12,12 @@ To give a kind keys of its own, subclass `HostedTable` (or `Table`) with them an
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import ErrorDetails
 
 from .backends.base import BackendSettings
@@ -28,6 +29,18 @@ SECONDS = "must be a number of seconds, 0 or more"
 _Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 _Count = Annotated[int, Field(ge=0)]
 _Pattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9._*?\[\]!-]{1,128}$")]
+# Shapes of tokens that a variable-name pattern alone would let through (AWS access key ids; a long run
+# of letters and digits with no '_', as a generated secret is).
+_TOKEN_SHAPES = re.compile(r"(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{12,}|(?=[A-Z0-9]*[0-9])[A-Z0-9]{20,}")
+
+
+def _not_a_token(name: str) -> str:
+    if _TOKEN_SHAPES.fullmatch(name):
+        raise ValueError("looks like a token")  # words never shown: problem_text uses the description
+    return name
+
+
+_VariableName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$"), AfterValidator(_not_a_token)]
 
 
 class Table(BaseModel):
@@ -71,13 +84,13 @@ class HostedTable(Table):
 
     base_url: str | None = Field(
         None,
-        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
-        description="must be an http:// or https:// URL with no query or fragment",
+        pattern=r"^https?://[^\s/?#@]+(/[^\s?#]*)?$",
+        description="must be an http:// or https:// URL with no user:password@, query or fragment",
     )
-    token_env: str | None = Field(
+    token_env: _VariableName | None = Field(
         None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="must name the environment variable that holds the token, not hold the token itself",
+        description="must name the environment variable that holds the token (upper-case letters, digits"
+        " and '_', at most 64, as in VERYFRONT_API_TOKEN), not hold the token itself",
     )
     connect_timeout: _Seconds | None = Field(None, description=SECONDS)
     read_timeout: _Seconds | None = Field(None, description=SECONDS)
@@ -109,8 +122,9 @@ class SlurmTable(HostedTable):
 
     base_url: str | None = Field(
         None,
-        pattern=r"^(https?://[^\s/?#]+(/[^\s?#]*)?|unix:/\S+)$",
-        description="must be an http:// or https:// URL with no query or fragment, or unix:/path/to/socket",
+        pattern=r"^(https?://[^\s/?#@]+(/[^\s?#]*)?|unix:/\S+)$",
+        description="must be an http:// or https:// URL with no user:password@, query or fragment, or"
+        " unix:/path/to/socket",
     )
     scope: Literal["account", "partition", "user"] | None = Field(
         None, description='must be "account", "partition" or "user"'

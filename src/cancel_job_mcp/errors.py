@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from .record import JobRecord
+from .redact import without_url_secrets
 
 
 class ErrorCode(StrEnum):
@@ -41,6 +42,7 @@ class ToolError(Exception):
     """A failure the caller can act on; its text is safe to show (no secrets, no internals)."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
+        message = without_url_secrets(message)  # an address quoted in it may carry a password
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message

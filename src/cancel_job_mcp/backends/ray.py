@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
+from ..redact import without_url_secrets
 from .base import Backend, BackendConfigError, BackendSettings, JobPage
 from .checks import checked_segment
 from .credentials import REDACTED
@@ -193,13 +194,27 @@ def dashboard_url(settings: BackendSettings, environ: Mapping[str, str] | None =
     if not configured:
         return DEFAULT_DASHBOARD_URL
     source = "base_url" if settings.base_url else ADDRESS_ENV
+    shown = without_url_secrets(configured)
     parts = urlsplit(configured)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BackendConfigError(
-            f"backend {settings.name!r} (ray): {source}={configured!r} is not the HTTP address of a Ray"
+            f"backend {settings.name!r} (ray): {source}={shown!r} is not the HTTP address of a Ray"
             " dashboard. The server uses the Jobs REST API, so give the dashboard URL, e.g."
             " http://127.0.0.1:8265 (not a ray:// client address or a GCS host:port)."
         )
+    if "@" in parts.netloc:
+        raise BackendConfigError(
+            f"backend {settings.name!r} (ray): {source} holds a user name or password (user:password@),"
+            " which this server never sends in a URL; remove it, and give the credential as a token"
+            " (token_env, with auth_header and auth_scheme for a proxy that wants Basic auth)"
+        )
+    try:
+        parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
+    except ValueError:
+        raise BackendConfigError(
+            f"backend {settings.name!r} (ray): {source}={shown!r} has a port that is not a number from"
+            " 1 to 65535; the Ray dashboard listens on 8265 by default"
+        ) from None
     return configured.rstrip("/")
 
 
