@@ -28,6 +28,7 @@ from .conftest import (
     REPO,
     HttpServer,
     process_group_alive,
+    show,
     submit,
     wait_for_process_group,
     wait_until,
@@ -143,19 +144,21 @@ def servers(module_http_servers: Callable[..., HttpServer], site: Site) -> dict[
     }
 
 
-def open_panel(browser: Any, site: Site, server: HttpServer, **list_jobs: Any) -> tuple[Any, Any, list[Any]]:
-    """A page on the host origin showing the panel for list_jobs on project demo; returns the page, the
-    panel's frame and every request the page and its frames made."""
+def open_panel(
+    browser: Any, site: Site, server: HttpServer, tool: str = "list_jobs", **arguments: Any
+) -> tuple[Any, Any, list[Any]]:
+    """A page on the host origin showing the panel for a call of `tool` on project demo; returns the
+    page, the panel's frame and every request the page and its frames made."""
     page = browser.new_page(viewport={"width": 800, "height": 900})
     page.set_default_timeout(TIMEOUT_MS)
     requests: list[Any] = []
     page.on("request", lambda request: requests.append(request))
     page.goto(site.url(HOST))
-    arguments = {"project_reference": "demo", **list_jobs}
+    arguments = {"project_reference": "demo", **arguments}
     options = {
         "serverUrl": server.url,
         "token": TOKEN,
-        "tool": "list_jobs",
+        "tool": tool,
         "theme": "light",
         "args": arguments,
     }
@@ -266,11 +269,12 @@ def test_a_read_only_server_shows_no_cancel_button_and_pages_follow_the_cursor(
     from playwright.sync_api import expect
 
     server = servers["read-only"]
-    oldest = [submit(server.home, "demo", "true", options=("--name", f"batch-{n}"))["id"] for n in (1, 2)]
-    job = submit(server.home, "demo", "sleep", "30", options=("--name", "long-sleep"))
+    # A project of its own: the other tests' jobs on this shared server would change its pages.
+    oldest = [submit(server.home, "pages", "true", options=("--name", f"batch-{n}"))["id"] for n in (1, 2)]
+    job = submit(server.home, "pages", "sleep", "30", options=("--name", "long-sleep"))
     pgid = wait_for_process_group(server.home, job["id"])
     try:
-        page, panel, _ = open_panel(browser, site, server, limit=2)
+        page, panel, _ = open_panel(browser, site, server, project_reference="pages", limit=2)
         rows = panel.locator("tbody tr[data-job-id]")
         expect(rows).to_have_count(2)
         expect(panel.locator(f'tr[data-job-id="{job["id"]}"]')).to_have_attribute("data-status", "working")
@@ -288,3 +292,23 @@ def test_a_read_only_server_shows_no_cancel_button_and_pages_follow_the_cursor(
     finally:
         os.killpg(pgid, 9)
         wait_until(lambda: not process_group_alive(pgid))
+
+
+@pytest.mark.parametrize("tool", ["get_job", "get_job_logs"])
+def test_the_panel_shows_one_job_for_get_job_and_its_logs(
+    browser: Any, site: Site, servers: dict[str, HttpServer], tool: str
+) -> None:
+    from playwright.sync_api import expect
+
+    server = servers["read-only"]
+    job = submit(
+        server.home, "demo", "sh", "-c", "echo first; echo last; exit 4", options=("--name", "report")
+    )
+    wait_until(lambda: show(server.home, "demo", job["id"])["status"] == "failed")
+    page, panel, _ = open_panel(browser, site, server, tool, job_id=job["id"])
+    expect(panel.locator("#detail-title")).to_have_text("report")
+    expect(panel.locator("#fields")).to_contain_text("failed")
+    expect(panel.locator("#fields")).to_contain_text(job["id"])
+    expect(panel.locator("#log-tail")).to_have_text("first\nlast")
+    expect(panel.locator('[data-action="cancel"]')).to_have_count(0)
+    page.close()
