@@ -62,7 +62,7 @@ async def test_a_client_with_mcp_apps_finds_the_panel_over_stdio(home: Path) -> 
     async with client(stdio_server(home), extensions=[APPS_EXTENSION]) as session:
         assert session.server_capabilities.extensions == {EXTENSION_ID: {}}
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
-        for name in ("list_jobs", "get_job"):
+        for name in ("list_jobs", "get_job", "get_job_logs"):
             assert tools[name].meta == {"ui": {"resourceUri": PANEL_URI}}
         assert tools["cancel_job"].meta is None
         resources = (await session.list_resources()).resources
