@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -205,4 +206,83 @@ def test_a_listing_starts_no_command(home: Path, tmp_path: Path) -> None:
     done = run_cli(home, "jobs", "--project", PROJECT)
     assert "job_readonly" in done.stdout
     assert wait_for_stop(home, "job_readonly")["status"] == "failed"
+    assert not marker.exists()
+
+
+# -- the state directory as a trust boundary -------------------------------------------------------
+
+
+def test_every_file_of_a_fresh_state_directory_is_private(tmp_path: Path) -> None:
+    from cancel_job_mcp.app import AppOptions, build_service
+    from cancel_job_mcp.config import load_config
+
+    home = tmp_path / "not-yet" / "home"
+    for _ in range(2):
+        job = submit_job(home, PROJECT, ["sh", "-c", "echo output"])
+        wait_for_stop(home, job["id"])
+
+    async def list_a_page() -> None:  # a page with a next cursor: the cursor key is made
+        service = build_service(AppOptions(home=home, config=load_config(None, home)))
+        try:
+            assert (await service.list_jobs(PROJECT, None, 1, None))["next_cursor"] is not None
+        finally:
+            await service.aclose()
+
+    anyio.run(list_a_page)
+    modes = {os.fspath(path.relative_to(home)): stat.S_IMODE(path.stat().st_mode) for path in home.rglob("*")}
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert {"jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm", "cursor.key", "logs"} <= modes.keys()
+    assert any(name.endswith(".log") for name in modes)
+    assert modes == {name: 0o700 if (home / name).is_dir() else 0o600 for name in modes}
+
+
+def test_a_private_file_made_readable_by_an_older_version_is_made_private(home: Path) -> None:
+    submit_job(home, PROJECT, ["true"])
+    database = store.database_path(home)
+    database.chmod(0o644)
+    run_cli(home, "jobs")
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("what", ["directory", "database"])
+def test_a_state_directory_writable_by_others_is_refused(home: Path, tmp_path: Path, what: str) -> None:
+    marker = tmp_path / "ran"
+    expired_start = store.Lease(True, procs.boot_id() or "", procs.boot_clock() - 1).encode()
+    plant(home, "job_planted", ["touch", str(marker)], "submitted", expired_start)
+    loose = home if what == "directory" else store.database_path(home)
+    loose.chmod(0o777 if what == "directory" else 0o666)
+
+    done = run_cli(home, "jobs", check=False)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"backend_misconfigured: The local runtime refuses {loose}: it is writable")
+    assert f"chmod go-w {loose}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (home / "logs" / "successor.log").exists()
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user (nobody) needs root")
+def test_a_planted_row_in_a_directory_of_another_user_is_refused_and_nothing_runs(
+    tmp_path: Path,
+) -> None:
+    """Another local user made the state directory first and planted a job; root reads it."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    home = tmp_path / "planted"
+    marker = tmp_path / "ran-as-root"
+    expired_start = store.Lease(True, procs.boot_id() or "", procs.boot_clock() - 1).encode()
+    plant(home, "job_planted", ["touch", str(marker)], "submitted", expired_start)
+    for path in (home, *home.iterdir()):
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+    for command in (["jobs"], ["jobs", "--project", PROJECT], ["show", PROJECT, "job_planted"]):
+        done = run_cli(home, *command, check=False)
+        assert done.returncode == 1, command
+        assert f"The local runtime refuses {home}: it belongs to another user (nobody)" in done.stderr
+        assert "Nothing was read, changed or run." in done.stderr
+        assert "Traceback" not in done.stderr
+    assert successor_processes(home) == []
+    assert not (home / "logs").exists()
     assert not marker.exists()

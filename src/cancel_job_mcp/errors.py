@@ -120,6 +120,15 @@ def audit_unavailable(path: object, error: BaseException) -> ToolError:
     )
 
 
+def untrusted_state(path: str, problem: str, fix: str) -> ToolError:
+    """The local runtime's state directory, or a file in it, that another user could have written."""
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The local runtime refuses {path}: {problem}, so another user could read its jobs or plant one."
+        f" Nothing was read, changed or run. {fix}",
+    )
+
+
 def busy(limit: int) -> ToolError:
     return ToolError(
         ErrorCode.BUSY,

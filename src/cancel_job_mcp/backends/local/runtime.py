@@ -25,7 +25,7 @@ from typing import TypeVar
 import anyio
 
 from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
-from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor
+from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor, untrusted_state
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ..base import JobPage, StopPolling
 from ..logs import JobLogs, LogQuery
@@ -377,6 +377,8 @@ def _problem(error: BaseException, database: Path) -> str:
 
 def state_error(home: Path, error: BaseException, consequence: str) -> ToolError:
     """A state directory that cannot be used, named with its problem (never a traceback)."""
+    if isinstance(error, store.UntrustedState):
+        return untrusted_state(os.fspath(error.path), error.problem, error.fix)
     problem = _problem(error, store.database_path(home))
     code = ErrorCode.UPSTREAM_UNAVAILABLE if problem == _DISK_FULL else ErrorCode.BACKEND_MISCONFIGURED
     return ToolError(

@@ -14,8 +14,13 @@ the boot clock (CLOCK_BOOTTIME, with the boot id): a step of the wall clock move
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+import pwd
 import sqlite3
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +124,70 @@ def database_path(home: Path) -> Path:
     return home / "jobs.sqlite3"
 
 
+class UntrustedState(PermissionError):
+    """The state directory, or a file in it, is another user's or writable by others (see `secure`)."""
+
+    def __init__(self, path: Path, problem: str, fix: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+        self.fix = fix
+
+
+# The files the runtime keeps in its state directory besides the job logs (0600 each).
+_PRIVATE_FILES = ("jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm", "cursor.key")
+
+
+def secure(home: Path) -> None:
+    """Make the state directory `home` (mode 0700) if it is missing, and trust it as ssh trusts ~/.ssh.
+
+    It, its database (with the WAL and shared-memory files), the cursor key and the logs directory
+    must be owned by this user (or root) and writable by no one else; otherwise `UntrustedState`.
+    A private file readable by others (made by an older version) is made 0600. Raises OSError when
+    the directory cannot be made (NotADirectoryError for a file in the way).
+    """
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        home.mkdir(mode=0o700)
+    if not home.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", os.fspath(home))
+    _check_owner_and_mode(home, os.stat(home))
+    for name in (*_PRIVATE_FILES, "logs"):
+        path = home / name
+        try:
+            status = os.stat(path)
+        except FileNotFoundError:
+            continue
+        _check_owner_and_mode(path, status)
+        if stat.S_ISREG(status.st_mode) and status.st_mode & 0o077:
+            os.chmod(path, 0o600)
+
+
+def _check_owner_and_mode(path: Path, status: os.stat_result) -> None:
+    me = os.geteuid()
+    if status.st_uid not in (me, 0):
+        owner = _user_name(status.st_uid)
+        raise UntrustedState(
+            path,
+            f"it belongs to another user ({owner})",
+            f"Use a state directory of your own (--home or CANCEL_JOB_MCP_HOME), or, if {owner} is you"
+            f" by another name, give it to this user: chown -R {_user_name(me)} {path}",
+        )
+    if status.st_mode & 0o022:
+        raise UntrustedState(
+            path,
+            f"it is writable by group or others (mode {stat.S_IMODE(status.st_mode):04o})",
+            f"Make it writable by its owner only: chmod go-w {path}",
+        )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 @dataclass(frozen=True)
 class Lease:
     """The place of a process that is starting: until `expires` (boot-clock seconds of boot `boot_id`)
@@ -149,8 +218,12 @@ def lease_of(owner: str | None) -> Lease | None:
 
 
 def open_connection(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode (every statement is its own transaction); creates the database."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A connection in autocommit mode (every statement is its own transaction); creates the database
+    (0600, like its WAL and shared-memory files, which SQLite makes with the database's mode) in a
+    state directory it has checked with `secure`."""
+    secure(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout = 30000")
