@@ -139,8 +139,9 @@ def test_a_job_that_kills_its_supervisor_as_it_starts_runs_once(
     for _ in range(3):
         read_once(home, job["id"])
     record = wait_for_stop(home, job["id"], timeout=60)
-    assert record["status"] == "failed"
-    assert "is gone" in record["failed_reason"]
+    successor_log = (home / "logs" / "successor.log").read_text()
+    assert record["status"] == "failed", (record, successor_log)
+    assert "is gone" in record["failed_reason"], (record, successor_log)
     assert runs.read_text() == "ran\n"
 
 
