@@ -44,9 +44,9 @@ def options(home: Path, config: Config | None = None, read_only: bool = False) -
 @pytest.mark.parametrize(
     ("flag", "configured", "tools"),
     [
-        (False, False, ["cancel_job", "get_job", "list_jobs", "get_job_logs"]),
-        (True, False, ["get_job", "list_jobs", "get_job_logs"]),
-        (False, True, ["get_job", "list_jobs", "get_job_logs"]),
+        (False, False, ["cancel_job", "get_job", "list_jobs", "get_job_logs", "wait_job"]),
+        (True, False, ["get_job", "list_jobs", "get_job_logs", "wait_job"]),
+        (False, True, ["get_job", "list_jobs", "get_job_logs", "wait_job"]),
     ],
 )
 @pytest.mark.anyio

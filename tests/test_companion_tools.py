@@ -178,7 +178,7 @@ async def test_read_only_mode_neither_lists_nor_runs_cancel_job(home: Path, tmp_
         still = structured(
             await session.call_tool("get_job", {"project_reference": "alpha", "job_id": job["id"]})
         )
-    assert names == ["get_job", "list_jobs", "get_job_logs"]
+    assert names == ["get_job", "list_jobs", "get_job_logs", "wait_job"]
     assert still["status"] in ("submitted", "working")
     run_cli(home, "cancel", "alpha", job["id"])
 

@@ -228,7 +228,13 @@ async def test_stateless_mode_serves_every_request_without_a_session(home: Path)
         for mode in ("auto", "legacy"):
             async with client(server.url, mode) as session:
                 tools = (await session.list_tools()).tools
-            assert [tool.name for tool in tools] == ["cancel_job", "get_job", "list_jobs", "get_job_logs"]
+            assert [tool.name for tool in tools] == [
+                "cancel_job",
+                "get_job",
+                "list_jobs",
+                "get_job_logs",
+                "wait_job",
+            ]
     finally:
         stop_http_server(server)
 

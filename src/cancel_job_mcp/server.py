@@ -45,7 +45,8 @@ INSTRUCTIONS = (
     " job id exactly as the user or the job's submitter gave them; a 'NAME:' prefix on the project"
     " reference picks a backend. To stop a job the user describes, find it with list_jobs, confirm with"
     " get_job, then cancel_job. Before deciding to cancel, read what the job printed with get_job_logs:"
-    " it tells a stuck job from a slow one, and says why a job failed."
+    " it tells a stuck job from a slow one, and says why a job failed. To see a job finish, or a cancel"
+    " that is still stopping reach its end, call wait_job (it waits at most 55 seconds a call)."
 )
 ERROR_CODES = (
     " Failures start with a code: " + ", ".join(f"{code} ({code.meaning})" for code in ErrorCode) + "."
@@ -57,7 +58,8 @@ CANCEL_JOB_DESCRIPTION = (
     " with list_jobs or get_job. On success the record comes back with status 'canceled'; canceling a job"
     " that is already canceled returns its record unchanged. A job is looked up only within the named"
     " project, so a wrong project stops nothing (not_found). A job that already completed or failed gives"
-    " not_cancellable with its status." + ERROR_CODES
+    " not_cancellable with its status. If the answer says the stop is still under way, call wait_job to"
+    " see it end." + ERROR_CODES
 )
 GET_JOB_DESCRIPTION = (
     "Read one job's current record without changing anything: its status (submitted, working, completed,"
@@ -83,6 +85,17 @@ GET_JOB_LOGS_DESCRIPTION = (
     " {project_id, job_id, source, lines, truncated, log_bytes}; lines are oldest first. Backends whose"
     " provider keeps no logs answer not_supported, saying what the provider offers instead." + ERROR_CODES
 )
+# wait_job's bounds: the published schema's (at most 55 s, so that clients' 60 s limits are not hit).
+WAIT_SECONDS: dict[str, Any] = load_schema("wait_job.input")["properties"]["timeout_seconds"]
+WAIT_JOB_DESCRIPTION = (
+    "Wait until a job is terminal (completed, failed, or canceled and stopped), without changing"
+    " anything, and return its record: use it after a cancel that is still stopping, or to see a running"
+    f" job finish. timeout_seconds (0-{WAIT_SECONDS['maximum']:g}, default {WAIT_SECONDS['default']:g})"
+    " bounds the wait; the answer's second text says whether the job is terminal or the wait timed out"
+    " (then call wait_job again, or read get_job_logs to see what the job is doing). Progress"
+    " notifications are sent while it waits; canceling the request ends the wait and leaves the job as"
+    " it is." + ERROR_CODES
+)
 
 
 @dataclass
@@ -102,7 +115,15 @@ class ToolCall:
         return Attempt(tool, caller_of(self.ctx.request, client.client_info if client else None))
 
 
-ToolRunner = Callable[[JobService, dict[str, Any], ToolCall], Awaitable[Mapping[str, Any]]]
+@dataclass(frozen=True)
+class Answer:
+    """A tool's answer beyond its structured content: a `note` in plain words (a second text block)."""
+
+    structured: Mapping[str, Any]
+    note: str
+
+
+ToolRunner = Callable[[JobService, dict[str, Any], ToolCall], Awaitable[Mapping[str, Any] | Answer]]
 
 
 @dataclass(frozen=True)
@@ -163,12 +184,30 @@ async def _get_job_logs(service: JobService, arguments: dict[str, Any], call: To
     )
 
 
+async def _wait_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> Answer:
+    seconds = float(arguments.get("timeout_seconds", WAIT_SECONDS["default"]))
+    watch = await service.wait_job(
+        arguments["project_reference"], arguments["job_id"], seconds, call.progress
+    )
+    record = watch.record
+    if watch.stopped:
+        note = f"Job {record['id']} is {record['status']}: it is terminal (waited {watch.seconds:.1f} s)."
+    else:
+        note = (
+            f"The wait timed out after {watch.seconds:.1f} s: job {record['id']} is still"
+            f" {record['status']}, not terminal. Call wait_job again to keep waiting, or get_job_logs to"
+            " see what it is doing."
+        )
+    return Answer(record, note)
+
+
 def tool_specs() -> dict[str, ToolSpec]:
     specs = (
         _spec("cancel_job", "Cancel job", CANCEL_JOB_DESCRIPTION, False, _cancel_job),
         _spec("get_job", "Get job", GET_JOB_DESCRIPTION, True, _get_job),
         _spec("list_jobs", "List jobs", LIST_JOBS_DESCRIPTION, True, _list_jobs),
         _spec("get_job_logs", "Get job logs", GET_JOB_LOGS_DESCRIPTION, True, _get_job_logs),
+        _spec("wait_job", "Wait for job", WAIT_JOB_DESCRIPTION, True, _wait_job),
     )
     return {spec.tool.name: spec for spec in specs}
 
@@ -177,14 +216,16 @@ def error_result(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=_escaped(text))], is_error=True)
 
 
-def success_result(structured: Mapping[str, Any]) -> types.CallToolResult:
+def success_result(answer: Mapping[str, Any] | Answer) -> types.CallToolResult:
+    structured = answer.structured if isinstance(answer, Answer) else answer
     text = json.dumps(structured)
     if "\\ud" in text:  # a surrogate, paired (an emoji) or lone: only a walk tells them apart
         structured = _escaped(structured)
         text = json.dumps(structured)
-    return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)], structured_content=dict(structured)
-    )
+    content: list[types.ContentBlock] = [types.TextContent(type="text", text=text)]
+    if isinstance(answer, Answer):
+        content.append(types.TextContent(type="text", text=_escaped(answer.note)))
+    return types.CallToolResult(content=content, structured_content=dict(structured))
 
 
 def _escaped(value: Any) -> Any:

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 
 import anyio
 
@@ -39,6 +40,17 @@ async def _sleep(project: str, job_id: str, seconds: float) -> None:
 
 # Kept from the call's own deadline (the server's call timeout) to answer with the latest record.
 ANSWER_RESERVE_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Watch:
+    """How a wait for a job to stop ended: the latest record, whether the backend says the job has
+    stopped, the seconds waited, and the read that failed, if one did."""
+
+    record: JobRecord
+    stopped: bool
+    seconds: float
+    error: ToolError | None = None
 
 
 class JobService:
@@ -93,6 +105,19 @@ class JobService:
                 backend = self.router.settings_for(project)[0].name
         job = job_id if is_identifier("job_id", job_id) else None
         return await self.audit.begin(attempt, project, job, backend)
+
+    async def wait_job(
+        self, project_reference: str, job_id: str, seconds: float, progress: Progress | None = None
+    ) -> Watch:
+        """Wait up to `seconds` (and within the call's deadline) for the job to be terminal; never
+        changes it. A cancel still stopping counts as terminal only once the backend says it stopped."""
+        route = self._route(project_reference, job_id)
+        record = await route.backend.get_job(route.project, job_id)
+        message = f"Waiting for job {job_id} to finish."
+        watch = await self._watch(route, record, seconds, progress, message)
+        if watch.error is not None:
+            raise watch.error
+        return watch
 
     async def get_job(self, project_reference: str, job_id: str) -> JobRecord:
         route = self._route(project_reference, job_id)
@@ -150,25 +175,38 @@ class JobService:
         polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
         if polling.has_stopped(record):
             return record  # the common repeat cancel: no deadline arithmetic (it walks the cancel scopes)
+        message = f"Cancel accepted; waiting for job {record['id']} to stop."
+        watch = await self._watch(route, record, route.settings.settle_timeout, progress, message)
+        if watch.error is not None:
+            log.warning("could not read job %s while waiting for it to stop: %s", record["id"], watch.error)
+        return watch.record
+
+    async def _watch(
+        self, route: Route, record: JobRecord, seconds: float, progress: Progress | None, message: str
+    ) -> Watch:
+        """Re-read the job with backoff until the backend says it has stopped, for at most `seconds`
+        and within the call's deadline. A failed read ends the watch with the latest record."""
+        polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
         pause: StopWait = getattr(route.backend, "wait_for_stop", _sleep)
         started = anyio.current_time()
         call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
-        budget = max(0.0, min(route.settings.settle_timeout, call_left))
+        budget = max(0.0, min(seconds, call_left))
         interval = polling.first_seconds
+        error: ToolError | None = None
         while not polling.has_stopped(record):
             waited = anyio.current_time() - started
             if waited >= budget:
                 break
             if progress is not None:
-                await progress(waited, budget, f"Cancel accepted; waiting for job {record['id']} to stop.")
+                await progress(waited, budget, message)
             await pause(route.project, record["id"], min(interval, budget - waited))
             interval = min(interval * 2, polling.max_seconds)
             try:
                 record = await route.backend.get_job(route.project, record["id"])
-            except ToolError as error:
-                log.warning("could not read job %s while waiting for it to stop: %s", record["id"], error)
+            except ToolError as failed:
+                error = failed
                 break
-        return record
+        return Watch(record, polling.has_stopped(record), anyio.current_time() - started, error)
 
     async def aclose(self) -> None:
         self.audit.close()
