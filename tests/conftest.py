@@ -52,6 +52,7 @@ CLUSTER_OF_MODULE = {
     "tests/test_e2e_ray.py": "ray_head",
     "tests/test_slurm_cluster.py": "slurm_cluster",
     "tests/test_slurm_e2e.py": "slurm_cluster",
+    "tests/test_temporal_e2e.py": "temporal_server",
 }
 # The modules whose tests share module-scoped servers (a start costs about a second of CPU): under
 # pytest-xdist each runs on one worker, so that its servers start once.
@@ -382,3 +383,17 @@ def slurm_cluster() -> Iterator[Any]:
         pytest.skip(str(reason))
     with running_cluster("slurm_cluster", lambda: stop_cluster(cluster)):
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def temporal_server() -> Iterator[Any]:
+    """One Temporal dev server and worker for the session (tests/temporal_cluster.py), stopped after its
+    modules' tests."""
+    from .temporal_cluster import TEMPORAL, start_server, stop_server
+
+    if not TEMPORAL.exists():
+        pytest.skip(f"Temporal is not installed ({TEMPORAL} is absent); run .ci/install-temporal.sh")
+    pytest.importorskip("temporalio", reason="the worker needs the temporalio SDK: pip install -e '.[test]'")
+    server = start_server()
+    with running_cluster("temporal_server", lambda: stop_server(server)):
+        yield server

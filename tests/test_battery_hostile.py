@@ -1,6 +1,7 @@
 """Hostile providers, through a real stdio server and through the real CLI (issue 11, "must show").
 
-Each fake provider (the four hosted ones and a Ray dashboard behind a token proxy) answers in turn
+Each fake provider (the four hosted ones, a Ray dashboard behind a token proxy and Temporal's HTTP
+API with an API key) answers in turn
 with a gzip bomb (415 KB -> 400 MiB), a 200 MB chunked body, one byte a second, broken gzip, a NaN,
 JSON nested 100,000 levels, absurd timestamps (1e20, -1e15, year 9999 at -05:00), the token in
 pieces and encodings (in an error, and in a 200's job fields), and rate-limit headers holding any
@@ -27,7 +28,16 @@ import pytest
 
 from .battery_support import RawStdioServer, error_code
 from .conftest import CLI, env_for
-from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, leaks, provider_tables
+from .fakes import (
+    PROVIDERS,
+    FakeProvider,
+    FakeRay,
+    FakeTemporal,
+    FakeVeryfront,
+    Fault,
+    leaks,
+    provider_tables,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -83,9 +93,11 @@ TOKENS = {
     "ionworks": "hk-5e0a9d3c7f1b6284a3",
     "talonic": "hk-c6f2a8e4d0b9137c54",
     "ray": "hk-1d7b5f3a9e2c0468b5",
+    "temporal": "hk-7a2e9c4f1b6d0385c6",
 }
 TARGETS = [Target(case.kind, case.fake, case.project, case.add_active) for case in PROVIDERS]
 TARGETS.append(Target("ray", FakeRay, "cluster", lambda fake: fake.add_job()))
+TARGETS.append(Target("temporal", FakeTemporal, "default", lambda fake: fake.add_workflow()))
 BY_KIND = {target.kind: target for target in TARGETS}
 
 
@@ -182,7 +194,8 @@ def test_hostile_answer_ends_in_its_code_in_time(rig: Rig, target: Target, fault
     fake = rig.fakes[target.kind]
     job_id = target.add_active(fake)
     fake.clear_faults()
-    # Twice: Ray's stop answer holds no job, the damage is in the read that follows it.
+    # Twice: Ray's stop answer holds no job, the damage is in the read that follows it (and Temporal's
+    # cancel reads the workflow before and after).
     fake.fail(fault, times=2)
     if fault in MEMORY_FAULTS and not rig.rss_before_kib:
         rig.rss_before_kib = status_kib(rig.server.pid, "VmRSS")
@@ -262,7 +275,7 @@ def cli_baseline_kib(rig: Rig) -> int:
 
 
 @pytest.mark.parametrize("fault", list(HOSTILE), ids=str)
-@pytest.mark.parametrize("kind", ["veryfront", "ray"])
+@pytest.mark.parametrize("kind", ["veryfront", "ray", "temporal"])
 def test_cli_against_a_hostile_provider(rig: Rig, cli_baseline_kib: int, kind: str, fault: Fault) -> None:
     target = BY_KIND[kind]
     fake = rig.fakes[kind]

@@ -1,7 +1,7 @@
 """Secrets: a canary token for every backend never shows in a result, an error, a log line or an exception.
 
 A stdio server at `--log-level debug` (stderr kept) is configured with a distinct canary token per
-backend (the four providers and Ray), through environment variables named in the config. Every
+backend (the four providers, Ray and Temporal), through environment variables named in the config. Every
 provider fake echoes the request headers (so the token) in its error bodies; some also put the token
 in their own words, in an HTML page, or in a job's fields. Every answer and all of stderr are searched.
 """
@@ -17,7 +17,16 @@ from typing import Any
 import pytest
 
 from .battery_support import RawStdioServer, error_code
-from .fakes import PROVIDERS, FakeProvider, FakeRay, FakeVeryfront, Fault, ProviderCase, provider_tables
+from .fakes import (
+    PROVIDERS,
+    FakeProvider,
+    FakeRay,
+    FakeTemporal,
+    FakeVeryfront,
+    Fault,
+    ProviderCase,
+    provider_tables,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +34,7 @@ TOKENS = {
     kind: f"cjm-CANARY-{kind}-5e1d7b93c0" for kind in ("veryfront", "digitalocean", "ionworks", "talonic")
 }
 TOKENS["ray"] = "cjm-CANARY-ray-0a4f62d8e1"
+TOKENS["temporal"] = "cjm-CANARY-temporal-6c3b9e0f2a"
 FAULTS = [
     Fault.BAD_REQUEST,
     Fault.UNAUTHORIZED,
@@ -65,6 +75,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     home.mkdir()
     fakes: dict[str, FakeProvider] = {case.kind: case.fake(TOKENS[case.kind]) for case in PROVIDERS}
     fakes["ray"] = FakeRay(TOKENS["ray"])
+    fakes["temporal"] = FakeTemporal(TOKENS["temporal"])
     for fake in fakes.values():
         fake.echo_headers = True
     settings = (
@@ -192,6 +203,34 @@ def test_ray_behind_a_token_proxy(rig: Rig) -> None:
         result = check(rig, rig.server.call_tool(tool, arguments))
         assert error_code(result) == code, result
     assert fake.requests
+
+
+@pytest.mark.parametrize("tool", ["get_job", "cancel_job", "list_jobs"])
+@pytest.mark.parametrize("fault", FAULTS, ids=str)
+def test_temporal_with_an_api_key(rig: Rig, fault: Fault, tool: str) -> None:
+    """Temporal Cloud's API key (sent as `Authorization: Bearer`) echoed back in every fault."""
+    fake = rig.fakes["temporal"]
+    arguments = {"project_reference": "temporal:default", "job_id": fake.add_workflow()}  # type: ignore[attr-defined]
+    if tool == "list_jobs":
+        del arguments["job_id"]
+    fake.fail_always(fault)
+    rig.faults += 1
+    try:
+        result = check(rig, rig.server.call_tool(tool, arguments))
+    finally:
+        fake.clear_faults()
+    assert result.get("isError"), result
+    assert error_code(result) not in (None, "internal_error"), result
+
+
+def test_temporal_successful_calls_carry_no_token(rig: Rig) -> None:
+    fake = rig.fakes["temporal"]
+    arguments = {"project_reference": "temporal:default", "job_id": fake.add_workflow()}  # type: ignore[attr-defined]
+    for tool in ("get_job", "cancel_job", "cancel_job"):
+        assert not check(rig, rig.server.call_tool(tool, arguments)).get("isError")
+    assert not check(rig, rig.server.call_tool("list_jobs", {"project_reference": "temporal:default"})).get(
+        "isError"
+    )
 
 
 def test_the_fakes_did_echo_the_token(rig: Rig) -> None:

@@ -19,7 +19,7 @@ from .conftest import REPO, run_cli
 
 SOURCE = Path("/etc/cjm.toml")
 HOME = Path("/tmp/home")
-KINDS = "local, veryfront, digitalocean, ionworks, talonic, ray, slurm"
+KINDS = "local, veryfront, digitalocean, ionworks, talonic, ray, slurm, temporal"
 TOKENS = {"VERYFRONT_API_TOKEN": "vf-token", "TALONIC_API_KEY": "tl-token", "DIGITALOCEAN_TOKEN": "do"}
 
 
@@ -158,9 +158,19 @@ def test_unset_keys_keep_the_defaults_and_the_kind_defaults_to_the_name() -> Non
 @pytest.mark.parametrize(
     ("kind", "key", "value", "takers"),
     [
-        ("local", "base_url", '"http://x"', "veryfront, digitalocean, ionworks, talonic, ray and slurm"),
-        ("local", "settle_timeout", "5", "veryfront, digitalocean, ionworks, talonic, ray and slurm"),
-        ("local", "token_env", '"X"', "veryfront, digitalocean, ionworks, talonic, ray and slurm"),
+        (
+            "local",
+            "base_url",
+            '"http://x"',
+            "veryfront, digitalocean, ionworks, talonic, ray, slurm and temporal",
+        ),
+        (
+            "local",
+            "settle_timeout",
+            "5",
+            "veryfront, digitalocean, ionworks, talonic, ray, slurm and temporal",
+        ),
+        ("local", "token_env", '"X"', "veryfront, digitalocean, ionworks, talonic, ray, slurm and temporal"),
         ("veryfront", "auth_header", '"X-Key"', "ray"),
         ("veryfront", "home", '"/tmp"', "local"),
         ("ray", "scope", '"account"', "slurm"),

@@ -79,7 +79,8 @@ def load_config(explicit: Path | None, home: Path, environ: Mapping[str, str] = 
 def env_only_config(home: Path, environ: Mapping[str, str]) -> Config:
     """`KIND:REF` for every provider whose standard environment variable is set; `local` for the rest."""
     backends = [
-        BackendSettings(name=kind, kind=kind, token_env=entry.token_env)
+        # An optional token (Temporal's API key) is read from its standard variable only when set.
+        BackendSettings(name=kind, kind=kind, token_env=entry.token_env if entry.token_required else None)
         for kind, entry in registry.ENTRIES.items()
         if any(environ.get(variable) for variable in (entry.token_env, entry.address_env) if variable)
     ]

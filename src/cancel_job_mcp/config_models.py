@@ -137,8 +137,23 @@ class SlurmTable(HostedTable):
     user_name: str | None = Field(None, description="must be the Slurm user name sent with the token")
 
 
+class TemporalTable(HostedTable):
+    """Temporal's HTTP API; `projects` are namespaces."""
+
+    grace_period: _Seconds | None = Field(
+        None,
+        le=3600,
+        description="must be a number of seconds from 0 to 3600 (a cancel's wait before terminating)",
+    )
+
+
 # The kinds with keys of their own; every other kind takes HostedTable's.
-KIND_TABLES: dict[str, type[Table]] = {"local": LocalTable, "ray": RayTable, "slurm": SlurmTable}
+KIND_TABLES: dict[str, type[Table]] = {
+    "local": LocalTable,
+    "ray": RayTable,
+    "slurm": SlurmTable,
+    "temporal": TemporalTable,
+}
 
 
 def table_model(kind: str) -> type[Table]:

@@ -14,7 +14,7 @@ import anyio
 from .arguments import check_identifier, is_identifier
 from .audit import OK, Attempt, AuditLog
 from .backends import registry
-from .backends.base import BackendSettings, JobPage, StopPolling
+from .backends.base import BackendSettings, JobPage, Progress, StopPolling
 from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQuery
 from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
@@ -24,9 +24,6 @@ from .record import JobRecord
 from .routing import Route, Router
 
 log = logging.getLogger(__name__)
-
-# progress(seconds waited so far, wait budget, message)
-Progress = Callable[[float, float, str], Awaitable[None]]
 
 DEFAULT_POLLING = StopPolling()
 # wait_for_stop(project, job_id, seconds): a backend that can tell when a stop may have been recorded
@@ -74,7 +71,11 @@ class JobService:
         status = None
         try:
             route = self._route(project_reference, job_id)
-            record = await route.backend.cancel_job(route.project, job_id)
+            waits_itself = getattr(route.backend, "cancel_job_with_progress", None)
+            if waits_itself is not None:
+                record = await waits_itself(route.project, job_id, progress)
+            else:
+                record = await route.backend.cancel_job(route.project, job_id)
             record = await self._settle(route, record, progress)
             outcome, status = OK, record["status"]
             return record

@@ -21,6 +21,7 @@ from .ionworks import FakeIonworks
 from .ray import FakeRay
 from .server import FakeProvider, Fault, HttpError, Recorded, Reply, leaked_forms, now_iso
 from .talonic import FakeTalonic
+from .temporal import FakeTemporal
 from .veryfront import FakeVeryfront
 
 CANARY_TOKEN = "cjm-CANARY-t0k3n-9f2c7e1a"
@@ -34,6 +35,7 @@ __all__ = [
     "FakeProvider",
     "FakeRay",
     "FakeTalonic",
+    "FakeTemporal",
     "FakeVeryfront",
     "Fault",
     "HttpError",

@@ -81,7 +81,8 @@ _ABSURD_TIMES: dict[Fault, Any] = {
     Fault.TS_NEGATIVE: -1e15,
     Fault.TS_9999: "9999-12-31T23:59:59-05:00",
 }
-_TIME_KEYS = ("created_at", "started_at", "completed_at", "updated_at", "start_time", "end_time")
+_TIME_KEYS = ("created_at", "started_at", "completed_at", "updated_at", "start_time", "end_time", "startTime",
+             "closeTime")  # fmt: skip
 
 
 def leaked_forms(token: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
@@ -16,12 +16,19 @@ class BackendConfigError(ValueError):
     """A backend cannot be created from its settings (e.g. its token variable is unset)."""
 
 
+# progress(seconds waited so far, wait budget, message): a notification to the caller of a tool.
+Progress = Callable[[float, float, str], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class StopPolling:
     """How cancel_job polls a canceled job until it has stopped. A backend may set its own as
     `stop_polling`: one that records stops itself says when a record shows one, and one whose reads
     are cheap may be polled more often. One that can tell when a stop may have been recorded also
-    defines `wait_for_stop(project, job_id, seconds)`, which ends the pause between two polls early."""
+    defines `wait_for_stop(project, job_id, seconds)`, which ends the pause between two polls early.
+    One that waits for the stop itself (Temporal: a grace period, then a terminate) defines
+    `cancel_job_with_progress(project, job_id, progress)`, called instead of `cancel_job` with the
+    caller's progress notifications."""
 
     has_stopped: Callable[[JobRecord], bool] = is_terminal
     first_seconds: float = 0.1

@@ -35,6 +35,7 @@ ENTRIES: dict[str, Entry] = {
     "talonic": Entry("cancel_job_mcp.backends.talonic", "TALONIC_API_KEY", token_required=True),
     "ray": Entry("cancel_job_mcp.backends.ray", address_env="RAY_ADDRESS"),
     "slurm": Entry("cancel_job_mcp.backends.slurm"),
+    "temporal": Entry("cancel_job_mcp.backends.temporal", "TEMPORAL_API_KEY", address_env="TEMPORAL_ADDRESS"),
 }
 KINDS: tuple[str, ...] = tuple(ENTRIES)
 
