@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
+from cancel_job_mcp.backends.logs import LogQuery
 from cancel_job_mcp.backends.temporal import DEFAULT_HTTP_URL, TemporalBackend, create, http_api_url
 from cancel_job_mcp.config import ConfigError, env_only_config, parse_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
@@ -247,3 +248,15 @@ async def test_list_sends_temporals_status_query_and_pages_with_its_token(
     assert fake.requests[1].query["nextPageToken"] == ["tok3n=="]
     assert (await backend.list_jobs("default", "submitted", 5, None))["jobs"] == []
     assert len(fake.requests) == 2, "Temporal has no submitted workflows to ask for"
+
+
+@pytest.mark.anyio
+async def test_logs_are_not_supported_and_name_the_event_history(
+    fake: FakeTemporal, backend: TemporalBackend
+) -> None:
+    with pytest.raises(ToolError) as raised:
+        await backend.get_job_logs("default", fake.add_workflow(), LogQuery())
+    assert raised.value.code == ErrorCode.NOT_SUPPORTED
+    assert "event history" in raised.value.message
+    assert "/api/v1/namespaces/{namespace}/workflows/{workflow id}/history" in raised.value.message
+    assert fake.requests == []

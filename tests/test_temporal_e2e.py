@@ -274,5 +274,8 @@ async def test_list_and_get_match_the_contract_and_temporals_own_state(
         assert record["config"]["task_queue"] == described["taskQueue"]
         assert record["config"]["_provider"]["run_id"] == described["execution"]["runId"]
         assert record["created_at"].startswith(described["startTime"][:19])
+        logs = error_text(await call(session, "get_job_logs", project_reference="default", job_id=running))
+        assert logs.startswith("not_supported: Temporal does not offer"), logs
+        assert "event history" in logs
     finally:
         temporal_server.terminate_if_running(running)

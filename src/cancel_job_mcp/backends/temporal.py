@@ -38,6 +38,8 @@ What "stopped" means on Temporal: the execution is closed, and no workflow code 
 activity already running in a worker is only told of the cancel when it heartbeats; one that does not
 heartbeat runs on until it finishes (its result is then dropped).
 
+Logs: Temporal keeps no job output; `get_job_logs` is `not_supported`, naming the event history.
+
 Auth: none by default. For Temporal Cloud, `$TEMPORAL_API_KEY` (or the variable named by `token_env`)
 is sent as `Authorization: Bearer <key>`, Temporal Cloud's documented header for API keys, and never
 over plain http to a host other than this machine.
@@ -131,6 +133,12 @@ class TemporalBackend(HostedBackend):
     service, one namespace per project."""
 
     spec = SPEC
+    logs_instead = (
+        "A workflow's record of what it did is its event history: GET"
+        " /api/v1/namespaces/{namespace}/workflows/{workflow id}/history on the HTTP API, or"
+        " `temporal workflow show --workflow-id ID`; what its activities print stays with the workers."
+        " get_job gives its status and, once closed, its failure or terminate reason."
+    )
 
     def __init__(self, settings: BackendSettings) -> None:
         super().__init__(settings)
