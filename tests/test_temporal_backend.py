@@ -96,6 +96,11 @@ def test_the_http_api_address() -> None:
     for wrong in ("127.0.0.1:7233", "localhost:7233", "dns:///t.example:7233"):
         with pytest.raises(BackendConfigError, match="not the gRPC host:port"):
             http_api_url(settings(), {"TEMPORAL_ADDRESS": wrong})
+    with pytest.raises(BackendConfigError, match="user:password@") as raised:
+        http_api_url(settings(), {"TEMPORAL_ADDRESS": "http://ada:s3cr3t-Pa55@t.example:7243"})
+    assert "s3cr3t" not in str(raised.value)
+    with pytest.raises(BackendConfigError, match="port that is not a number from 1 to 65535"):
+        http_api_url(settings(), {"TEMPORAL_ADDRESS": "http://t.example:99999"})
 
 
 def test_an_api_key_never_goes_over_plain_http_to_another_host(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -60,6 +60,7 @@ import anyio
 
 from ..errors import ToolError, not_cancellable, not_found
 from ..record import JobRecord, JobStatus
+from ..redact import without_url_secrets
 from .base import Backend, BackendConfigError, BackendSettings, Progress
 from .checks import checked_segment
 from .flows import ProviderPage
@@ -109,13 +110,27 @@ def http_api_url(settings: BackendSettings, environ: Mapping[str, str] | None = 
     if not configured:
         return DEFAULT_HTTP_URL
     source = "base_url" if settings.base_url else ADDRESS_ENV
+    shown = without_url_secrets(configured)[:80]
     parts = urlsplit(configured)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BackendConfigError(
-            f"backend {settings.name!r} (temporal): {source}={configured[:80]!r} is not the URL of Temporal's"
-            " HTTP API. The server uses the HTTP API, so give its URL, e.g. http://127.0.0.1:7243 (not the"
-            " gRPC host:port, such as 127.0.0.1:7233, that the Temporal CLI takes)."
+            f"backend {settings.name!r} (temporal): {source}={shown!r} is not the URL of Temporal's HTTP API."
+            " The server uses the HTTP API, so give its URL, e.g. http://127.0.0.1:7243 (not the gRPC"
+            " host:port, such as 127.0.0.1:7233, that the Temporal CLI takes)."
         )
+    if "@" in parts.netloc:
+        raise BackendConfigError(
+            f"backend {settings.name!r} (temporal): {source} holds a user name or password (user:password@),"
+            " which this server never sends in a URL; remove it, and give an API key in TEMPORAL_API_KEY"
+            " (or the variable token_env names)"
+        )
+    try:
+        parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
+    except ValueError:
+        raise BackendConfigError(
+            f"backend {settings.name!r} (temporal): {source}={shown!r} has a port that is not a number from"
+            " 1 to 65535; Temporal's HTTP API listens on 7243 by default"
+        ) from None
     return configured.rstrip("/")
 
 
