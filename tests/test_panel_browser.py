@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -145,7 +146,12 @@ def servers(module_http_servers: Callable[..., HttpServer], site: Site) -> dict[
 
 
 def open_panel(
-    browser: Any, site: Site, server: HttpServer, tool: str = "list_jobs", **arguments: Any
+    browser: Any,
+    site: Site,
+    server: HttpServer,
+    tool: str = "list_jobs",
+    styles: dict[str, Any] | None = None,
+    **arguments: Any,
 ) -> tuple[Any, Any, list[Any]]:
     """A page on the host origin showing the panel for a call of `tool` on project demo; returns the
     page, the panel's frame and every request the page and its frames made."""
@@ -159,6 +165,7 @@ def open_panel(
         "serverUrl": server.url,
         "token": TOKEN,
         "tool": tool,
+        "styles": styles,
         "theme": "light",
         "args": arguments,
     }
@@ -216,6 +223,8 @@ def test_the_panel_shows_tails_and_cancels_real_jobs(
     running_row = panel.locator(f'tr[data-job-id="{running["id"]}"]')
     expect(running_row.locator(".chip")).to_have_text("▶ working")
     expect(panel.locator('[data-action="cancel"]')).to_have_count(1)  # only the active job
+    # The host sizes the frame from the panel's ui/notifications/size-changed.
+    expect(page.locator("iframe")).to_have_attribute("style", re.compile(r"height: \d+px"))
 
     # The detail: its record, and the log tail refreshed while it runs (where get_job_logs is served).
     running_row.locator('[data-action="open"]').click()
@@ -274,12 +283,16 @@ def test_a_read_only_server_shows_no_cancel_button_and_pages_follow_the_cursor(
     job = submit(server.home, "pages", "sleep", "30", options=("--name", "long-sleep"))
     pgid = wait_for_process_group(server.home, job["id"])
     try:
-        page, panel, _ = open_panel(browser, site, server, project_reference="pages", limit=2)
+        host_styles = {"variables": {"--color-background-primary": "rgb(250, 240, 230)"}}
+        page, panel, _ = open_panel(
+            browser, site, server, styles=host_styles, project_reference="pages", limit=2
+        )
         rows = panel.locator("tbody tr[data-job-id]")
         expect(rows).to_have_count(2)
         expect(panel.locator(f'tr[data-job-id="{job["id"]}"]')).to_have_attribute("data-status", "working")
         expect(panel.locator('[data-action="cancel"]')).to_have_count(0)
         expect(panel.locator("th.cancel-column")).to_be_hidden()
+        expect(panel.locator("body")).to_have_css("background-color", "rgb(250, 240, 230)")  # the host's
         panel.locator("#older").click()
         expect(rows).to_have_count(1)
         expect(rows.first).to_have_attribute("data-job-id", oldest[0])
@@ -301,12 +314,12 @@ def test_the_panel_shows_one_job_for_get_job_and_its_logs(
     from playwright.sync_api import expect
 
     server = servers["read-only"]
-    job = submit(
-        server.home, "demo", "sh", "-c", "echo first; echo last; exit 4", options=("--name", "report")
-    )
+    name = '<img src=x onerror="parent.postMessage(1, `*`)">report'  # shown as text, never as markup
+    job = submit(server.home, "demo", "sh", "-c", "echo first; echo last; exit 4", options=("--name", name))
     wait_until(lambda: show(server.home, "demo", job["id"])["status"] == "failed")
     page, panel, _ = open_panel(browser, site, server, tool, job_id=job["id"])
-    expect(panel.locator("#detail-title")).to_have_text("report")
+    expect(panel.locator("#detail-title")).to_have_text(name)
+    expect(panel.locator("img")).to_have_count(0)
     expect(panel.locator("#fields")).to_contain_text("failed")
     expect(panel.locator("#fields")).to_contain_text(job["id"])
     expect(panel.locator("#log-tail")).to_have_text("first\nlast")

@@ -14,7 +14,7 @@ const DEFAULT_CSP =
   "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline';" +
   " img-src 'self' data:; media-src 'self' data:; connect-src 'none'; frame-src 'none'; base-uri 'self'";
 
-async function openPanel({ serverUrl, token, tool, args, theme }) {
+async function openPanel({ serverUrl, token, tool, args, theme, styles }) {
   const client = new Client(HOST, { capabilities: { extensions: { [EXTENSION]: { mimeTypes: [MIME_TYPE] } } } });
   const headers = token ? { Authorization: `Bearer ${token}` } : {};
   await client.connect(new StreamableHTTPClientTransport(new URL(serverUrl), { requestInit: { headers } }));
@@ -36,6 +36,7 @@ async function openPanel({ serverUrl, token, tool, args, theme }) {
     locale: "en-GB",
     timeZone: "UTC",
     platform: "web",
+    ...(styles ? { styles } : {}),
   };
   const bridge = new AppBridge(client, HOST, { serverTools: {}, logging: {} }, { hostContext });
   bridge.onsizechange = ({ height }) => {
