@@ -8,6 +8,7 @@ caller (the tools and the CLI); each provider checks only its own formats.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -57,11 +58,24 @@ class ArgumentValidator:
         self.schema = schema
         self._fits = _quick_check(schema)
         self._validator: Draft7Validator | None = None
+        properties = schema.get("properties", {})
+        self._integers = frozenset(name for name, sub in properties.items() if "integer" in _types(sub))
 
     def validate(self, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The arguments, checked; a null optional argument is left out (where the schema allows null,
+        it means "not given"), and an integer written as 5.0 is the integer 5, for every backend."""
         values = dict(arguments or {})
-        if self._fits is not None and self._fits(values):
-            return values
+        if not (self._fits is not None and self._fits(values)):
+            self._check_fully(values)
+        if None in values.values() or any(type(values.get(name)) is float for name in self._integers):
+            values = {
+                name: int(value) if name in self._integers and type(value) is float else value
+                for name, value in values.items()
+                if value is not None
+            }
+        return values
+
+    def _check_fully(self, values: dict[str, Any]) -> None:
         errors = list(self._full().iter_errors(values))
         if errors:
             errors.sort(key=lambda error: list(error.absolute_path))
@@ -69,7 +83,6 @@ class ArgumentValidator:
             # dict.fromkeys: one `required` error per missing field names them all; say each once.
             problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))
             raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:_MAX_REPORTED]))
-        return values
 
     def _full(self) -> Draft7Validator:
         if self._validator is None:
@@ -93,7 +106,11 @@ def _problems(error: ValidationError, accepted: list[str]) -> list[str]:
             f"{_preview(name)}: is not an accepted field (the tool takes only: {fields})" for name in extra
         ]
     if error.validator == "type":
-        return [f"{field}: must be of type {error.validator_value}, got {_json_type(error.instance)}"]
+        expected = " or ".join(_types({"type": error.validator_value}))
+        return [f"{field}: must be of type {expected}, got {_json_type(error.instance)}"]
+    if error.validator == "enum":
+        members = ", ".join(json.dumps(member) for member in cast(list[Any], error.validator_value))
+        return [f"{field}: must be one of {members}; got {_truncate(json.dumps(error.instance))}"]
     return [f"{field}: {_truncate(error.message)}"]
 
 
@@ -147,12 +164,21 @@ def _quick_check(schema: Mapping[str, Any]) -> Callable[[dict[str, Any]], bool] 
     return fits
 
 
-def _value_check(schema: Mapping[str, Any]) -> Check | None:
+def _types(schema: Mapping[str, Any]) -> list[str]:
     json_type = schema.get("type")
+    return list(json_type) if isinstance(json_type, list) else [str(json_type)]
+
+
+def _value_check(schema: Mapping[str, Any]) -> Check | None:
+    types = _types(schema)
+    nullable = "null" in types and len(types) == 2
+    json_type = next(kind for kind in types if kind != "null") if nullable else schema.get("type")
     if not set(schema) <= _VALUE_KEYWORDS or json_type not in _SURE_TYPES:
         return None
     sure_type = _SURE_TYPES[json_type]
     enum = schema.get("enum")
+    if nullable and enum is not None:
+        enum = [member for member in enum if member is not None]
     low, high = schema.get("minimum"), schema.get("maximum")
     shortest, longest = schema.get("minLength"), schema.get("maxLength")
     if (
@@ -163,6 +189,8 @@ def _value_check(schema: Mapping[str, Any]) -> Check | None:
         return None  # keywords that apply to other types, or enum members of another type
 
     def check(value: Any) -> bool:
+        if value is None:
+            return nullable
         # type() is, not isinstance: True is an int to Python, not an integer to JSON Schema.
         if type(value) is not sure_type:
             return False

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,7 @@ EPILOG = (
     " configuration runs. `%(prog)s COMMAND --help` describes each command."
 )
 DRAIN_MARGIN_SECONDS = 10.0
+MAX_RETRIES = 10_000
 TRANSPORT_HELP = (
     "stdio: one MCP client on stdin/stdout, the client starts the server (default);"
     " http: Streamable HTTP at http://HOST:PORT/mcp for many clients"
@@ -111,13 +113,31 @@ def seconds(allow_zero: bool) -> Callable[[str], float]:
     return parse
 
 
+MAX_DAYS = 36_500  # a century: any older date is before every job
+
+
 def days(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of days, 0 or more; got {text!r}")
+    if not math.isfinite(value) or not 0 <= value <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"must be a number of days from 0 to {MAX_DAYS}; got {text!r}")
+    return value
+
+
+MAX_LOG_MIB = 1_048_576  # 1 TiB
+
+
+def mebibytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= MAX_LOG_MIB:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of MiB above 0, at most {MAX_LOG_MIB}; got {text!r}"
+        )
     return value
 
 
@@ -219,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve beyond loopback without bearer tokens (only behind a layer that authenticates)",
     )
 
+    # Remembered, so that `serve` can refuse any of them without --transport http.
+    serve.set_defaults(
+        http_only=tuple(
+            (action.option_strings[0], action.dest, action.default) for action in http._group_actions
+        )
+    )
+
     submit = command("submit", "run a command as a job of the local runtime and print its record")
     submit.add_argument(
         "--project", required=True, help="the project the job belongs to, as the tools take it (e.g. 'demo')"
@@ -229,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time limit; 0 = none (default: %(default)s)",
     )  # fmt: skip
     submit.add_argument(
-        "--retries", type=integer(0), default=0, metavar="N",
+        "--retries", type=integer(0, MAX_RETRIES), default=0, metavar="N",
         help="reruns after a non-zero exit (default: %(default)s)",
     )  # fmt: skip
     submit.add_argument("--cwd", type=Path, help="working directory (default: the current one)")
@@ -238,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time between SIGTERM and SIGKILL when the job is stopped (default: %(default)g)",
     )  # fmt: skip
     submit.add_argument(
-        "--log-limit", type=float, default=DEFAULT_LOG_LIMIT / 2**20, metavar="MIB",
+        "--log-limit", type=mebibytes, default=DEFAULT_LOG_LIMIT / 2**20, metavar="MIB",
         help="cap on the job's output log; past it the oldest half is dropped (default: 10)",
     )  # fmt: skip
     submit.add_argument("job_command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
@@ -248,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "delete local jobs that stopped long ago, with their logs (never an active job), and audit rows"
         " as old",
     )
-    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS", help="age of the stop")
+    prune.add_argument("--older-than", type=days, required=True, metavar="DAYS", help="age of the stop")
 
     audit = command("audit", "print the audit trail: every cancel attempt, oldest first")
     audit.add_argument(
@@ -279,6 +306,14 @@ def _print_record(record: JobRecord) -> None:
 
 def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
     if args.transport == "stdio":  # without the HTTP stack: a stdio client waits for no uvicorn import
+        given = [option for option, dest, default in args.http_only if getattr(args, dest) != default]
+        if given:
+            print(
+                f"serve: options for --transport http given without it ({', '.join(given)}), and this"
+                " would serve stdio: add --transport http, or leave them out",
+                file=sys.stderr,
+            )
+            return 2
         with start_up():
             from .stdio import serve_stdio
 
@@ -337,9 +372,6 @@ def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
     if problem := _submit_problem(args, command):
         print(f"submit: {problem}", file=sys.stderr)
         return 2
-    if not args.log_limit > 0:
-        print("submit: --log-limit must be a positive number of MiB", file=sys.stderr)
-        return 2
     try:
         home, project = local_route(options.config, args.project)
         record = submit_job(
@@ -361,6 +393,13 @@ def _submit_problem(args: argparse.Namespace, command: list[str]) -> str | None:
         return f"--project {error.message.removeprefix('project_reference: ')}"
     if not command:
         return "give the command to run after '--'"
+    labelled = [(f"argument {index} of the command", text) for index, text in enumerate(command)]
+    for label, text in [("--name", args.name or ""), *labelled]:
+        if not _is_utf8(text):
+            return (
+                f"{label} is not UTF-8 text (the shell passed bytes that do not decode); the runtime records"
+                " names and commands as text: pass them in UTF-8"
+            )
     cwd = args.cwd or Path.cwd()
     if not cwd.is_dir():
         return f"--cwd {str(cwd)!r} is not an existing directory"
@@ -374,12 +413,17 @@ def _submit_problem(args: argparse.Namespace, command: list[str]) -> str | None:
     return None
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a byte that did not decode, kept by Python as a lone surrogate
+        return False
+    return True
+
+
 def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
     from .backends.local.runtime import prune_jobs
 
-    if not args.older_than >= 0:
-        print("prune: --older-than must be a number of days, 0 or more", file=sys.stderr)
-        return 2
     try:
         removed = [
             job
@@ -521,7 +565,17 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _interrupted(signal_number: int, frame: object) -> None:
+    """Ctrl-C: stop at once, quietly, as a shell expects of an interrupted command (status 130).
+
+    What a job needs is already recorded (each cancel and submit is committed before it is answered);
+    a traceback, or a stdio server waiting for its next line before it notices, helps nobody."""
+    sys.stderr.flush()
+    os._exit(128 + signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGINT, _interrupted)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # a bare `cancel-job-mcp [global options]` serves stdio

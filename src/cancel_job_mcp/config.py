@@ -73,6 +73,10 @@ def load_config(explicit: Path | None, home: Path, environ: Mapping[str, str] = 
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration file ({error.strerror}).") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start}); TOML files are UTF-8: save it in that encoding."
+        ) from None
     return parse_config(text, path, home, environ)
 
 
@@ -99,6 +103,10 @@ def parse_config(text: str, source: Path, home: Path, environ: Mapping[str, str]
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML ({error}).") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{source}: its arrays or tables nest too deeply to read; a configuration needs a few levels."
+        ) from None
     problems = [f"{source}: {problem}" for problem in _top_level_problems(document)]
     tables = document.get("backends", {})
     backends: list[BackendSettings] = []

@@ -17,9 +17,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from .errors import refused_cursor
+from .errors import ErrorCode, ToolError, refused_cursor
 
 _SIGNATURE_BYTES = 16
+MIN_KEY_BYTES = 32  # as many as a new key has
 _MAX_CURSOR_LENGTH = 4096
 
 
@@ -50,8 +51,24 @@ class CursorCodec:
 
     def _secret(self) -> bytes:
         if self._key is None:
-            self._key = _load_or_create_key(self._key_path)
+            try:
+                key = _load_or_create_key(self._key_path)
+            except OSError as error:
+                problem = f"it cannot be read as a file ({error.strerror})"
+                raise _unusable_key(self._key_path, problem) from None
+            if len(key) < MIN_KEY_BYTES:
+                # An empty or short key would make cursors forgeable: refuse it rather than sign with it.
+                raise _unusable_key(self._key_path, f"it holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}")
+            self._key = key
         return self._key
+
+
+def _unusable_key(path: Path, problem: str) -> ToolError:
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The list cursor key {path} is unusable: {problem}. Remove it (a new key is made at the next"
+        " listing; cursors handed out before stop working). Nothing was changed.",
+    )
 
 
 def _load_or_create_key(path: Path) -> bytes:

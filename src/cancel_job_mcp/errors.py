@@ -102,6 +102,17 @@ def not_local(project_reference: str, backend: str, kind: str) -> ToolError:
     )
 
 
+def backend_off(kind: str, variable: str | None) -> str:
+    """Why `KIND:REF` found no backend `KIND`, when KIND is a kind: what would turn it on."""
+    table = f'a [backends.NAME] table with kind = "{kind}" in the configuration file'
+    if variable is None:
+        return f"A {kind} backend needs {table}."
+    return (
+        f"The {kind} backend is on when ${variable} is set in the server's environment (or with {table}):"
+        " set it and restart the server."
+    )
+
+
 def cannot_start(backend: str, reason: object) -> ToolError:
     """A backend whose settings only it can check, checked when it is first used (e.g. $RAY_ADDRESS)."""
     return ToolError(

@@ -15,7 +15,7 @@ from pathlib import Path
 from .backends import registry
 from .backends.base import Backend, BackendConfigError, BackendSettings
 from .config import LOCAL, Config
-from .errors import ToolError, cannot_start, not_local, unknown_project
+from .errors import ToolError, backend_off, cannot_start, not_local, unknown_project
 
 BackendFactory = Callable[[BackendSettings], Backend]
 
@@ -58,7 +58,7 @@ class Router:
         name, separator, project = project_reference.partition(":")
         if separator:
             if name not in self._settings:
-                raise self._unknown(f"There is no backend named {name!r}.")
+                raise self._unknown(f"There is no backend named {name!r}.{_how_to_enable(name)}")
             return self._settings[name], project
         for settings in self._settings.values():
             if any(fnmatchcase(project_reference, pattern) for pattern in settings.projects):
@@ -94,3 +94,11 @@ def local_route(config: Config, project_reference: str) -> tuple[Path, str]:
 
 def local_homes(config: Config) -> list[Path]:
     return Router.from_config(config).local_homes()
+
+
+def _how_to_enable(name: str) -> str:
+    """For a kind's own name: what turns its backend on."""
+    entry = registry.ENTRIES.get(name)
+    if entry is None or name == "local":
+        return ""
+    return " " + backend_off(name, entry.token_env or entry.address_env)

@@ -364,12 +364,15 @@ class HttpClient:
             )
         if status in (401, 403):
             problem = "rejected the credentials" if status == 401 else "refused access with these credentials"
+            check = (
+                f"Check that the environment variable {self.token_env} holds a valid {self.provider} token"
+                " with access to this project (the server reads it at start)."
+                if self.token_env
+                else f"This server sends no token to {self.provider}: set token_env in its [backends.NAME]"
+                " table to the environment variable that holds one, and restart the server."
+            )
             return ProviderError(
-                ErrorCode.UNAUTHORIZED,
-                f"{self.provider} {problem} (HTTP {status}). Check that the environment variable"
-                f" {self.token_env} holds a valid {self.provider} token with access to this project"
-                " (the server reads it at start).",
-                status=status,
+                ErrorCode.UNAUTHORIZED, f"{self.provider} {problem} (HTTP {status}). {check}", status=status
             )
         if status == 404:
             return ProviderError(

@@ -246,6 +246,13 @@ class RayBackend(HostedBackend):
             hint="Give the job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
         )
 
+    async def read_job(self, project: str, job_id: str, consequence: str = "") -> JobRecord:
+        record = await super().read_job(project, job_id, consequence)
+        if job_id not in (record["id"], record["config"]["_provider"]["job_id"]):
+            # Another job's record must never stand for this one (a proxy's cache, a bug upstream).
+            raise malformed(PROVIDER, f"asked for job {job_id!r}, it answered with job {record['id']!r}")
+        return record
+
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
         path = f"{self.job_path(project, job_id)}/stop"
         try:

@@ -275,8 +275,18 @@ def _row(values: tuple[Any, ...]) -> JobRow:
     """A row selected as `_ROW`."""
     bookkeeping = len(_BOOKKEEPING_COLUMNS)
     record = dict(zip(_RECORD_COLUMNS, values[bookkeeping:], strict=True))
-    record["config"] = json.loads(record["config"])
+    record["config"] = _config(record["config"])
     return JobRow(cast(JobRecord, record), *values[:bookkeeping])
+
+
+def _config(stored: Any) -> dict[str, Any]:
+    """The stored config; one that is not a JSON object (the file was edited or damaged) comes back as
+    `{"_unreadable": <its text>}`, so the job can still be read and canceled."""
+    try:
+        config = json.loads(stored)
+    except (TypeError, ValueError, RecursionError):
+        config = None
+    return config if isinstance(config, dict) else {"_unreadable": str(stored)[:1000]}
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> JobRow | None:
