@@ -90,7 +90,7 @@ def test_bad_serve_options_are_refused_at_start(
             ("--project", "demo", "--timeout", "nan"),
             "argument --timeout: must be a number of seconds, 0 or more",
         ),
-        (("--project", "demo", "--retries", "-1"), "argument --retries: must be an integer, 0 or more"),
+        (("--project", "demo", "--retries", "-1"), "argument --retries: must be an integer from 0 to 10000"),
     ],
 )
 def test_submit_refuses_what_the_tools_could_never_reach(
