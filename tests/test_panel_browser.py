@@ -301,6 +301,22 @@ def test_a_read_only_server_shows_no_cancel_button_and_pages_follow_the_cursor(
         panel.locator("#newer").click()
         expect(rows).to_have_count(2)
         expect(rows.last).to_have_attribute("data-job-id", oldest[1])
+        # Shown for a call that already had a cursor: that page, and "Newer" leads to the first one.
+        call = "a => panelHost.client.callTool({name: 'list_jobs', arguments: a})"
+        first = page.evaluate(
+            f"a => ({call})(a).then(r => r.structuredContent)", {"project_reference": "pages", "limit": 2}
+        )
+        page.close()
+        page, panel, _ = open_panel(
+            browser, site, server, project_reference="pages", limit=2, cursor=first["next_cursor"]
+        )
+        rows = panel.locator("tbody tr[data-job-id]")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_have_attribute("data-job-id", oldest[0])
+        expect(panel.locator("#page")).to_have_text("")  # its number is not known
+        panel.locator("#newer").click()
+        expect(rows).to_have_count(2)
+        expect(panel.locator("#page")).to_have_text("Page 1")
         page.close()
     finally:
         os.killpg(pgid, 9)
@@ -324,4 +340,29 @@ def test_the_panel_shows_one_job_for_get_job_and_its_logs(
     expect(panel.locator("#fields")).to_contain_text(job["id"])
     expect(panel.locator("#log-tail")).to_have_text("first\nlast")
     expect(panel.locator('[data-action="cancel"]')).to_have_count(0)
+    page.close()
+
+
+def test_a_cancel_refused_by_the_server_is_shown_in_its_words(
+    browser: Any, site: Site, servers: dict[str, HttpServer], tmp_path: Path
+) -> None:
+    """The job completes while "Cancel <name>?" is asked: confirming gets the server's not_cancellable,
+    shown as an alert, and the job's row ends completed."""
+    from playwright.sync_api import expect
+
+    server = servers["full"]
+    release = tmp_path / "release"
+    waiting = f"while [ ! -e {release} ]; do sleep 0.05; done"
+    job = submit(server.home, "late", "sh", "-c", waiting, options=("--name", "quick-one"))
+    wait_for_process_group(server.home, job["id"])
+    page, panel, _ = open_panel(browser, site, server, project_reference="late")
+    panel.locator('[data-action="cancel"]').click()
+    expect(panel.locator("#confirm-question")).to_have_text("Cancel quick-one?")
+    release.touch()
+    wait_until(lambda: show(server.home, "late", job["id"])["status"] == "completed")
+    panel.locator("#confirm-yes").click()
+    notice = panel.locator("#notice")
+    expect(notice).to_have_attribute("role", "alert")
+    expect(notice).to_contain_text("not_cancellable")
+    expect(panel.locator(f'tr[data-job-id="{job["id"]}"]')).to_have_attribute("data-status", "completed")
     page.close()

@@ -25,6 +25,8 @@
     page: null, // {jobs, next_cursor}
     cursors: [null], // the cursor of each page seen so far
     pageIndex: 0,
+    inputCursor: null, // the cursor the tool was called with: its page is not the first
+    midway: false, // the pages before the shown one are not known (so they are not numbered)
     detail: null, // the record shown in detail
     logs: null,
     confirming: null, // the record awaiting "Cancel <name>?"
@@ -93,6 +95,7 @@
       state.filter = {};
       if (typeof args.status === "string") state.filter.status = args.status;
       if (Number.isInteger(args.limit)) state.filter.limit = args.limit;
+      state.inputCursor = typeof args.cursor === "string" ? args.cursor : null;
     } else if (method === "ui/notifications/tool-result") {
       showToolResult(params);
     } else if (method === "ui/notifications/host-context-changed") {
@@ -128,8 +131,10 @@
     if (result.isError) return say(textOf(result) || "The tool call failed.", true);
     const data = result.structuredContent || {};
     if (Array.isArray(data.jobs)) {
-      state.cursors = [null];
-      state.pageIndex = 0;
+      // "Newer" from a page the tool reached with a cursor goes back to the first page.
+      state.cursors = state.inputCursor ? [null, state.inputCursor] : [null];
+      state.pageIndex = state.cursors.length - 1;
+      state.midway = Boolean(state.inputCursor);
       showPage(data);
     } else if (typeof data.id === "string" && typeof data.status === "string") {
       showPage({ jobs: [data], next_cursor: null });
@@ -162,7 +167,7 @@
     $("older").disabled = !state.page.next_cursor || !state.canCallTools;
     const paged = state.pageIndex > 0 || Boolean(state.page.next_cursor);
     $("pager").hidden = !paged;
-    $("page").textContent = paged ? `Page ${state.pageIndex + 1}` : "";
+    $("page").textContent = paged && !state.midway ? `Page ${state.pageIndex + 1}` : "";
     for (const cell of document.querySelectorAll(".cancel-column")) cell.hidden = !canCancel;
   }
 
@@ -219,6 +224,7 @@
       const result = await callTool("list_jobs", args);
       const page = result.structuredContent;
       state.pageIndex = index;
+      if (index === 0) state.midway = false;
       if (page.next_cursor) state.cursors[index + 1] = page.next_cursor;
       showPage(page);
     } catch (error) {
@@ -383,6 +389,7 @@
       renderTable();
       renderDetail();
       say(error.message, true);
+      if (state.project) goToPage(state.pageIndex); // the job's status as it is now (it may have ended)
     }
   });
 
