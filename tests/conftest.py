@@ -69,6 +69,7 @@ SHARED_SERVER_MODULES = {
     "tests/test_inspector.py",
     "tests/test_local_cancel.py",
     "tests/test_local_stop.py",
+    "tests/test_oauth.py",
     "tests/test_server.py",
     "tests/test_stdio.py",
 }

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import redact
 from .audit import AuditLog
-from .config import Config
+from .config import Config, OAuthSettings
 from .cursors import CursorCodec
 from .defaults import (
     DEFAULT_CALL_TIMEOUT,
@@ -72,6 +72,7 @@ class HttpOptions:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT
     token_file: str | None = None
     allow_unauthenticated: bool = False
+    oauth: OAuthSettings | None = None  # serve as an OAuth resource server (oauth.py)
 
 
 def configure_logging(level: str) -> None:

@@ -11,6 +11,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,16 @@ from .arguments import check_identifier
 from .audit import Attempt, AuditLog, audit_path
 from .backends.base import JobPage
 from .caller import cli_caller
-from .config import HTTP_TOKENS_ENV, ConfigError, data_home, load_config
+from .config import (
+    HTTP_TOKENS_ENV,
+    OAUTH_CLIENT_ID_ENV,
+    OAUTH_CLIENT_SECRET_ENV,
+    Config,
+    ConfigError,
+    OAuthSettings,
+    data_home,
+    load_config,
+)
 from .defaults import (
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_GRACE_SECONDS,
@@ -238,6 +248,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve beyond loopback without bearer tokens (only behind a layer that authenticates)",
     )
+    http.add_argument(
+        "--oauth-issuer", metavar="URL",
+        help="accept OAuth access tokens from this authorization server (its issuer URL); with"
+        " --oauth-resource (the file's [http.oauth] does the same)",
+    )  # fmt: skip
+    http.add_argument(
+        "--oauth-resource", metavar="URL",
+        help="this server's MCP endpoint URL as clients reach it, e.g. https://mcp.example.com/mcp: the"
+        " audience its access tokens must name",
+    )  # fmt: skip
+    http.add_argument(
+        "--oauth-introspection-endpoint", metavar="URL",
+        help=f"introspect opaque access tokens here, as the client ${OAUTH_CLIENT_ID_ENV} with the secret"
+        f" ${OAUTH_CLIENT_SECRET_ENV}",
+    )  # fmt: skip
 
     # Remembered, so that `serve` can refuse any of them without --transport http.
     serve.set_defaults(
@@ -338,6 +363,7 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         allow_unauthenticated=args.allow_unauthenticated,
     )
     try:
+        http = replace(http, oauth=_oauth_settings(args, options.config))
         endpoint = open_endpoint(http)
         if args.workers > 1:
             run_http_workers(options, http, endpoint)
@@ -349,6 +375,24 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         print(f"cancel-job-mcp: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def _oauth_settings(args: argparse.Namespace, config: Config) -> OAuthSettings | None:
+    """The --oauth-* options, else the file's [http.oauth] (whose other keys still apply)."""
+    from .transports import ServeError
+
+    if (args.oauth_issuer, args.oauth_resource, args.oauth_introspection_endpoint) == (None, None, None):
+        return config.oauth
+    if args.oauth_issuer is None or args.oauth_resource is None:
+        raise ServeError("--oauth-issuer and --oauth-resource go together: give both")
+    urls = (args.oauth_issuer, args.oauth_resource, args.oauth_introspection_endpoint)
+    file = config.oauth
+    try:
+        if file is None:
+            return OAuthSettings(*urls)
+        return OAuthSettings(*urls, projects_claim=file.projects_claim, leeway=file.leeway)
+    except ValueError as error:
+        raise ServeError(str(error)) from None
 
 
 def _serve(

@@ -20,11 +20,15 @@ from typing import Any
 
 from .backends import registry
 from .backends.base import BackendSettings
+from .defaults import DEFAULT_OAUTH_LEEWAY, DEFAULT_PROJECTS_CLAIM
 
 APP_NAME = "cancel-job-mcp"
 HOME_ENV = "CANCEL_JOB_MCP_HOME"
 CONFIG_ENV = "CANCEL_JOB_MCP_CONFIG"
 HTTP_TOKENS_ENV = "CANCEL_JOB_MCP_HTTP_TOKENS"
+# The credentials this server introspects opaque OAuth tokens with: from the environment, never the file.
+OAUTH_CLIENT_ID_ENV = "CANCEL_JOB_MCP_OAUTH_CLIENT_ID"
+OAUTH_CLIENT_SECRET_ENV = "CANCEL_JOB_MCP_OAUTH_CLIENT_SECRET"
 LOCAL = "local"  # the kind, and the name of the backend that serves every project no other one does
 CATCH_ALL = ("*",)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -35,10 +39,48 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class OAuthSettings:
+    """`--oauth-issuer`/`--oauth-resource` or the file's `[http.oauth]`: HTTP as an OAuth resource server.
+
+    `issuer` is the authorization server's issuer identifier; `resource` this server's MCP endpoint URL,
+    the audience its tokens must name. `introspection_endpoint`, when set, is where opaque (non-JWT)
+    tokens are checked, with the client id and secret of the environment variables above.
+    """
+
+    issuer: str
+    resource: str
+    introspection_endpoint: str | None = None
+    projects_claim: str = DEFAULT_PROJECTS_CLAIM
+    leeway: float = DEFAULT_OAUTH_LEEWAY
+
+    def __post_init__(self) -> None:
+        check_oauth_url("the OAuth issuer", self.issuer, authorization_server=True)
+        check_oauth_url("the OAuth resource", self.resource, authorization_server=False)
+        if self.introspection_endpoint is not None:
+            endpoint = self.introspection_endpoint
+            check_oauth_url("the introspection endpoint", endpoint, authorization_server=True)
+
+
+_OAUTH_URL = re.compile(r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(:[0-9]{1,5})?(/[^\s?#]*)?")
+
+
+def check_oauth_url(what: str, url: str, *, authorization_server: bool) -> None:
+    """An http(s) URL with no query or fragment; an authorization server's must be https, or on loopback."""
+    match = _OAUTH_URL.fullmatch(url)
+    if match is None:
+        raise ValueError(f"{what} must be an https:// URL with no query or fragment (got {url[:200]!r})")
+    host = match[2].strip("[]").lower()
+    loopback = host in ("localhost", "::1") or host.startswith("127.")
+    if authorization_server and match[1] != "https" and not loopback:
+        raise ValueError(f"{what} must use https:// (plain http:// only on loopback); got {url[:200]!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     backends: tuple[BackendSettings, ...]
     source: Path | None = None
     read_only: bool = False
+    oauth: OAuthSettings | None = None
 
 
 def user_data_dir() -> Path:
@@ -117,22 +159,47 @@ def parse_config(text: str, source: Path, home: Path, environ: Mapping[str, str]
             problems += [f"{where}: {problem}" for problem in table_problems]
             if settings is not None:
                 backends.append(settings)
+    oauth, oauth_problems = _oauth(document.get("http"))
+    problems += [f"{source}: {problem}" for problem in oauth_problems]
     if problems:
         raise ConfigError("\n".join(problems))
     if LOCAL not in tables:
         backends.append(_implicit_local(home))
     # The catch-all is tried last, wherever its table is in the file.
     backends.sort(key=lambda settings: settings.name == LOCAL and settings.projects == CATCH_ALL)
-    return Config(backends=tuple(backends), source=source, read_only=document.get("read_only", False))
+    return Config(
+        backends=tuple(backends), source=source, read_only=document.get("read_only", False), oauth=oauth
+    )
 
 
 def _top_level_problems(document: dict[str, Any]) -> Iterator[str]:
-    for key in sorted(set(document) - {"backends", "read_only"}):
-        yield f"unknown top-level key {key!r}; use 'backends' and 'read_only'."
+    for key in sorted(set(document) - {"backends", "read_only", "http"}):
+        yield f"unknown top-level key {key!r}; use 'backends', 'read_only' and 'http'."
     if not isinstance(document.get("read_only", False), bool):
         yield "read_only must be true or false."
     if not isinstance(document.get("backends", {}), dict):
         yield "backends must be tables, as in [backends.NAME]."
+
+
+def _oauth(http: Any) -> tuple[OAuthSettings | None, list[str]]:
+    """The `[http.oauth]` table (the only table `[http]` takes), and its problems."""
+    from pydantic import ValidationError
+
+    from .config_models import OAuthTable, oauth_problem_text
+
+    if http is None:
+        return None, []
+    if not isinstance(http, dict) or set(http) - {"oauth"}:
+        return None, ["[http] takes only the table [http.oauth]."]
+    if "oauth" not in http:
+        return None, []
+    try:
+        table = OAuthTable.model_validate(http["oauth"])
+        return OAuthSettings(**table.model_dump(exclude_none=True)), []
+    except ValidationError as error:
+        return None, [f"[http.oauth]: {oauth_problem_text(problem)}." for problem in error.errors()]
+    except ValueError as error:
+        return None, [f"[http.oauth]: {error}."]
 
 
 def _backend(

@@ -156,6 +156,35 @@ KIND_TABLES: dict[str, type[Table]] = {
 }
 
 
+class OAuthTable(BaseModel):
+    """`[http.oauth]`: this server as an OAuth 2.1 resource server. Unset keys keep the defaults of
+    `config.OAuthSettings`, which also checks the URLs. The introspection client's id and secret come
+    from the environment, never from here."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+
+    issuer: str = Field(description="must be the authorization server's issuer URL, as a string")
+    resource: str = Field(description="must be this server's MCP endpoint URL, as a string")
+    introspection_endpoint: str | None = Field(
+        None, description="must be the authorization server's introspection endpoint URL, as a string"
+    )
+    projects_claim: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:/-]{1,128}$",
+        description="must be the name of a token claim (letters, digits, '_', '.', ':', '/', '-')",
+    )
+    leeway: float | None = Field(None, ge=0, le=300, allow_inf_nan=False, description="must be 0-300 seconds")
+
+
+def oauth_problem_text(error: ErrorDetails) -> str:
+    key = str(error["loc"][0]) if error["loc"] else "oauth"
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}; [http.oauth] takes: {', '.join(OAuthTable.model_fields)}"
+    if error["type"] == "missing":
+        return f"{key} is required"
+    return f"{key} {OAuthTable.model_fields[key].description}"
+
+
 def table_model(kind: str) -> type[Table]:
     return KIND_TABLES.get(kind, HostedTable)
 

@@ -12,6 +12,11 @@ DEFAULT_MAX_SESSIONS = 1_000  # ~37 KB each: ~37 MB at most
 DEFAULT_SESSION_IDLE_TIMEOUT = 600.0
 DEFAULT_HEADER_TIMEOUT = 10.0  # to send a request's headers
 
+# OAuth (--oauth-issuer, [http.oauth]): the claim holding a token's project grant, and the clock skew
+# allowed on a token's exp and nbf, in seconds.
+DEFAULT_PROJECTS_CLAIM = "cjm_projects"
+DEFAULT_OAUTH_LEEWAY = 30.0
+
 # The local runtime: how long a canceled job has between SIGTERM and SIGKILL, and its log's cap.
 DEFAULT_GRACE_SECONDS = 5.0
 DEFAULT_LOG_LIMIT = 10 * 1024 * 1024

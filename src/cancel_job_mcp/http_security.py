@@ -223,15 +223,17 @@ class BearerAuth:
 
     @staticmethod
     def _presented(scope: Scope) -> bytes | None:
-        value = _header(scope, b"authorization")
-        if value is None:
-            return None
-        scheme, _, credentials = value.partition(" ")
-        return (
-            credentials.strip().encode("latin-1")
-            if scheme.lower() == "bearer" and credentials.strip()
-            else None
-        )
+        credentials = bearer_credentials(scope)
+        return credentials.encode("latin-1") if credentials is not None else None
+
+
+def bearer_credentials(scope: Scope) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if the request has one."""
+    value = _header(scope, b"authorization")
+    if value is None:
+        return None
+    scheme, _, credentials = value.partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
 
 
 class OnlyPost:

@@ -16,6 +16,14 @@ from mcp.shared.inbound import x_mcp_header_map
 from opentelemetry import trace
 
 from . import __version__
+from .access import (
+    JOBS_CANCEL,
+    JOBS_READ,
+    caller_name,
+    insufficient_scope_message,
+    request_token,
+    token_grant,
+)
 from .arguments import ArgumentValidator
 from .audit import Attempt
 from .backends.base import JobPage
@@ -32,6 +40,7 @@ from .errors import (
     internal_error,
     timed_out,
 )
+from .grants import EVERY_PROJECT, granted
 from .panel import JobPanel
 from .record import JobRecord
 from .schemas import load_schema
@@ -136,6 +145,11 @@ class ToolSpec:
     def read_only(self) -> bool:
         return bool(self.tool.annotations and self.tool.annotations.read_only_hint)
 
+    @property
+    def scope(self) -> str:
+        """The OAuth scope a call needs: jobs:read for a tool that changes nothing, else jobs:cancel."""
+        return JOBS_READ if self.read_only else JOBS_CANCEL
+
 
 def _spec(name: str, title: str, description: str, read_only: bool, run: ToolRunner) -> ToolSpec:
     input_schema = load_schema(f"{name}.input")
@@ -210,6 +224,10 @@ def tool_specs() -> dict[str, ToolSpec]:
         _spec("wait_job", "Wait for job", WAIT_JOB_DESCRIPTION, True, _wait_job),
     )
     return {spec.tool.name: spec for spec in specs}
+
+
+def tool_scopes() -> dict[str, str]:
+    return {name: spec.scope for name, spec in tool_specs().items()}
 
 
 def error_result(text: str) -> types.CallToolResult:
@@ -288,13 +306,22 @@ def build_server(
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}{disabled}")
 
         call = ToolCall(ctx)
+        token = request_token(ctx.request)
+        grant = EVERY_PROJECT
+        if token is not None:
+            log.info("%s called by %s", params.name, caller_name(token))
+            # The HTTP guard answered 403 already; this holds however the call arrived.
+            if spec.scope not in token.scopes:
+                return error_result(insufficient_scope_message(spec.scope))
+            grant = token_grant(token)
+
         nonlocal in_flight
         if in_flight >= limits.max_concurrent:
             return error_result(str(busy(limits.max_concurrent)))
         in_flight += 1
         try:
             arguments = spec.validator.validate(params.arguments)
-            with anyio.CancelScope(deadline=anyio.current_time() + limits.timeout_seconds):
+            with anyio.CancelScope(deadline=anyio.current_time() + limits.timeout_seconds), granted(grant):
                 return success_result(await spec.run(service, arguments, call))
             # Reached only when the deadline cancelled the run (a client's cancel propagates).
             done = CANCEL_ACCEPTED if call.accepted else CANCEL_UNCONFIRMED

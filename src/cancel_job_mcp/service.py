@@ -19,6 +19,7 @@ from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQu
 from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
 from .errors import ErrorCode, ToolError, refused_cursor
+from .grants import current_grant
 from .http_security import named_token
 from .record import JobRecord
 from .routing import Route, Router
@@ -70,7 +71,7 @@ class JobService:
         outcome: str = ErrorCode.INTERNAL_ERROR
         status = None
         try:
-            route = self._route(project_reference, job_id)
+            route = self._route(project_reference, job_id, " Nothing was canceled.")
             waits_itself = getattr(route.backend, "cancel_job_with_progress", None)
             if waits_itself is not None:
                 record = await waits_itself(route.project, job_id, progress)
@@ -155,6 +156,8 @@ class JobService:
         check_identifier("project_reference", project_reference)
         issued = self.cursors.decode(cursor) if cursor is not None else None  # a forged one: refused first
         route = self.router.route(project_reference)
+        if not current_grant().allows(route.settings.name, route.project):
+            return JobPage(jobs=[], next_cursor=None)  # what a project with no jobs lists
         query = {"backend": route.settings.name, "project": route.project, "status": status}
         if issued is not None and issued[0] != query:
             raise refused_cursor()  # a real cursor, but of another listing
@@ -166,10 +169,15 @@ class JobService:
             next_cursor=self.cursors.encode(query, next_cursor) if next_cursor is not None else None,
         )
 
-    def _route(self, project_reference: str, job_id: str) -> Route:
+    def _route(self, project_reference: str, job_id: str, consequence: str = "") -> Route:
+        """The route to the job's backend. A project outside the caller's grant answers not_found, as
+        a job the backend does not have would, before the backend is asked anything."""
         check_identifier("project_reference", project_reference)
         check_identifier("job_id", job_id)
-        return self.router.route(project_reference)
+        route = self.router.route(project_reference)
+        if not current_grant().allows(route.settings.name, route.project):
+            raise route.backend.not_found(route.project, job_id, consequence)
+        return route
 
     async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
         """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline."""

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging, start_up
 from .backends.credentials import protected
-from .config import HTTP_TOKENS_ENV
+from .config import HTTP_TOKENS_ENV, OAUTH_CLIENT_ID_ENV, OAUTH_CLIENT_SECRET_ENV, OAuthSettings
 from .cors import Cors
 from .http_security import (
     LOOPBACK_NAMES,
@@ -43,6 +43,8 @@ from .sessions import evict_idle_sessions_when_full
 
 if TYPE_CHECKING:
     from mcp.server import Server
+
+    from .oauth import IntrospectionClient
 
 MIN_TOKEN_LENGTH = 16
 KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
@@ -100,8 +102,27 @@ def allow_list(options: HttpOptions) -> AllowList:
     return AllowList.build(bound, options.allowed_hosts, options.allowed_origins)
 
 
+def introspection_client(
+    oauth: OAuthSettings | None, environ: dict[str, str] | None = None
+) -> IntrospectionClient | None:
+    """The introspection endpoint with the credentials from the environment (never the file)."""
+    if oauth is None or oauth.introspection_endpoint is None:
+        return None
+    environ = dict(os.environ) if environ is None else environ
+    client_id = environ.get(OAUTH_CLIENT_ID_ENV, "").strip()
+    secret = environ.get(OAUTH_CLIENT_SECRET_ENV, "").strip()
+    if not client_id or not secret:
+        raise ServeError(
+            f"an introspection endpoint is configured: set {OAUTH_CLIENT_ID_ENV} and"
+            f" {OAUTH_CLIENT_SECRET_ENV} to this server's client credentials at the authorization server"
+        )
+    from .oauth import IntrospectionClient
+
+    return IntrospectionClient(oauth.introspection_endpoint, client_id, secret)
+
+
 def check_exposure(options: HttpOptions, tokens: Sequence[NamedToken]) -> None:
-    if is_loopback(options.host) or tokens or options.allow_unauthenticated:
+    if is_loopback(options.host) or tokens or options.oauth or options.allow_unauthenticated:
         return
     raise ServeError(
         f"refusing to serve on {options.host} without authentication: anyone who can reach it could"
@@ -126,7 +147,9 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[NamedTo
         app = OnlyPost(app)
     else:
         evict_idle_sessions_when_full(server.session_manager)
-    if tokens:
+    if options.oauth is not None:
+        app = _oauth_guard(app, options, options.oauth, tokens)
+    elif tokens:
         app = BearerAuth(app, tokens)
     if options.allowed_origins:
         app = Cors(
@@ -135,6 +158,19 @@ def http_app(server: Server[Any], options: HttpOptions, tokens: Sequence[NamedTo
     for token in tokens:  # never shown: in logs, nor in a job's output (get_job_logs)
         protected(token.secret)
     return HostOriginGuard(app, allow_list(options))
+
+
+def _oauth_guard(
+    app: ASGIApp, options: HttpOptions, oauth: OAuthSettings, tokens: Sequence[NamedToken]
+) -> ASGIApp:
+    from .oauth import OAuthGuard, OAuthVerifier
+    from .server import tool_scopes
+
+    introspection = introspection_client(oauth)
+    if introspection is not None:
+        protected(introspection.client_secret)
+    verifier = OAuthVerifier(oauth, introspection)
+    return OAuthGuard(app, verifier, tool_scopes(), tokens, options.max_body_bytes)
 
 
 class HeaderDeadlineProtocol(H11Protocol):
@@ -215,7 +251,11 @@ def _announce(options: HttpOptions, sock: socket.socket, tokens: Sequence[NamedT
     """The one line an operator needs, whatever the log level: the URL, and whether tokens are needed."""
     port = sock.getsockname()[1]
     url = f"http://{host_name(options.host)}:{port}/mcp"
-    auth = "bearer token required" if tokens else "no token required"
+    auth = (
+        f"OAuth access token from {options.oauth.issuer} required"
+        if options.oauth
+        else ("bearer token required" if tokens else "no token required")
+    )
     mode = (
         f"stateless, {options.workers} workers"
         if options.workers > 1
@@ -252,6 +292,7 @@ class Endpoint:
 def open_endpoint(options: HttpOptions) -> Endpoint:
     tokens = load_tokens(options.token_file)
     check_exposure(options, tokens)
+    introspection_client(options.oauth)
     return Endpoint(tuple(tokens), _listen(options))
 
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
+from ..errors import ToolError
 from ..record import JobRecord, is_terminal
 
 if TYPE_CHECKING:
@@ -65,6 +66,11 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+    def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+        """The error for a job this backend does not have in `project` (`consequence` says what was
+        not done); a caller whose grant excludes the project gets it too, so it learns nothing more."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,7 @@ class LocalBackend:
             "Nothing was changed.", self._read_one, project, job_id
         )
         if row is None:
-            raise self._not_found(project, job_id)
+            raise self.not_found(project, job_id)
         return row.record
 
     async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
@@ -166,7 +166,7 @@ class LocalBackend:
             "Nothing was canceled.", self._cancel, project, job_id
         )
         if row is None:
-            raise self._not_found(project, job_id, " Nothing was canceled.")
+            raise self.not_found(project, job_id, " Nothing was canceled.")
         if row.status != JobStatus.CANCELED:
             raise not_cancellable(row.record, "on the local runtime")
         return row.record
@@ -327,7 +327,7 @@ class LocalBackend:
         self._opened_once = True
         return conn
 
-    def _not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
+    def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
         return not_found(
             job_id,
             f"in project {project!r} on the local runtime (state directory {self.home})",

@@ -1,0 +1,594 @@
+"""The HTTP transport as an OAuth 2.1 resource server (the MCP authorization specification).
+
+- Protected resource metadata (RFC 9728) at the well-known path for the MCP endpoint, served by the
+  SDK's own route; a request without a valid token gets 401 and
+  `WWW-Authenticate: Bearer resource_metadata="…"`, from which an MCP client finds the
+  authorization server.
+- JWT access tokens (RFC 9068) are verified here, with PyJWT, against the keys the issuer
+  publishes: its metadata (RFC 8414, else OpenID discovery) names its `jwks_uri`. Signature by a
+  published asymmetric key (never `none`, never a shared secret), `iss` equal to the issuer, `aud`
+  naming this resource (RFC 8707), `exp` and `nbf` within the leeway.
+- Opaque tokens are introspected (RFC 7662) when an introspection endpoint is configured, the
+  answer cached until the token expires.
+- Scopes: `jobs:read` for the read-only tools, `jobs:cancel` for the others. A tools/call the token
+  lacks the scope for gets 403 `insufficient_scope` naming the scope, so a client can step up;
+  `tools/list` lists every tool.
+- A token's project grant (the claim `cjm_projects` by default) travels on the SDK's `AccessToken`
+  into the tool call (grants.py).
+
+Everything asked of the authorization server is bounded like a provider call: a total deadline,
+a size cap, JSON guards, no redirects; an answer that breaks them is an outage (503, Retry-After),
+never a pass. Its metadata and keys are cached; an unknown `kid` refetches the keys, at most once
+every `KEYS_REFETCH_SECONDS`; after a failure the server is not asked again for
+`FAILURE_BACKOFF_SECONDS`, and meanwhile requests fail at once.
+
+Static bearer tokens combine with OAuth: a request bearing one of them passes as before, with
+every right (the operator's own credentials: health checks, scripts); any other token must be a
+valid access token. No token is ever logged: a caller is named by its subject and client id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import jwt
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.shared.auth import ProtectedResourceMetadata
+from pydantic import AnyHttpUrl, ConfigDict, TypeAdapter
+from starlette.authentication import AuthCredentials
+from starlette.routing import Route
+
+from .access import GRANT, JOBS_READ, SCOPES, caller_name, insufficient_scope_message
+from .backends.answer import TooLarge, decode_json, read_body
+from .backends.payload import ProviderError
+from .caller import TOKEN_NAME_KEY
+from .config import OAuthSettings
+from .grants import EVERY_PROJECT, ProjectGrant
+from .http_security import (
+    ASGIApp,
+    Message,
+    NamedToken,
+    Receive,
+    Scope,
+    Send,
+    bearer_credentials,
+    send_json,
+)
+
+log = logging.getLogger(__name__)
+
+# Asymmetric algorithms only: a key set never verifies an HMAC (its "secret" would be public) or `none`.
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+FETCH_SECONDS = 5.0  # the whole exchange with the authorization server: connect, headers and body
+MAX_DOCUMENT_BYTES = 256 * 1024
+MAX_KEYS = 64
+MAX_TOKEN_BYTES = 16 * 1024
+METADATA_SECONDS = 3600.0
+KEYS_SECONDS = 600.0
+KEYS_REFETCH_SECONDS = 30.0
+FAILURE_BACKOFF_SECONDS = 5.0
+INTROSPECTION_CACHE_SIZE = 4096
+INACTIVE_CACHE_SECONDS = 30.0
+USER_AGENT = "cancel-job-mcp (OAuth resource server)"
+
+
+class TokenRejected(Exception):
+    """The token is not valid here; the message says why and is safe to show (it holds no token)."""
+
+
+class IssuerUnavailable(Exception):
+    """The authorization server could not be asked (or answered badly): nothing can be verified."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    key: jwt.PyJWK
+    algorithm: str | None  # the `alg` the key set declares for it, if any
+
+
+@dataclass
+class _Cached:
+    value: Any
+    until: float
+
+
+class IssuerClient:
+    """Bounded GETs and POSTs to the authorization server, each answer JSON within the guards."""
+
+    def __init__(self) -> None:
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(FETCH_SECONDS),
+            follow_redirects=False,
+            trust_env=False,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    async def json(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> Any:
+        where = urlsplit(url)._replace(query="", fragment="").geturl()
+        try:
+            with anyio.fail_after(FETCH_SECONDS):
+                async with self._http.stream(method, url, data=data, auth=auth) as response:
+                    if response.status_code != 200:
+                        raise IssuerUnavailable(f"{where} answered HTTP {response.status_code}")
+                    body = await read_body(
+                        response.aiter_raw(),
+                        response.headers.get("content-encoding"),
+                        response.headers.get("content-length"),
+                        MAX_DOCUMENT_BYTES,
+                        "the authorization server",
+                    )
+            return decode_json(body, "the authorization server")
+        except TimeoutError:
+            raise IssuerUnavailable(f"{where} did not answer within {FETCH_SECONDS:g} s") from None
+        except TooLarge:
+            raise IssuerUnavailable(f"{where} answered more than {MAX_DOCUMENT_BYTES} bytes") from None
+        except ProviderError as error:
+            raise IssuerUnavailable(f"{where}: {error.message}") from None
+        except httpx.HTTPError as error:
+            raise IssuerUnavailable(f"{where} could not be reached ({type(error).__name__})") from None
+
+
+class IssuerKeys:
+    """The issuer's metadata and signing keys, fetched when first needed and cached."""
+
+    def __init__(self, issuer: str, client: IssuerClient) -> None:
+        self.issuer = issuer
+        self._client = client
+        self._lock = anyio.Lock()
+        self._jwks_uri: _Cached | None = None
+        self._keys: dict[str | None, SigningKey] = {}
+        self._keys_until = 0.0  # monotonic; 0: never fetched
+        self._fetched_at = -KEYS_REFETCH_SECONDS
+        self._failed: _Cached | None = None  # the last failure's message, repeated during the backoff
+
+    async def key(self, kid: str | None) -> SigningKey:
+        keys = await self._current(refetch_for=None)
+        if kid not in keys:
+            keys = await self._current(refetch_for=kid)  # the issuer may have rotated its keys
+        if kid in keys:
+            return keys[kid]
+        raise TokenRejected("the token is signed with a key the issuer does not publish")
+
+    async def _current(self, refetch_for: str | None) -> dict[str | None, SigningKey]:
+        """The cached keys while fresh (and holding `refetch_for`, when given), else fetched ones."""
+        if time.monotonic() < self._keys_until and refetch_for is None:
+            return self._keys
+        async with self._lock:  # one fetch at a time; those who waited use its result
+            now = time.monotonic()
+            recent = now - self._fetched_at < KEYS_REFETCH_SECONDS
+            if now < self._keys_until and (refetch_for is None or refetch_for in self._keys or recent):
+                return self._keys
+            if self._failed is not None and now < self._failed.until:
+                raise IssuerUnavailable(self._failed.value)
+            try:
+                fetched = await self._fetch()
+            except IssuerUnavailable as error:
+                log.warning("cannot fetch the OAuth issuer's keys: %s", error)
+                self._failed = _Cached(str(error), time.monotonic() + FAILURE_BACKOFF_SECONDS)
+                raise
+            self._failed = None
+            self._fetched_at = time.monotonic()
+            self._keys, self._keys_until = fetched, self._fetched_at + KEYS_SECONDS
+            return fetched
+
+    async def _fetch(self) -> dict[str | None, SigningKey]:
+        return signing_keys(await self._client.json("GET", await self._jwks_url()))
+
+    async def _jwks_url(self) -> str:
+        if self._jwks_uri is not None and time.monotonic() < self._jwks_uri.until:
+            return str(self._jwks_uri.value)
+        metadata = await self.metadata()
+        uri = metadata.get("jwks_uri")
+        if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+            raise IssuerUnavailable(f"the metadata of {self.issuer} names no jwks_uri")
+        self._jwks_uri = _Cached(uri, time.monotonic() + METADATA_SECONDS)
+        return uri
+
+    async def metadata(self) -> dict[str, Any]:
+        """RFC 8414 metadata, else OpenID discovery; its `issuer` must be ours, exactly."""
+        problems = []
+        for url in metadata_urls(self.issuer):
+            try:
+                document = await self._client.json("GET", url)
+            except IssuerUnavailable as error:
+                problems.append(str(error))
+                continue
+            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+                problems.append(f"{url} describes another issuer")
+                continue
+            return document
+        raise IssuerUnavailable("; ".join(problems))
+
+
+def metadata_urls(issuer: str) -> list[str]:
+    """Where an issuer's metadata may be: RFC 8414's path-inserted URL, then OpenID's appended one."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return [
+        f"{origin}/.well-known/oauth-authorization-server{path}",
+        f"{origin}{path}/.well-known/openid-configuration",
+    ]
+
+
+def signing_keys(document: Any) -> dict[str | None, SigningKey]:
+    """The usable signing keys of a JWK set, by `kid`; unusable entries are skipped, a bad set refused."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise IssuerUnavailable("the issuer's JWK set has no list of keys")
+    if len(entries) > MAX_KEYS:
+        raise IssuerUnavailable(f"the issuer's JWK set holds more than {MAX_KEYS} keys")
+    keys: dict[str | None, SigningKey] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
+            continue
+        if "alg" in entry and entry["alg"] not in ALGORITHMS:
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, binascii.Error):
+            continue
+        kid = entry.get("kid")
+        keys[kid if isinstance(kid, str) else None] = SigningKey(key, entry.get("alg"))
+    return keys
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What this server reads from a token's claims, however it was verified."""
+
+    projects_claim: str
+
+    def access_token(self, token: str, claims: Mapping[str, Any], resource: str) -> AccessToken:
+        scopes = _scopes(claims)
+        client_id = next(
+            (claims[name] for name in ("client_id", "azp", "cid") if isinstance(claims.get(name), str)), ""
+        )
+        subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        expires = claims.get("exp")
+        grant = self.grant(claims)
+        return AccessToken(
+            token=token,
+            client_id=client_id,
+            scopes=scopes,
+            expires_at=int(expires) if isinstance(expires, int | float) else None,
+            resource=resource,
+            subject=subject,
+            claims={"iss": claims.get("iss"), GRANT: grant.patterns},
+        )
+
+    def grant(self, claims: Mapping[str, Any]) -> ProjectGrant:
+        if self.projects_claim not in claims:
+            return EVERY_PROJECT
+        value = claims[self.projects_claim]
+        if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+            raise TokenRejected(f"the token's {self.projects_claim} claim must be a list of project patterns")
+        return ProjectGrant(tuple(value))
+
+
+def _scopes(claims: Mapping[str, Any]) -> list[str]:
+    """`scope` (RFC 9068: space-separated), else `scp` (a list, as some servers send)."""
+    scope = claims.get("scope")
+    if isinstance(scope, str):
+        return scope.split()
+    scp = claims.get("scp")
+    return [item for item in scp if isinstance(item, str)] if isinstance(scp, list) else []
+
+
+class JwtVerifier:
+    """JWT access tokens, verified with the issuer's published keys."""
+
+    def __init__(self, settings: OAuthSettings, keys: IssuerKeys) -> None:
+        self.settings = settings
+        self._keys = keys
+        self._claims = Claims(settings.projects_claim)
+
+    async def verify(self, token: str) -> AccessToken:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise TokenRejected("the token is not a well-formed JWT") from None
+        algorithm = header.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise TokenRejected("the token's algorithm is not accepted (only asymmetric signatures are)")
+        kid = header.get("kid")
+        key = await self._keys.key(kid if isinstance(kid, str) else None)
+        if key.algorithm not in (None, algorithm):
+            raise TokenRejected("the token's algorithm is not its key's")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key.key.key,
+                algorithms=[algorithm],
+                audience=self.settings.resource,
+                issuer=self.settings.issuer,
+                leeway=self.settings.leeway,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenRejected("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise TokenRejected("the token is not valid yet") from None
+        except jwt.InvalidAudienceError:
+            raise TokenRejected(f"the token was not issued for {self.settings.resource}") from None
+        except jwt.InvalidIssuerError:
+            raise TokenRejected(f"the token was not issued by {self.settings.issuer}") from None
+        except jwt.InvalidSignatureError:
+            raise TokenRejected("the token's signature does not verify") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise TokenRejected(f"the token has no {error.claim} claim") from None
+        except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError, TypeError):
+            raise TokenRejected("the token is not a valid JWT") from None
+        return self._claims.access_token(token, claims, self.settings.resource)
+
+
+@dataclass(frozen=True)
+class IntrospectionClient:
+    endpoint: str
+    client_id: str
+    client_secret: str
+
+
+class Introspector:
+    """Opaque tokens, checked at the introspection endpoint (RFC 7662); each answer is cached until
+    the token expires (an inactive one for INACTIVE_CACHE_SECONDS), at most INTROSPECTION_CACHE_SIZE
+    of them, keyed by the token's SHA-256 (the token itself is not kept)."""
+
+    def __init__(
+        self, settings: OAuthSettings, client: IssuerClient, credentials: IntrospectionClient
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._credentials = credentials
+        self._claims = Claims(settings.projects_claim)
+        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
+
+    async def verify(self, token: str) -> AccessToken:
+        digest = hashlib.sha256(token.encode()).digest()
+        now = time.time()
+        cached = self._cache.get(digest)
+        if cached is not None and now < cached.until:
+            self._cache.move_to_end(digest)
+            answer = cached.value
+        else:
+            answer = await self._introspect(token)
+            until = answer.get("exp") if answer.get("active") is True else now + INACTIVE_CACHE_SECONDS
+            self._remember(digest, _Cached(answer, float(until) if isinstance(until, int | float) else now))
+        return self._accepted(token, answer, now)
+
+    async def _introspect(self, token: str) -> dict[str, Any]:
+        credentials = self._credentials
+        answer = await self._client.json(
+            "POST",
+            credentials.endpoint,
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=(credentials.client_id, credentials.client_secret),
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("active"), bool):
+            raise IssuerUnavailable("the introspection endpoint answered without an 'active' boolean")
+        return answer
+
+    def _remember(self, digest: bytes, entry: _Cached) -> None:
+        self._cache[digest] = entry
+        while len(self._cache) > INTROSPECTION_CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def _accepted(self, token: str, answer: dict[str, Any], now: float) -> AccessToken:
+        if answer.get("active") is not True:
+            raise TokenRejected("the token is not active (expired, revoked or unknown)")
+        exp = answer.get("exp")
+        if not isinstance(exp, int | float) or exp + self.settings.leeway < now:
+            raise TokenRejected("the token has expired")
+        if answer.get("iss", self.settings.issuer) != self.settings.issuer:
+            raise TokenRejected(f"the token was not issued by {self.settings.issuer}")
+        audience = answer.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.settings.resource not in audiences:
+            raise TokenRejected(f"the token was not issued for {self.settings.resource}")
+        return self._claims.access_token(token, answer, self.settings.resource)
+
+
+def looks_like_jwt(token: str) -> bool:
+    """Three base64url parts, the first a JSON object: a JWS compact serialization."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    try:
+        header = json.loads(base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return isinstance(header, dict)
+
+
+class OAuthVerifier:
+    """This server's token verifier: JWTs locally, opaque tokens by introspection. It satisfies the
+    SDK's `TokenVerifier` protocol (`verify_token`); the guard uses `check`, which says why not."""
+
+    def __init__(self, settings: OAuthSettings, introspection: IntrospectionClient | None = None) -> None:
+        self.settings = settings
+        self._client = IssuerClient()
+        self._jwt = JwtVerifier(settings, IssuerKeys(settings.issuer, self._client))
+        self._introspector = Introspector(settings, self._client, introspection) if introspection else None
+
+    async def check(self, token: str) -> AccessToken:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenRejected(f"the token is longer than {MAX_TOKEN_BYTES} bytes")
+        if looks_like_jwt(token):
+            return await self._jwt.verify(token)
+        if self._introspector is not None:
+            return await self._introspector.verify(token)
+        raise TokenRejected("the token is not a JWT, and this server introspects no opaque tokens")
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            return await self.check(token)
+        except (TokenRejected, IssuerUnavailable):
+            return None
+
+
+class OAuthGuard:
+    """The bearer check of an OAuth resource server, around the SDK's Streamable HTTP app."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: OAuthVerifier,
+        tool_scopes: Mapping[str, str],
+        static_tokens: Sequence[NamedToken] = (),
+        max_body_bytes: int = 1_048_576,
+    ) -> None:
+        self.app = AuthContextMiddleware(app)
+        self.verifier = verifier
+        self.tool_scopes = dict(tool_scopes)
+        self._static = [(token.name, token.secret.encode()) for token in static_tokens]
+        self.max_body_bytes = max_body_bytes
+        resource = _url(verifier.settings.resource)
+        self.metadata_url = str(build_resource_metadata_url(resource))
+        self.metadata_path = urlsplit(self.metadata_url).path
+        # The SDK's handler without its route's CORS wrapper (any origin): cors.Cors answers for the
+        # origins this server allows, and two Access-Control-Allow-Origin headers would fail both.
+        metadata = ProtectedResourceMetadata(
+            resource=resource,
+            authorization_servers=[_url(verifier.settings.issuer)],
+            scopes_supported=list(SCOPES),
+            resource_name="cancel-job-mcp",
+        )
+        self._metadata = Route(
+            self.metadata_path, ProtectedResourceMetadataHandler(metadata).handle, methods=["GET"]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == self.metadata_path:
+            await self._metadata(scope, receive, send)
+            return
+        presented = bearer_credentials(scope)
+        if presented is None:
+            await self._challenge(send, 401, f'scope="{JOBS_READ}"', "Send an OAuth access token.")
+            return
+        # As BearerAuth: every static token compared, without stopping early.
+        matches = [hmac.compare_digest(presented.encode("latin-1"), secret) for _, secret in self._static]
+        if any(matches):
+            scope[TOKEN_NAME_KEY] = self._static[matches.index(True)][0]
+            await self.app(scope, receive, send)
+            return
+        try:
+            token = await self.verifier.check(presented)
+        except TokenRejected as error:
+            description = str(error)
+            await self._challenge(
+                send, 401, f'error="invalid_token", error_description="{description}"', description
+            )
+            return
+        except IssuerUnavailable:
+            message = (
+                "This server cannot verify access tokens now: the authorization server's keys are"
+                " unavailable. Retry later."
+            )
+            await send_json(
+                send, 503, {"error": "temporarily_unavailable", "message": message}, [(b"retry-after", b"5")]
+            )
+            return
+        if not set(self.tool_scopes.values()) <= set(token.scopes) and scope["method"] == "POST":
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None:
+                message = f"The request body is larger than {self.max_body_bytes} bytes."
+                await send_json(send, 413, {"error": "payload_too_large", "message": message})
+                return
+            missing = [needed for needed in self._scopes_needed(body) if needed not in token.scopes]
+            if missing:
+                await self._challenge(
+                    send,
+                    403,
+                    f'error="insufficient_scope", scope="{missing[0]}"',
+                    insufficient_scope_message(missing[0]),
+                )
+                return
+            receive = _replay(body, receive)
+        scope[TOKEN_NAME_KEY] = caller_name(token)  # the audit trail's principal
+        scope["user"] = AuthenticatedUser(token)
+        scope["auth"] = AuthCredentials(token.scopes)
+        await self.app(scope, receive, send)
+
+    def _scopes_needed(self, body: bytes) -> list[str]:
+        """The scopes of the tools this POST calls (a body that is not JSON calls none: the SDK refuses
+        it)."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            return []
+        messages = parsed if isinstance(parsed, list) else [parsed]
+        needed = []
+        for message in messages:
+            if isinstance(message, dict) and message.get("method") == "tools/call":
+                params = message.get("params")
+                name = params.get("name") if isinstance(params, dict) else None
+                if isinstance(name, str) and name in self.tool_scopes:
+                    needed.append(self.tool_scopes[name])
+        return needed
+
+    async def _challenge(self, send: Send, status: int, parameters: str, message: str) -> None:
+        challenge = f'Bearer {parameters}, resource_metadata="{self.metadata_url}"'
+        error = "insufficient_scope" if status == 403 else "unauthorized"
+        await send_json(
+            send, status, {"error": error, "message": message}, [(b"www-authenticate", challenge.encode())]
+        )
+
+
+def _url(text: str) -> AnyHttpUrl:
+    """`text` as the SDK's URL type, unchanged: an issuer is compared as a string, so no "/" is added."""
+    return TypeAdapter(AnyHttpUrl, config=ConfigDict(url_preserve_empty_path=True)).validate_python(text)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None past `limit` bytes."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return bytes(body)
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then waits on the real one."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
