@@ -18,7 +18,7 @@ from cancel_job_mcp.config import ConfigError, env_only_config, parse_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
 
-from .fakes import FakeTemporal, backend_settings
+from .fakes import FakeTemporal, Fault, backend_settings
 
 TOKEN = "cjm-temporal-key-3b1f0c9d"
 SOURCE = Path("/etc/cjm.toml")
@@ -265,3 +265,20 @@ async def test_logs_are_not_supported_and_name_the_event_history(
     assert "event history" in raised.value.message
     assert "/api/v1/namespaces/{namespace}/workflows/{workflow id}/history" in raised.value.message
     assert fake.requests == []
+
+
+@pytest.mark.anyio
+async def test_wait_for_stop_long_polls_the_close_event_once_per_pause(
+    fake: FakeTemporal, backend: TemporalBackend
+) -> None:
+    """A server that answers the long poll at once (with no close event, or with an error) is asked
+    once per pause, not in a loop."""
+    workflow_id = fake.add_workflow()
+    await backend.wait_for_stop("default", workflow_id, 0.3)
+    [poll] = fake.requests
+    assert poll.path.endswith(f"/workflows/{workflow_id}/history")
+    assert poll.query["waitNewEvent"] == ["true"]
+    assert poll.query["historyEventFilterType"] == ["HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT"]
+    fake.fail_always(Fault.SERVER_ERROR)
+    await backend.wait_for_stop("default", workflow_id, 0.3)
+    assert len(fake.requests) == 2

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 from jsonschema import Draft7Validator
 
@@ -217,6 +218,35 @@ async def test_a_workflow_of_another_namespace_is_not_found_and_untouched(
         assert got.structured_content["status"] == "working"
     finally:
         temporal_server.terminate_if_running(elsewhere, "other")
+
+
+async def test_wait_job_ends_when_the_workflow_closes(temporal_server: TemporalServer, session: Any) -> None:
+    """Canceled through Temporal's own API while wait_job waits: the wait ends with the closed record
+    (the backend's wait_for_stop long-polls the close event between reads)."""
+    workflow_id, mark = temporal_server.start("Graceful")
+    temporal_server.wait_for_file(mark.with_name(f"{mark.name}.started"))
+    waiting = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        waiting.set()
+
+    results: list[Any] = []
+    async with anyio.create_task_group() as group:
+
+        async def wait() -> None:
+            arguments = {"project_reference": "default", "job_id": workflow_id, "timeout_seconds": 50}
+            results.append(await session.call_tool("wait_job", arguments, progress_callback=on_progress))
+
+        group.start_soon(wait)
+        await waiting.wait()
+        canceled_at = anyio.current_time()
+        temporal_server.http.post(
+            f"/api/v1/namespaces/default/workflows/{workflow_id}/cancel", json={"identity": "the test"}
+        ).raise_for_status()
+    [result] = results
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["status"] == "canceled"
+    assert anyio.current_time() - canceled_at < 30, "the wait ended with the workflow, not at its timeout"
 
 
 async def all_pages(

@@ -287,6 +287,23 @@ class TemporalBackend(HostedBackend):
             }
         return record
 
+    async def wait_for_stop(self, project: str, job_id: str, seconds: float) -> None:
+        """The pause between two reads of a job the service waits on (wait_job, or a cancel whose grace
+        the call could not wait out), ended as soon as the workflow's latest run closes: a long poll of
+        its close event. A failed poll is not an answer: the rest of the pause is slept."""
+        started = anyio.current_time()
+        path = f"{self.job_path(project, job_id)}/history"
+        with anyio.move_on_after(seconds):
+            try:
+                body = await self.http.request_json(
+                    "GET", path, params={"historyEventFilterType": CLOSE_EVENT, "waitNewEvent": "true"}
+                )
+                if close_event(body) is not None:
+                    return
+            except ToolError:
+                pass
+            await anyio.sleep_until(started + seconds)
+
     async def _send(self, project: str, job_id: str, action: str, chain: str, reason: str) -> bool:
         """POST a cancel or terminate to the latest run of the chain `chain`; False when Temporal says
         that run has already closed (404: a close that raced the request)."""
