@@ -17,6 +17,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from cancel_job_mcp.schemas import load_schema
+from cancel_job_mcp.stops import STOP_META_KEY
 
 from .conftest import client, stdio_server
 from .ray_cluster import RayHead, SharedJobs
@@ -158,6 +159,12 @@ async def test_cancel_job_waits_until_ray_says_stopped(
         assert canceled["completed_at"] is not None
         assert canceled["failed_reason"] == "Job was intentionally stopped."
         assert ray_head.info(victim)["status"] == "STOPPED"
+        facts = result.meta[STOP_META_KEY]  # the evidence: Ray said RUNNING after the stop, then STOPPED
+        seen = [status["status"] for status in facts["statuses_seen"]]
+        assert (seen[0], seen[-1], facts["stopped"]) == ("working", "canceled", True)
+        assert facts["settle_seconds"] >= facts["statuses_seen"][-1]["after_seconds"] > 0
+        assert "signals" not in facts
+        assert result.content[1].text.startswith(f"Job {victim} stopped: statuses seen working -> ")
         record = (await call(session, "get_job", project_reference=PROJECT, job_id=victim)).structured_content
         assert record["status"] == "canceled"
         assert ray_head.info(ray_jobs.running)["status"] == "RUNNING", "only the job named was stopped"
@@ -172,6 +179,22 @@ async def test_cancel_job_waits_until_ray_says_stopped(
         assert "already canceled" in again.content[0].text
     finally:
         ray_head.stop_if_active(victim)
+
+
+async def test_get_job_logs_reads_the_drivers_output_from_the_head(ray_head: RayHead, session: Any) -> None:
+    job_id = ray_head.submit("for i in $(seq 1 300); do echo ray line $i; done; echo done >&2")
+    ray_head.wait_for_status(job_id, "SUCCEEDED")
+    result = await call(session, "get_job_logs", project_reference=PROJECT, job_id=job_id, tail_lines=3)
+    assert not result.is_error, result.content[0].text
+    logs = result.structured_content
+    assert logs["lines"] == ["ray line 299", "ray line 300", "done"]
+    assert logs["source"] == f"Ray GET /api/jobs/{job_id}/logs"
+    assert logs["truncated"] is False
+    assert logs["log_bytes"] > 300 * len("ray line 1\n")
+    only = await call(session, "get_job_logs", project_reference=PROJECT, job_id=job_id, contains="LINE 25")
+    assert only.structured_content["lines"] == ["ray line 25", *(f"ray line {250 + i}" for i in range(10))]
+    missing = await call(session, "get_job_logs", project_reference=PROJECT, job_id="raysubmit_nope_logs")
+    assert missing.content[0].text.startswith("not_found: "), missing.content[0].text
 
 
 async def test_unknown_ids_are_not_found(ray_jobs: SharedJobs, session: Any) -> None:

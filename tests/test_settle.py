@@ -17,6 +17,7 @@ from cancel_job_mcp.record import JobRecord
 from cancel_job_mcp.routing import Router
 from cancel_job_mcp.server import build_server
 from cancel_job_mcp.service import JobService
+from cancel_job_mcp.stops import STOP_META_KEY
 
 from .conftest import client
 
@@ -86,6 +87,12 @@ async def test_cancel_waits_until_the_job_is_terminal_and_reports_progress() -> 
     assert [total for _, total, _ in updates] == [10, 10, 10]
     assert [done for done, _, _ in updates] == sorted(done for done, _, _ in updates)
     assert "waiting for job job-1 to stop" in str(updates[0][2])
+    facts = result.meta[STOP_META_KEY]
+    assert [seen["status"] for seen in facts["statuses_seen"]] == ["working", "canceled"]
+    assert facts["stopped"] is True
+    assert facts["settle_seconds"] >= facts["statuses_seen"][1]["after_seconds"] > 0
+    assert "signals" not in facts  # a provider's processes are not ours to signal
+    assert result.content[1].text.startswith("Job job-1 stopped: statuses seen working -> canceled; the stop")
 
 
 @pytest.mark.anyio
@@ -97,6 +104,9 @@ async def test_the_wait_budget_bounds_the_wait_and_returns_the_latest_record() -
     assert result.structured_content["status"] == "working"
     assert anyio.current_time() - started < 3
     assert backend.reads >= 1
+    assert result.meta[STOP_META_KEY]["stopped"] is False
+    assert "is still under way" in result.content[1].text
+    assert "wait_job" in result.content[1].text
 
 
 @pytest.mark.anyio
@@ -151,8 +161,10 @@ def service_with(backend: SlowStopBackend, settle_timeout: float) -> JobService:
 @pytest.mark.anyio
 async def test_a_backend_that_records_its_stops_is_waited_for_until_the_record_says_so() -> None:
     backend = RecordedStopBackend(reads_until_stopped=5)
-    stopped = await service_with(backend, settle_timeout=10).cancel_job("demo", "job-1", ATTEMPT)
-    assert stopped["completed_at"] is not None
+    stop = await service_with(backend, settle_timeout=10).cancel_job("demo", "job-1", ATTEMPT)
+    assert stop.record["completed_at"] is not None
+    assert stop.stopped
+    assert [status for _, status in stop.statuses] == ["canceled"]
     assert backend.reads == 5
 
 
@@ -160,7 +172,8 @@ async def test_a_backend_that_records_its_stops_is_waited_for_until_the_record_s
 async def test_the_wait_ends_before_the_call_deadline_with_the_latest_record() -> None:
     backend = RecordedStopBackend(reads_until_stopped=1_000_000)
     with anyio.fail_after(1.0):  # the server's call timeout: the wait keeps a reserve to answer
-        latest = await service_with(backend, settle_timeout=60).cancel_job("demo", "job-1", ATTEMPT)
-    assert latest["status"] == "canceled"
-    assert latest["completed_at"] is None
+        stop = await service_with(backend, settle_timeout=60).cancel_job("demo", "job-1", ATTEMPT)
+    assert stop.record["status"] == "canceled"
+    assert stop.record["completed_at"] is None
+    assert not stop.stopped
     assert backend.reads >= 1

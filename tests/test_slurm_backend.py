@@ -224,7 +224,8 @@ async def test_cancel_waits_through_completing_until_cancelled(
     async def progress(waited: float, budget: float, message: str) -> None:
         seen.append(message)
 
-    record = await service.cancel_job("physics", str(victim), Attempt("cancel_job", cli_caller()), progress)
+    stop = await service.cancel_job("physics", str(victim), Attempt("cancel_job", cli_caller()), progress)
+    record = stop.record
     await service.aclose()
     assert (record["status"], record["exit_code"]) == ("canceled", 143)
     assert len(seen) >= 2, "no progress reported while Slurm said CANCELLED+COMPLETING"

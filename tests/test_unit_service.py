@@ -82,7 +82,8 @@ def test_calls_reach_the_routed_backend_with_the_prefix_removed(
 ) -> None:
     assert anyio.run(service.get_job, "web-1", "j1")["id"] == "j1"
     assert (
-        anyio.run(partial(service.cancel_job, attempt=ATTEMPT), "other:web-1", "j2")["status"] == "canceled"
+        anyio.run(partial(service.cancel_job, attempt=ATTEMPT), "other:web-1", "j2").record["status"]
+        == "canceled"
     )
     assert backends["web"].calls == [("get_job", "web-1", "j1")]
     assert backends["other"].calls == [("cancel_job", "web-1", "j2")], "no wait: the job is already canceled"

@@ -590,7 +590,8 @@ def _run_record_command(
 
 
 async def _cancel(service: JobService, project_reference: str, job_id: str) -> JobRecord:
-    return await service.cancel_job(project_reference, job_id, Attempt("cancel", cli_caller()))
+    stop = await service.cancel_job(project_reference, job_id, Attempt("cancel", cli_caller()))
+    return stop.record
 
 
 AUDIT_COLUMNS = (

@@ -45,6 +45,7 @@ from .panel import JobPanel
 from .record import JobRecord
 from .schemas import load_schema
 from .service import JobService
+from .stops import STOP_META_KEY
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,10 @@ CANCEL_JOB_DESCRIPTION = (
     " with list_jobs or get_job. On success the record comes back with status 'canceled'; canceling a job"
     " that is already canceled returns its record unchanged. A job is looked up only within the named"
     " project, so a wrong project stops nothing (not_found). A job that already completed or failed gives"
-    " not_cancellable with its status. If the answer says the stop is still under way, call wait_job to"
-    " see it end." + ERROR_CODES
+    " not_cancellable with its status. A second text says in plain words what was done (local jobs: the"
+    " signals sent and when, whether SIGKILL was needed, whether any process is left; providers: the"
+    " statuses seen and how long the stop took), with the same facts in _meta; if it says the stop is"
+    " still under way, call wait_job to see it end." + ERROR_CODES
 )
 GET_JOB_DESCRIPTION = (
     "Read one job's current record without changing anything: its status (submitted, working, completed,"
@@ -126,10 +129,12 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Answer:
-    """A tool's answer beyond its structured content: a `note` in plain words (a second text block)."""
+    """A tool's answer beyond its structured content: a `note` in plain words (a second text block),
+    and facts for programs under `meta`."""
 
     structured: Mapping[str, Any]
     note: str
+    meta: dict[str, Any] | None = None  # the result's `_meta`
 
 
 ToolRunner = Callable[[JobService, dict[str, Any], ToolCall], Awaitable[Mapping[str, Any] | Answer]]
@@ -169,10 +174,11 @@ def _spec(name: str, title: str, description: str, read_only: bool, run: ToolRun
     return ToolSpec(tool, ArgumentValidator(input_schema), run)
 
 
-async def _cancel_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobRecord:
-    return await service.cancel_job(
+async def _cancel_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> Answer:
+    stop = await service.cancel_job(
         arguments["project_reference"], arguments["job_id"], call.attempt("cancel_job"), call.progress
     )
+    return Answer(stop.record, stop.words(), {STOP_META_KEY: stop.facts()})
 
 
 async def _get_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobRecord:
@@ -243,7 +249,8 @@ def success_result(answer: Mapping[str, Any] | Answer) -> types.CallToolResult:
     content: list[types.ContentBlock] = [types.TextContent(type="text", text=text)]
     if isinstance(answer, Answer):
         content.append(types.TextContent(type="text", text=_escaped(answer.note)))
-    return types.CallToolResult(content=content, structured_content=dict(structured))
+    meta = answer.meta if isinstance(answer, Answer) else None
+    return types.CallToolResult(content=content, structured_content=dict(structured), _meta=meta)
 
 
 def _escaped(value: Any) -> Any:

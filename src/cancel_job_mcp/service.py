@@ -23,6 +23,7 @@ from .grants import current_grant
 from .http_security import named_token
 from .record import JobRecord
 from .routing import Route, Router
+from .stops import Signals, Stop
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ DEFAULT_POLLING = StopPolling()
 # wait_for_stop(project, job_id, seconds): a backend that can tell when a stop may have been recorded
 # ends the pause between two polls early; the others are slept.
 StopWait = Callable[[str, str, float], Awaitable[None]]
+# stop_signals(project, job_id): a backend that signals the job's processes itself says which it sent.
+SignalsReader = Callable[[str, str], Awaitable[Signals]]
 
 
 async def _sleep(project: str, job_id: str, seconds: float) -> None:
@@ -48,6 +51,7 @@ class Watch:
     record: JobRecord
     stopped: bool
     seconds: float
+    statuses: tuple[tuple[float, str], ...]  # (seconds into the wait, status) each time it changed
     error: ToolError | None = None
 
 
@@ -60,12 +64,13 @@ class JobService:
 
     async def cancel_job(
         self, project_reference: str, job_id: str, attempt: Attempt, progress: Progress | None = None
-    ) -> JobRecord:
+    ) -> Stop:
         """Cancel, then poll until the job is terminal or the backend's wait budget runs out; the
         attempt and its outcome go to the audit trail (the row first: no row, no cancel).
 
         A provider that accepts a stop request may still report the job running (Ray answers
-        "stopped: true" for a RUNNING job), so the record returned is the latest one read.
+        "stopped: true" for a RUNNING job), so the record returned is the latest one read, with what
+        was seen and done meanwhile (stops.py).
         """
         row = await self._begin(attempt, project_reference, job_id)
         outcome: str = ErrorCode.INTERNAL_ERROR
@@ -77,9 +82,9 @@ class JobService:
                 record = await waits_itself(route.project, job_id, progress)
             else:
                 record = await route.backend.cancel_job(route.project, job_id)
-            record = await self._settle(route, record, progress)
-            outcome, status = OK, record["status"]
-            return record
+            stop = await self._settle(route, record, progress)
+            outcome, status = OK, stop.record["status"]
+            return stop
         except ToolError as error:
             outcome = error.code
             raise
@@ -179,16 +184,22 @@ class JobService:
             raise route.backend.not_found(route.project, job_id, consequence)
         return route
 
-    async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> JobRecord:
+    async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> Stop:
         """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline."""
         polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
         if polling.has_stopped(record):
-            return record  # the common repeat cancel: no deadline arithmetic (it walks the cancel scopes)
-        message = f"Cancel accepted; waiting for job {record['id']} to stop."
-        watch = await self._watch(route, record, route.settings.settle_timeout, progress, message)
-        if watch.error is not None:
-            log.warning("could not read job %s while waiting for it to stop: %s", record["id"], watch.error)
-        return watch.record
+            # The common repeat cancel: no deadline arithmetic (it walks the cancel scopes).
+            watch = Watch(record, True, 0.0, ((0.0, record["status"]),))
+        else:
+            message = f"Cancel accepted; waiting for job {record['id']} to stop."
+            watch = await self._watch(route, record, route.settings.settle_timeout, progress, message)
+            if watch.error is not None:
+                log.warning(
+                    "could not read job %s while waiting for it to stop: %s", record["id"], watch.error
+                )
+        stop_signals: SignalsReader | None = getattr(route.backend, "stop_signals", None)
+        signals = await stop_signals(route.project, record["id"]) if stop_signals is not None else None
+        return Stop(watch.record, watch.stopped, watch.seconds, watch.statuses, signals)
 
     async def _watch(
         self, route: Route, record: JobRecord, seconds: float, progress: Progress | None, message: str
@@ -202,6 +213,7 @@ class JobService:
         budget = max(0.0, min(seconds, call_left))
         interval = polling.first_seconds
         error: ToolError | None = None
+        statuses = [(0.0, record["status"])]
         while not polling.has_stopped(record):
             waited = anyio.current_time() - started
             if waited >= budget:
@@ -215,7 +227,10 @@ class JobService:
             except ToolError as failed:
                 error = failed
                 break
-        return Watch(record, polling.has_stopped(record), anyio.current_time() - started, error)
+            if record["status"] != statuses[-1][1]:
+                statuses.append((anyio.current_time() - started, record["status"]))
+        seconds = anyio.current_time() - started
+        return Watch(record, polling.has_stopped(record), seconds, tuple(statuses), error)
 
     async def aclose(self) -> None:
         self.audit.close()

@@ -27,9 +27,10 @@ import anyio
 from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor, untrusted_state
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
+from ...stops import Signals
 from ..base import JobPage, StopPolling
 from ..logs import JobLogs, LogQuery
-from . import logs, procs, store, successor, supervisor
+from . import evidence, logs, procs, store, successor, supervisor
 from .procs import ProcessIdentity
 from .successor import Owner
 
@@ -95,7 +96,11 @@ def prune_jobs(home: Path, older_than: timedelta) -> list[str]:
         with store.connect(store.database_path(home)) as conn:
             removed = store.prune(conn, before)
         for job_id in removed:
-            for path in (supervisor.log_path(home, job_id), supervisor.supervisor_log_path(home, job_id)):
+            for path in (
+                supervisor.log_path(home, job_id),
+                supervisor.supervisor_log_path(home, job_id),
+                evidence.stop_path(home, job_id),
+            ):
                 path.unlink(missing_ok=True)
     except (sqlite3.Error, OSError) as error:
         raise state_error(home, error, "Nothing more was removed.") from None
@@ -174,6 +179,10 @@ class LocalBackend:
     async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
         record = await self.get_job(project, job_id)  # a job of another project: not_found
         return await anyio.to_thread.run_sync(partial(logs.read_log, self.home, record, query))
+
+    async def stop_signals(self, project: str, job_id: str) -> Signals:
+        """The signals the job's supervisor sent in its latest stop (evidence.py)."""
+        return evidence.signals_sent(self.home, job_id)
 
     async def wait_for_stop(self, project: str, job_id: str, seconds: float) -> None:
         """Pause up to `seconds`, ending as soon as the job's supervisor exits: it records the stop

@@ -33,7 +33,7 @@ from typing import TypeVar
 
 from ...defaults import DEFAULT_LOG_LIMIT
 from ...record import JobStatus
-from . import procs, store
+from . import evidence, procs, store
 from .store import JobRow
 
 T = TypeVar("T")
@@ -285,10 +285,12 @@ class Supervisor:
                 return
             self.term_sent_at = procs.boot_clock()
             log.info("sent SIGTERM")
+            self.note_signal(evidence.SIGTERM)
         grace_left = self.row.grace_seconds - (procs.boot_clock() - self.term_sent_at)
         if self.wait_gone(time.monotonic() + max(0.0, grace_left)):
             return
         started = time.monotonic()
+        self.note_signal(evidence.SIGKILL)
         while True:
             log.info("grace period over: SIGKILL")
             self.signal_job(signal.SIGKILL)
@@ -296,6 +298,10 @@ class Supervisor:
                 return
             if time.monotonic() - started > 10:
                 log.warning("processes outlive SIGKILL (uninterruptible?); still waiting")
+
+    def note_signal(self, name: str) -> None:
+        """For the cancel's answer: which signal was sent, and when (evidence.py)."""
+        evidence.note(self.home, self.job_id, name, self.row.grace_seconds, open_private)
 
     # -- the job's life -------------------------------------------------------------------------
 
