@@ -35,6 +35,8 @@ if all_installed; then
     echo "install-ext-apps: already installed in $PREFIX"
     exit 0
 fi
+# .ci/run takes the install steps in name order: Node 22 may not be there yet.
+[ -x "$NODE_BIN/node" ] || bash .ci/install-node-tools.sh
 if ! command -v npm >/dev/null 2>&1 || [ ! -x "$NODE_BIN/node" ]; then
     echo "install-ext-apps: npm or Node 22 (.ci/install-node-tools.sh) missing; skipping (the browser tests will skip)" >&2
     exit 0
