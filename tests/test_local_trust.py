@@ -230,7 +230,11 @@ def test_every_file_of_a_fresh_state_directory_is_private(tmp_path: Path) -> Non
             await service.aclose()
 
     anyio.run(list_a_page)
-    modes = {os.fspath(path.relative_to(home)): stat.S_IMODE(path.stat().st_mode) for path in home.rglob("*")}
+    with store.connect(store.database_path(home)) as conn:  # the WAL and shared memory exist while open
+        conn.execute("SELECT count(*) FROM jobs").fetchall()
+        modes = {
+            os.fspath(path.relative_to(home)): stat.S_IMODE(path.stat().st_mode) for path in home.rglob("*")
+        }
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert {"jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm", "cursor.key", "logs"} <= modes.keys()
     assert any(name.endswith(".log") for name in modes)

@@ -113,26 +113,69 @@ def process_table() -> dict[int, ProcessInfo]:
     return table
 
 
+def children(parent: int) -> list[int]:
+    """The children of `parent`, zombies included, from each of its threads' children list."""
+    try:
+        threads = os.listdir(_PROC / str(parent) / "task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for thread in threads:
+        try:
+            found += map(int, (_PROC / str(parent) / "task" / thread / "children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def descendants(root: int) -> dict[int, ProcessInfo]:
     """The live descendants of `root`, found through each thread's children list: only the subtree is read."""
     found: dict[int, ProcessInfo] = {}
     pending = [root]
     while pending:
-        parent = pending.pop()
-        try:
-            threads = os.listdir(_PROC / str(parent) / "task")
-        except OSError:
-            continue
-        for thread in threads:
-            try:
-                children = (_PROC / str(parent) / "task" / thread / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found and (info := _live(child)) is not None:
-                    found[child] = info
-                    pending.append(child)
+        for child in children(pending.pop()):
+            if child not in found and (info := _live(child)) is not None:
+                found[child] = info
+                pending.append(child)
     return found
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        raw = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2 :].split()[1])
+
+
+def _descends_from(pid: int, root: int) -> bool:
+    """True if `root` is an ancestor of `pid` now (read up the chain of parents)."""
+    seen = 0
+    while pid > 1 and seen < 4096:
+        parent = _parent(pid)
+        if parent == root:
+            return True
+        if parent is None:
+            return False
+        pid, seen = parent, seen + 1
+    return False
+
+
+def signal_descendant(info: ProcessInfo, root: int, signum: int) -> bool:
+    """Signal the process `info` describes only if, checked through a pidfd just before, it is still
+    that process and still a descendant of `root` (a subreaper's subtree holds only its job)."""
+    pidfd = _pin(info.pid, info.start_ticks)
+    if pidfd is None:
+        return False
+    try:
+        if not _descends_from(info.pid, root):
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(pidfd)
+    return True
 
 
 def group_members(table: dict[int, ProcessInfo], pgid: int) -> set[int]:

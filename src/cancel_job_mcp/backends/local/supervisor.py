@@ -125,7 +125,9 @@ class Events:
         self.woken = False
         self.output: int | None = None
         self.log: CappedLog | None = None
-        self.exited: dict[int, int] = {}  # pid -> exit code, for the children reaped
+        self.exited: dict[int, int] = {}  # pid -> exit code, for the children reaped (and the leader)
+        # The running attempt's leader: its zombie is kept until the stop is complete (see `reap`).
+        self.leader: int | None = None
 
     def wait(self, timeout: float) -> None:
         readable = [self._signals] if self.output is None else [self._signals, self.output]
@@ -138,15 +140,36 @@ class Events:
         self.reap()
 
     def reap(self) -> None:
-        """Collect every ended child: the job's leader, and orphans re-parented to this subreaper."""
+        """Collect every ended child (orphans re-parented to this subreaper too) but the attempt's
+        leader: its exit code is read without reaping it, so its zombie keeps the job's process group
+        id from being reused and a killpg of that group reaches the job's processes only."""
+        for pid in procs.children(os.getpid()):
+            if pid == self.leader:
+                continue
+            try:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if reaped:
+                self.exited[pid] = exit_code_of(status)
+        if self.leader is not None and self.leader not in self.exited:
+            ended = os.waitid(os.P_PID, self.leader, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if ended is not None and ended.si_pid == self.leader:
+                killed = ended.si_code in (os.CLD_KILLED, os.CLD_DUMPED)
+                self.exited[self.leader] = 128 + ended.si_status if killed else ended.si_status
+
+    def none_left(self) -> bool:
+        """Reap the leader's zombie and every other child; True if waitpid then answers ECHILD: no
+        process of the job is left, since every one of them is in this subreaper's subtree."""
+        self.leader = None
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                return True
             if pid == 0:
-                return
-            self.exited[pid] = exit_code_of(status)
+                return False  # a child still runs: the stop goes on
+            self.exited.setdefault(pid, exit_code_of(status))
 
     def close_output(self) -> None:
         """Copy what is left of the job's output and close the pipe."""
@@ -232,72 +255,56 @@ class Supervisor:
             self.db(store.set_leader_exit, self.leader_exit)
             self._recorded["leader_exit"] = True
 
-    def wait_gone(self, until: float) -> bool:
-        """Wait until no process of the job is left (True) or the monotonic time `until` (False)."""
+    def stop(self) -> None:
+        """Stop the job's processes and return only once none is left (`Events.none_left`).
+
+        SIGTERM to every process of the job (unless it was sent already), and to each one that appears
+        later; once the grace period, timed on the boot clock from the first SIGTERM, is over, SIGKILL
+        to whatever is found, again at every look, until waitpid answers ECHILD."""
         pause = FIRST_LOOK_SECONDS
-        first_look = True
+        signalled: set[procs.ProcessInfo] = set()
+        killing = first_look = False
         while True:
             self.events.reap()
             self.note_leader_exit()
-            if not self.processes():
-                return True
-            if not first_look:
+            found = self.processes()
+            if not found and self.events.none_left():
+                self.note_leader_exit()
+                return
+            now = procs.boot_clock()
+            if self.term_sent_at is None:
+                self.term_sent_at = now
+                log.info("sent SIGTERM")
+                self.note_signal(evidence.SIGTERM)
+                self.signal_job(signal.SIGTERM, found)
+            elif now >= self.term_sent_at + self.row.grace_seconds:
+                if not killing:
+                    log.info("grace period over: SIGKILL")
+                    self.note_signal(evidence.SIGKILL)
+                killing = True
+                self.signal_job(signal.SIGKILL, found)
+            else:  # processes that appeared since get their SIGTERM too
+                for info in set(found.values()) - signalled:
+                    procs.signal_descendant(info, self.me, signal.SIGTERM)
+            signalled.update(found.values())
+            if first_look:
                 self.record_progress()  # the stop takes a while: a successor may need to know
-            first_look = False
-            if time.monotonic() >= until:
-                return False
-            self.events.wait(min(pause, until - time.monotonic()))
+            first_look = True
+            kill_in = self.term_sent_at + self.row.grace_seconds - now
+            self.events.wait(min(pause, kill_in) if kill_in > 0 else pause)
             pause = min(pause * 2, MAX_LOOK_SECONDS)
 
-    def stop(self) -> None:
-        """SIGTERM every process of the job (unless a lost supervisor already did), SIGKILL what is left
-        when the grace period since that SIGTERM is over, and return once no process is left."""
-        self._stop_processes()
-        self._collect_leader()
-
-    def _collect_leader(self) -> None:
-        if self.leader is None or self.leader_exit is not None:
-            return
-        self.events.reap()
-        if self.leader.pid not in self.events.exited:
-            # Gone from the process table, so at most a zombie: collecting it does not block.
-            _, status = os.waitpid(self.leader.pid, 0)
-            self.events.exited[self.leader.pid] = exit_code_of(status)
-        self.note_leader_exit()
-
-    def signal_job(self, signum: int) -> bool:
-        """Signal every process of the job; False if none was left. While the leader is this process's
-        unreaped child its group id cannot be reused, so the group gets one killpg first, at once."""
-        signaled = False
-        group = None
-        if self.leader is not None and self.leader.pid not in self.events.exited:
-            group = self.leader.pid
+    def signal_job(self, signum: int, found: dict[int, procs.ProcessInfo]) -> None:
+        """Signal the job's process group (while the leader's unreaped zombie holds its id, a killpg
+        reaches no one else) and each process `found` in this subreaper's subtree outside that group
+        (a daemon that called setsid()), verified through a pidfd just before."""
+        group = self.events.leader
+        if group is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signum)
-                signaled = True
-        found = self.processes()
-        procs.send_signals((info for info in found.values() if info.pgrp != group), signum)
-        return signaled or bool(found)
-
-    def _stop_processes(self) -> None:
-        if self.term_sent_at is None:
-            if not self.signal_job(signal.SIGTERM):
-                return
-            self.term_sent_at = procs.boot_clock()
-            log.info("sent SIGTERM")
-            self.note_signal(evidence.SIGTERM)
-        grace_left = self.row.grace_seconds - (procs.boot_clock() - self.term_sent_at)
-        if self.wait_gone(time.monotonic() + max(0.0, grace_left)):
-            return
-        started = time.monotonic()
-        self.note_signal(evidence.SIGKILL)
-        while True:
-            log.info("grace period over: SIGKILL")
-            self.signal_job(signal.SIGKILL)
-            if self.wait_gone(time.monotonic() + 1.0):
-                return
-            if time.monotonic() - started > 10:
-                log.warning("processes outlive SIGKILL (uninterruptible?); still waiting")
+        for info in found.values():
+            if info.pgrp != group:
+                procs.signal_descendant(info, self.me, signum)
 
     def note_signal(self, name: str) -> None:
         """For the cancel's answer: which signal was sent, and when (evidence.py)."""
@@ -368,6 +375,7 @@ class Supervisor:
         finally:
             os.close(writer)
         os.set_blocking(reader, False)
+        self.events.leader = self.leader.pid
         self.events.close_output()  # a previous attempt's, whose writers are all gone
         self.events.output = reader
         self.term_sent_at = self.leader_exit = None  # mark_working clears them in the record too
