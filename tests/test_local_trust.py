@@ -291,3 +291,96 @@ def test_a_planted_row_in_a_directory_of_another_user_is_refused_and_nothing_run
     assert successor_processes(home) == []
     assert not (home / "logs").exists()
     assert not marker.exists()
+
+
+# -- supervisors that cannot act, and clocks that jump ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_job_that_stops_its_supervisor_is_still_stopped_on_cancel(home: Path, tmp_path: Path) -> None:
+    """`kill -STOP $PPID`: the stopped supervisor is replaced after a bound, and the job stopped."""
+    job = submit_job(home, PROJECT, ["sh", "-c", "kill -STOP $PPID; exec sleep 600"], grace_seconds=1)
+    owner = wait_until(
+        lambda: store.lease_of(owner := db_row(home, job["id"])["supervisor"]) is None and owner
+    )
+    supervisor = procs.ProcessIdentity.decode(owner)
+    wait_until(lambda: procs.is_stopped(supervisor), timeout=60)
+    wait_until(lambda: _tagged(job["id"]), timeout=60)
+
+    async def cancel() -> dict[str, object]:
+        backend = LocalBackend(home)
+        try:
+            return dict(await backend.cancel_job(PROJECT, job["id"]))
+        finally:
+            await backend.aclose()
+
+    assert anyio.run(cancel)["status"] == "canceled"
+    record = wait_for_stop(home, job["id"], timeout=60)  # the 5 s bound, the 1 s grace, and slack
+
+    assert record["status"] == "canceled"
+    assert _tagged(job["id"]) == [], "the job runs on after its recorded stop"
+    assert not procs.is_running(supervisor), "the stopped supervisor was not replaced"
+    assert "has been stopped for" in (home / "logs" / "successor.log").read_text()
+
+
+def _tagged(job_id: str) -> list[procs.ProcessInfo]:
+    return procs.tagged_by_job(procs.process_table()).get(job_id, [])
+
+
+# The job notes SIGTERM, ignores it, and notes once that it lived on 0.3 s after it (boot clock).
+TERM_THEN_ALIVE = """
+import os, signal, sys, time
+log = sys.argv[1]
+def on_term(*_):
+    open(log, "a").write("TERM\\n")
+    until = time.clock_gettime(time.CLOCK_BOOTTIME) + 0.3
+    while time.clock_gettime(time.CLOCK_BOOTTIME) < until:
+        time.sleep(0.01)
+    open(log, "a").write("alive after TERM\\n")
+signal.signal(signal.SIGTERM, on_term)
+open(log + ".ready", "w").close()
+while True:
+    time.sleep(1)
+"""
+# Every reading of the wall clock is an hour off, forward and back in turn.
+JUMPING_WALL_CLOCK = """
+import itertools, time
+_real, _turn = time.time, itertools.count()
+time.time = lambda: _real() + (3600 if next(_turn) % 2 else -3600)
+"""
+
+
+@pytest.mark.slow
+def test_a_wall_clock_that_jumps_moves_neither_the_grace_period_nor_the_kill(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor starts with a wall clock an hour off in both directions: a grace period timed
+    on it would be skipped (SIGKILL at once) or last an hour."""
+    clock = tmp_path / "clock"
+    clock.mkdir()
+    (clock / "sitecustomize.py").write_text(JUMPING_WALL_CLOCK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(clock), os.environ.get("PYTHONPATH", "")]))
+    log = tmp_path / "signals"
+    job = submit_job(home, PROJECT, [sys.executable, "-c", TERM_THEN_ALIVE, str(log)], grace_seconds=3)
+    monkeypatch.delenv("PYTHONPATH")
+    wait_until(Path(f"{log}.ready").exists, timeout=60)
+    supervisor_environ = Path(
+        f"/proc/{procs.ProcessIdentity.decode(db_row(home, job['id'])['supervisor']).pid}/environ"
+    )
+    assert str(clock).encode() in supervisor_environ.read_bytes(), (
+        "the supervisor runs with the jumping clock"
+    )
+
+    async def cancel() -> None:
+        backend = LocalBackend(home)
+        try:
+            await backend.cancel_job(PROJECT, job["id"])
+        finally:
+            await backend.aclose()
+
+    anyio.run(cancel)
+    record = wait_for_stop(home, job["id"], timeout=60)
+
+    assert record["status"] == "canceled"
+    assert record["exit_code"] == 128 + signal.SIGKILL, "killed once the grace period was over"
+    assert log.read_text() == "TERM\nalive after TERM\n", "the grace period was skipped"
