@@ -52,6 +52,7 @@ CLUSTER_OF_MODULE = {
     "tests/test_e2e_ray.py": "ray_head",
     "tests/test_slurm_cluster.py": "slurm_cluster",
     "tests/test_slurm_e2e.py": "slurm_cluster",
+    "tests/test_slurm_arrays.py": "slurm_cluster",
     "tests/test_temporal_e2e.py": "temporal_server",
 }
 # The modules whose tests share module-scoped servers (a start costs about a second of CPU): under

@@ -310,7 +310,7 @@ async def test_slurm_errors_are_quoted_without_secrets(backend: SlurmBackend, fa
         }
     ]
     error = await error_of(backend.cancel_job("physics", str(job_id)))
-    assert error.code == ErrorCode.UPSTREAM_ERROR
+    assert error.code == ErrorCode.UNAUTHORIZED
     assert error.message.startswith(
         "Slurm refused the request (HTTP 500): Access/permission denied (user ada with"
     )

@@ -194,10 +194,10 @@ def test_recorded_errors_are_read_with_their_numbers(name: str, status: int, num
 
 def test_an_error_is_quoted_in_slurms_words() -> None:
     error = slurm.slurm_error(500, slurm.slurm_errors(recorded("delete-denied")["body"]))
-    assert error.code == ErrorCode.UPSTREAM_ERROR
-    assert error.message == (
+    assert error.code == ErrorCode.UNAUTHORIZED
+    assert error.message.startswith(
         "Slurm refused the request (HTTP 500): Access/permission denied (unable to kill JobId=9 with"
-        " signal 9: Access/permission denied) [2002]."
+        " signal 9: Access/permission denied) [2002]. The job belongs to a user"
     )
     for name in ("unknown-id", "delete-unknown"):
         unknown = slurm.slurm_error(500, slurm.slurm_errors(recorded(name)["body"]))

@@ -26,9 +26,17 @@ refuses with 2021 ("already completing or completed": the job finished meanwhile
 again to say which.
 
 Errors: HTTP 401/403 is `unauthorized`, naming the token variable (or saying to set one). An answer
-whose `errors` hold error_number 2017 ("Invalid job id specified") is `not_found`; 1000-1099
-(slurmrestd could not talk to slurmctld) `upstream_unavailable`; any other is `upstream_error`
-quoting Slurm's `error` and `description`, with our token and anything shaped like a JWT redacted.
+whose `errors` hold error_number 2017 ("Invalid job id specified"), or 9002 with "Unable to find
+JobId=" (an array task that does not exist), is `not_found`; 2002 ("Access/permission denied": a job of
+a user slurmrestd may not act for) `unauthorized`; 1000-1099 (slurmrestd could not talk to slurmctld)
+`upstream_unavailable`; any other is `upstream_error` quoting Slurm's `error` and `description`, with
+our token and anything shaped like a JWT redacted.
+
+Arrays: a task is `J_T`. A task still pending with its whole array (a held array) has no record of its
+own, so slurmrestd does not find it by that id, though it cancels it by that id: it is read from its
+array's record (its `array_task_string` lists the pending tasks), and once canceled it leaves that list
+without a record of its own, so the cancel answers the record it read, canceled. A cancel of a job
+already canceled answers its record.
 
 Mapping, Slurm state -> status (the base state and the flags of `job_state`):
 
@@ -66,7 +74,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..errors import ErrorCode, ToolError, not_cancellable, not_found
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal, make_record
+from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal, make_record, utc_now
 from .base import Backend, BackendConfigError, BackendSettings
 from .checks import checked_segment
 from .credentials import REDACTED
@@ -94,6 +102,8 @@ SCOPES = ("account", "partition", "user")
 SCOPE_FIELDS: Mapping[str, str] = {"account": "account", "partition": "partition", "user": "user_name"}
 INVALID_JOB_ID = 2017  # ESLURM_INVALID_JOB_ID: "Invalid job id specified"
 ALREADY_DONE = 2021  # ESLURM_ALREADY_DONE: "Job/step already completing or completed"
+ACCESS_DENIED = 2002  # ESLURM_ACCESS_DENIED: the job belongs to a user slurmrestd may not act for
+EMPTY_RESULT = 9002  # slurmrestd's "entry not found": with "Unable to find JobId=...", an unknown job
 COMMUNICATION_ERRORS = range(1000, 1100)  # slurmrestd could not reach slurmctld: try again later
 ERROR_TEXT_LIMIT = 500
 JOB_ID = re.compile(r"[0-9]{1,10}(_[0-9]{1,10})?")
@@ -315,9 +325,18 @@ def slurm_error(status: int, errors: list[dict[str, Any]]) -> SlurmError:
     anything else Slurm refused, in Slurm's words."""
     numbers = tuple(n for n in map(error_number, errors) if n is not None)
     said = describe_errors(errors)
-    if INVALID_JOB_ID in numbers:
+    if INVALID_JOB_ID in numbers or (EMPTY_RESULT in numbers and "Unable to find JobId" in said):
         return SlurmError(
             ErrorCode.NOT_FOUND, f"Slurm knows no such job: {said}.", status=status, numbers=numbers
+        )
+    if ACCESS_DENIED in numbers:
+        return SlurmError(
+            ErrorCode.UNAUTHORIZED,
+            f"Slurm refused the request (HTTP {status}): {said}. The job belongs to a user that"
+            " slurmrestd's user (or the token's) may not act for; nothing was canceled: ask its owner or"
+            " an administrator.",
+            status=status,
+            numbers=numbers,
         )
     if any(n in COMMUNICATION_ERRORS for n in numbers):
         return SlurmError(
@@ -468,18 +487,54 @@ class SlurmBackend(HostedBackend):
 
     async def read_job(self, project: str, job_id: str, consequence: str = "") -> JobRecord:
         await self._resolve_version()
-        return await super().read_job(project, job_id, consequence)
+        try:
+            return await super().read_job(project, job_id, consequence)
+        except ToolError as error:
+            array_job, _, task = job_id.partition("_")
+            if error.code != ErrorCode.NOT_FOUND or not task:
+                raise
+            # A task of an array still pending as a whole (held, say) has no record of its own yet:
+            # slurmrestd finds it only in its array's record, though it cancels it by its own id.
+            record = await self._pending_task(project, array_job, int(task))
+            if record is None:
+                raise
+            return record
+
+    async def _pending_task(self, project: str, array_job: str, task: int) -> JobRecord | None:
+        """The record of task `task` of array `array_job` while it is among the array's pending tasks."""
+        try:
+            body = await self.http.request_json("GET", self.job_path(project, array_job), what="job array")
+        except ProviderError:
+            return None
+        for job in listed_jobs(body):
+            pending = job.get("array_task_string") if isinstance(job, dict) else None
+            if isinstance(pending, str) and task in array_tasks(pending):
+                record = to_record(job, project)
+                if not self.owns(record, project):
+                    return None
+                return {**record, "id": f"{array_job}_{task}", "batch_id": array_job}
+        return None
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
         """Read first (a job of another project is not_found, and nothing is sent), then DELETE."""
         nothing = " Nothing was canceled."
         current = await self.read_job(project, job_id, nothing)
+        if current["status"] == JobStatus.CANCELED:
+            return current  # canceling a canceled job returns its record, as the tool promises
         if is_terminal(current):
             raise not_cancellable(current, self.where(project))
 
         async def delete() -> JobRecord:
             await self._request("DELETE", self.job_path(project, job_id), project, job_id, nothing)
-            return await self.read_job(project, job_id)
+            try:
+                return await self.read_job(project, job_id)
+            except ToolError as error:
+                if error.code != ErrorCode.NOT_FOUND or current["status"] != JobStatus.SUBMITTED:
+                    raise
+                # A pending array task that Slurm canceled leaves its array's pending tasks and keeps
+                # no record of its own: it never ran, and is canceled now.
+                now = utc_now()
+                return {**current, "status": JobStatus.CANCELED, "completed_at": now, "updated_at": now}
 
         return await cancel_with_followup(
             PROVIDER, job_id, delete, lambda: self.read_job(project, job_id), refused=self.refused
@@ -511,6 +566,26 @@ class SlurmBackend(HostedBackend):
             if self.api_version is None:
                 document = await self.http.request_json("GET", "/openapi/v3", what="OpenAPI description")
                 self.api_version = newest_version(document, self.http.base_url)
+
+
+_TASK_RANGE = re.compile(r"([0-9]{1,10})(?:-([0-9]{1,10})(?::([0-9]{1,10}))?)?")
+MAX_ARRAY_TASKS = 1_000_001  # Slurm's MaxArraySize is at most 4,000,001; this bounds our walk
+
+
+def array_tasks(text: str) -> set[int]:
+    """The task ids of an array task string such as "1-3,7,10-20:2" (empty on anything else)."""
+    tasks: set[int] = set()
+    for part in text.split("%")[0].split(","):
+        match = _TASK_RANGE.fullmatch(part.strip())
+        if match is None:
+            return set()
+        first = int(match[1])
+        last = int(match[2]) if match[2] else first
+        step = int(match[3]) if match[3] else 1
+        if step < 1 or last - first > MAX_ARRAY_TASKS:
+            return set()
+        tasks.update(range(first, last + 1, step))
+    return tasks
 
 
 def newest_version(document: Any, address: str) -> str:
