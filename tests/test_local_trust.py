@@ -7,7 +7,9 @@ already running with the job's tag), built from real processes, so the phase und
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -384,3 +386,97 @@ def test_a_wall_clock_that_jumps_moves_neither_the_grace_period_nor_the_kill(
     assert record["status"] == "canceled"
     assert record["exit_code"] == 128 + signal.SIGKILL, "killed once the grace period was over"
     assert log.read_text() == "TERM\nalive after TERM\n", "the grace period was skipped"
+
+
+# -- signals reach only the job's processes --------------------------------------------------------
+
+# Run as PID 1 of a private PID namespace (pid_max 400, so PIDs are reused at once): a job whose
+# supervisor and leader are gone, and a stranger whose process group now has the leader's PID as its
+# id (its own leader exited, its member lives on). A read wakes the successor; the stranger must live.
+RECYCLED_GROUP = """
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import anyio
+from cancel_job_mcp.backends.local import procs, store
+from cancel_job_mcp.backends.local.runtime import LocalBackend
+from cancel_job_mcp.record import make_record, utc_now
+
+home, log = Path(sys.argv[1]), sys.argv[2]
+Path("/proc/sys/kernel/pid_max").write_text("400")
+supervisor = subprocess.Popen(["sleep", "600"])
+lost = procs.identify(supervisor.pid).encode()
+supervisor.kill(), supervisor.wait()
+tag = {procs.JOB_TAG_VARIABLE: "job_recycled"}
+leader = subprocess.Popen(["sleep", "600"], start_new_session=True, env=tag)
+gone = procs.identify(leader.pid)
+leader.kill(), leader.wait()
+now = utc_now()
+record = make_record(id="job_recycled", project_id="trust", name="n", status="working", target="sleep 600",
+                     config={"command": ["sleep", "600"], "cwd": "/"}, created_at=now, updated_at=now)
+with store.connect(store.database_path(home)) as conn:
+    store.insert(conn, record, 1.0, 1024, lost)
+    conn.execute("UPDATE jobs SET process = ? WHERE id = 'job_recycled'", (gone.encode(),))
+stranger_code = (
+    "import os, signal, sys, time\\n"
+    "os.setsid()\\n"
+    "if os.fork() == 0:\\n"
+    "    signal.signal(signal.SIGTERM, lambda *_: open(sys.argv[1], 'a').write('TERM\\\\n'))\\n"
+    "    open(sys.argv[1] + '.ready', 'w').close()\\n"
+    "    time.sleep(600)\\n"
+)
+Path("/proc/sys/kernel/ns_last_pid").write_text(str(gone.pid - 1))
+stranger = subprocess.Popen([sys.executable, "-c", stranger_code, log])
+stranger.wait()
+while not os.path.exists(log + ".ready"):
+    time.sleep(0.01)
+member = next(info for info in procs.process_table().values() if info.pgrp == gone.pid)
+
+async def read():
+    backend = LocalBackend(home)
+    try:
+        return (await backend.get_job("trust", "job_recycled"))["status"]
+    finally:
+        await backend.aclose()
+
+seen = anyio.run(read)
+deadline = time.monotonic() + 60
+with store.connect(store.database_path(home)) as conn:
+    while (row := store.get(conn, "job_recycled")).record["completed_at"] is None:
+        assert time.monotonic() < deadline, "the successor did not record the job"
+        time.sleep(0.05)
+print(json.dumps({"stranger_pid": stranger.pid, "group": gone.pid, "member_alive": procs.is_running(
+    procs.ProcessIdentity(member.pid, member.start_ticks, procs.boot_id())), "seen": seen,
+    "status": row.record["status"], "reason": row.record["failed_reason"]}))
+"""
+
+
+def _private_pid_namespace() -> str | None:
+    """Why a private PID namespace cannot be made here, or None if it can."""
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    done = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True
+    )
+    return (
+        None if done.returncode == 0 else f"unshare --pid --mount-proc is refused here: {done.stderr.strip()}"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a private PID namespace with its own pid_max needs root")
+def test_a_process_group_whose_id_was_recycled_is_never_signalled(home: Path, tmp_path: Path) -> None:
+    if (reason := _private_pid_namespace()) is not None:
+        pytest.skip(reason)
+    log = tmp_path / "stranger"
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc"]
+    done = subprocess.run(
+        [*namespace, sys.executable, "-c", RECYCLED_GROUP, str(home), str(log)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["stranger_pid"] == result["group"], "the stranger did not get the leader's PID"
+    assert result["seen"] == "working", "a read returns the record as it is"
+    assert result["status"] == "failed"
+    assert "is gone" in result["reason"]
+    assert result["member_alive"], "the successor killed a process of a recycled group"
+    assert not log.exists(), "the successor signalled a process of a recycled group"
