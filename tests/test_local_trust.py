@@ -480,3 +480,38 @@ def test_a_process_group_whose_id_was_recycled_is_never_signalled(home: Path, tm
     assert "is gone" in result["reason"]
     assert result["member_alive"], "the successor killed a process of a recycled group"
     assert not log.exists(), "the successor signalled a process of a recycled group"
+
+
+# -- a stop still under way is said ------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_jobs_and_show_say_a_stop_is_still_under_way(home: Path, tmp_path: Path) -> None:
+    log = tmp_path / "signals"
+    job = submit_job(home, PROJECT, [sys.executable, "-c", TERM_THEN_ALIVE, str(log)], grace_seconds=600)
+    wait_until(Path(f"{log}.ready").exists, timeout=60)
+
+    async def cancel() -> None:  # the backend's cancel alone: recorded, not waited for
+        backend = LocalBackend(home)
+        try:
+            await backend.cancel_job(PROJECT, job["id"])
+        finally:
+            await backend.aclose()
+
+    anyio.run(cancel)
+    wait_until(lambda: "TERM" in (log.read_text() if log.exists() else ""), timeout=60)
+
+    for listing in (run_cli(home, "jobs"), run_cli(home, "jobs", "--project", PROJECT)):
+        row = next(line for line in listing.stdout.splitlines() if line.startswith(job["id"]))
+        assert "canceled (stopping)" in row
+    shown = run_cli(home, "show", PROJECT, job["id"])
+    assert json.loads(shown.stdout)["status"] == "canceled", "the record keeps the contract's fields"
+    assert f"Job {job['id']} is canceled (stopping)" in shown.stderr
+
+    for info in _tagged(job["id"]):  # end the job here rather than wait out its grace period
+        procs.send_signal(info, signal.SIGKILL)
+    wait_for_stop(home, job["id"], timeout=60)
+    row = next(line for line in run_cli(home, "jobs").stdout.splitlines() if line.startswith(job["id"]))
+    assert "canceled" in row
+    assert "stopping" not in row
+    assert run_cli(home, "show", PROJECT, job["id"]).stderr == ""

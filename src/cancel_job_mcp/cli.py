@@ -515,7 +515,8 @@ def _run_audit(args: argparse.Namespace, options: AppOptions) -> int:
 def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
     """With --project, any backend's listing (the list_jobs tool's code); without, every local job."""
 
-    async def every_page() -> list[JobRecord]:
+    async def every_page() -> tuple[list[JobRecord], bool]:
+        """Every job, and whether they are local ones."""
         # One event loop for every page: a provider's kept-alive connections belong to it.
         if args.project is None:
             from .backends.local.runtime import LocalBackend
@@ -527,20 +528,29 @@ def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
                     records += await _all_pages(partial(backend.list_any_project, None, args.status, 100))
                 finally:
                     await backend.aclose()
-            return records
+            return records, True
         service = build_service(options)
         try:
-            return await _all_pages(lambda cursor: service.list_jobs(args.project, args.status, 100, cursor))
+            pages = await _all_pages(lambda cursor: service.list_jobs(args.project, args.status, 100, cursor))
+            return pages, _is_local(service, args.project)
         finally:
             await service.aclose()
 
     try:
-        records = anyio.run(every_page)
+        records, local = anyio.run(every_page)
     except ToolError as error:
         print(str(error), file=sys.stderr)
         return 1
+    if local:  # a canceled job whose processes are still being stopped says so
+        from .backends.local.runtime import shown_status
+
+        records = [JobRecord(**{**record, "status": shown_status(record)}) for record in records]
     _print_table(records, ("id", "project_id", "status", "name", "created_at", "exit_code"))
     return 0
+
+
+def _is_local(service: JobService, project_reference: str) -> bool:
+    return service.router.settings_for(project_reference)[0].kind == "local"
 
 
 async def _all_pages(page: Callable[[str | None], Awaitable[JobPage]]) -> list[JobRecord]:
@@ -571,19 +581,25 @@ def _run_record_command(
     action: Callable[[JobService, str, str], Awaitable[JobRecord]],
 ) -> Command:
     def run(args: argparse.Namespace, options: AppOptions) -> int:
-        async def act() -> JobRecord:
+        async def act() -> tuple[JobRecord, bool]:
             service = build_service(options)
             try:
-                return await action(service, args.project_reference, args.job_id)
+                record = await action(service, args.project_reference, args.job_id)
+                return record, _is_local(service, args.project_reference)
             finally:
                 await service.aclose()
 
         try:
-            record = anyio.run(act)
+            record, local = anyio.run(act)
         except ToolError as error:
             print(str(error), file=sys.stderr)
             return 1
         _print_record(record)
+        if local:
+            from .backends.local.runtime import stop_under_way
+
+            if note := stop_under_way(record):
+                print(note, file=sys.stderr)
         return 0
 
     return run

@@ -107,6 +107,26 @@ def prune_jobs(home: Path, older_than: timedelta) -> list[str]:
     return removed
 
 
+def is_stopping(record: JobRecord) -> bool:
+    """Canceled, with its stop not recorded yet: some process of the job may still run."""
+    return record["status"] == JobStatus.CANCELED and record["completed_at"] is None
+
+
+def shown_status(record: JobRecord) -> str:
+    """A local job's status as `jobs` shows it: `canceled (stopping)` until its stop is recorded."""
+    return f"{record['status']} (stopping)" if is_stopping(record) else record["status"]
+
+
+def stop_under_way(record: JobRecord) -> str | None:
+    """What `show` and `cancel` say of a local job whose stop is still under way, or None."""
+    if not is_stopping(record):
+        return None
+    return (
+        f"Job {record['id']} is canceled (stopping): its processes are still being stopped, and its stop"
+        " is not recorded yet (completed_at is null). The cancel stands; read it again to see the stop."
+    )
+
+
 class LocalBackend:
     """Cancels and reads jobs of the local runtime stored under `home`."""
 
