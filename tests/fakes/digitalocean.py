@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote
 
-from .server import FakeProvider, HttpError, Reply, now_iso
+from .server import FakeProvider, Fault, HttpError, Recorded, Reply, now_iso
 
 ACTIVE = ("PENDING", "RUNNING", "UNKNOWN")
 
@@ -20,6 +20,12 @@ class FakeDigitalOcean(FakeProvider):
         # After a cancel, this many answers (the cancel's own included) still show the old phase.
         self.cancel_lag = 0
         self._lagging: dict[str, int] = {}
+        # Log files, served without auth under /files/NAME as pre-signed URLs are; an invocation's logs
+        # answer lists its files' URLs. Two names are hostile: "huge" (200 MB) and "endless" (a byte a
+        # second, never done).
+        self.files: dict[str, bytes] = {}
+        self.logs_of: dict[str, list[str]] = {}  # invocation id -> its files' names
+        self.live_file: dict[str, str] = {}  # invocation id -> the name its live_url points to
 
     def add_invocation(
         self, app_id: str, phase: str = "RUNNING", created_at: str | None = None, **extra: Any
@@ -90,8 +96,37 @@ class FakeDigitalOcean(FakeProvider):
             raise HttpError(404, "not_found", "The resource you were accessing could not be found.")
         return inv_id
 
+    def _dispatch(self, recorded: Recorded) -> tuple[int, bytes, dict[str, str]] | Fault | None:
+        if not recorded.path.startswith("/files/"):
+            return super()._dispatch(recorded)
+        self.requests.append(recorded)
+        name = recorded.path.removeprefix("/files/")
+        if name == "huge":
+            return Fault.HUGE_BODY
+        if name == "endless":
+            return Fault.TRICKLE
+        return 200, self.files[name], {"Content-Type": "text/plain"}
+
+    def trickled(self, recorded: Recorded) -> tuple[int, bytes, dict[str, str]]:
+        if recorded.path == "/files/endless":
+            return 200, b"drip\n" * 100_000, {"Content-Type": "text/plain"}
+        return super().trickled(recorded)
+
     def route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Reply:
         parts = [unquote(p) for p in path.strip("/").split("/")]
+        # GET /v2/apps/{app}/jobs/{job_name}/invocations/{id}/logs?type=JOB_INVOCATION
+        if len(parts) == 8 and parts[3] == "jobs" and parts[5] == "invocations" and parts[7] == "logs":
+            inv_id = self._find(parts[2], parts[6])
+            if parts[4] != self.invocations[inv_id]["invocation"]["job_name"] or query.get("type") != [
+                "JOB_INVOCATION"
+            ]:
+                raise HttpError(400, "bad_request", "job_name and type=JOB_INVOCATION are required")
+            answer: dict[str, Any] = {
+                "historic_urls": [f"{self.url}/files/{name}" for name in self.logs_of.get(inv_id, [])]
+            }
+            if inv_id in self.live_file:
+                answer["live_url"] = f"{self.url}/files/{self.live_file[inv_id]}"
+            return Reply(200, answer)
         if len(parts) >= 4 and parts[:2] == ["v2", "apps"] and parts[3] == "job-invocations":
             app_id = parts[2]
             if len(parts) == 4 and method == "GET":

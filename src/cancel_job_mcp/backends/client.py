@@ -339,6 +339,50 @@ class HttpClient:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, timed_out=False) from None
 
+    async def read_handed_out(self, urls: list[str]) -> tuple[bytes, bool]:
+        """The bodies of URLs the provider handed out (pre-signed log files), one after the other,
+        sent without our credential (they may be on any host) and read as they come: at most
+        `max_response_bytes` together, within `total_timeout`. Returns (data, cut): `cut` when a
+        bound, or a source that stalled or ended early, stopped the reading."""
+        data = bytearray()
+        limit = self.policy.max_response_bytes
+        timeout = httpx.Timeout(self.settings.read_timeout, connect=self.settings.connect_timeout)
+        async with httpx.AsyncClient(
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+        ) as client:
+            with anyio.move_on_after(self.policy.total_timeout):
+                for url in urls:
+                    if await self._read_into(client, url, data, limit):
+                        return bytes(data), True
+                return bytes(data), False
+        return bytes(data), True  # the total deadline passed
+
+    async def _read_into(self, client: httpx.AsyncClient, url: str, data: bytearray, limit: int) -> bool:
+        """Append `url`'s body to `data` up to `limit` bytes; True if the reading was cut short."""
+        try:
+            async with client.stream("GET", url) as response:
+                if not response.is_success:
+                    raise ProviderError(
+                        ErrorCode.UPSTREAM_ERROR,
+                        f"a log URL {self.provider} handed out answered HTTP {response.status_code}; try"
+                        " again later (such URLs expire).",
+                    )
+                if response.headers.get("content-encoding", "identity") != "identity":
+                    raise malformed(self.provider, "a log URL answered with a compressed body, unasked")
+                async for chunk in response.aiter_raw():
+                    room = limit - len(data)
+                    data += chunk[:room]
+                    if len(chunk) > room:
+                        return True
+        except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError):
+            return True  # a source that stalls or breaks off: what came so far is the answer
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, timed_out=False) from None
+        return False
+
     def redacted(self, text: str) -> str:
         """`text` without our token in any form."""
         return self._redactor.text(text) if self._redactor is not None else text

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import refused_cursor
 from ..record import JobRecord, JobStatus, make_record
@@ -48,6 +49,7 @@ from .base import Backend, BackendSettings
 from .checks import plain_segment
 from .flows import ProviderPage
 from .hosted import HostedBackend
+from .logs import JobLogs, LogQuery, select_text
 from .payload import (
     ProviderError,
     latest,
@@ -197,6 +199,34 @@ class DigitalOceanBackend(HostedBackend):
         status = error.status
         return status is not None and 400 <= status < 500 and status not in (401, 403, 404, 429)
 
+    async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
+        """The documented logs endpoint answers URLs of the invocation's log files (`historic_urls`,
+        and `live_url` while it runs); they are read in turn, without our token, within the
+        backend's size and time bounds (HttpClient.read_handed_out)."""
+        record = await self.read_job(project, job_id)
+        job_name = quote(str(record["config"].get("job_name") or record["name"]), safe="")
+        app = plain_segment("project_reference", project, "DigitalOcean expects an app id")
+        path = f"/v2/apps/{app}/jobs/{job_name}/invocations/{quote(record['id'], safe='')}/logs"
+        try:
+            body = await self.http.request_json(
+                "GET", path, params={"type": "JOB_INVOCATION"}, what=f"job {job_id!r}"
+            )
+        except ProviderError as error:
+            if error.status == 404:
+                raise self.not_found(project, job_id) from None
+            raise
+        urls = _log_urls(body)
+        data, cut = await self.http.read_handed_out(urls)
+        selection = select_text(data.decode("utf-8", "replace"), query)
+        return JobLogs(
+            project_id=project,
+            job_id=record["id"],
+            source=f"DigitalOcean GET {path}?type=JOB_INVOCATION, then its {len(urls)} log URL(s)",
+            lines=selection.lines,
+            truncated=selection.truncated or cut,
+            log_bytes=None if cut else len(data),
+        )
+
     async def fetch_page(
         self, project: str, status: JobStatus | None, size: int, cursor: str | None
     ) -> ProviderPage:
@@ -210,6 +240,20 @@ class DigitalOceanBackend(HostedBackend):
         jobs = [to_record(item, project) for item in items]
         more = bool(items) and _has_next(body, page, per_page, len(items))
         return jobs, f"{page + 1}:{per_page}" if more else None
+
+
+def _log_urls(body: Any) -> list[str]:
+    """The http(s) URLs of a logs answer, `{"historic_urls": [...], "live_url": ...}`, in that order."""
+    if not isinstance(body, dict):
+        raise malformed(PROVIDER, "the logs answer is not an object")
+    historic = body.get("historic_urls") or []
+    live = body.get("live_url")
+    urls = [*historic, live] if live else list(historic)
+    if not isinstance(historic, list) or not all(isinstance(url, str) for url in urls):
+        raise malformed(PROVIDER, "the logs answer's historic_urls and live_url are not URLs")
+    if not all(url.startswith(("https://", "http://")) for url in urls):
+        raise malformed(PROVIDER, "a log URL is not an http(s) URL")
+    return urls
 
 
 def _app_path(app_id: str) -> str:
