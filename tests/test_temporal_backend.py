@@ -170,8 +170,9 @@ async def test_a_workflow_that_ignores_the_cancel_is_terminated_after_the_grace(
     assert json.loads(terminate.body)["firstExecutionRunId"] == first_run
     assert "grace period of 0.5 s" in json.loads(terminate.body)["reason"]
     assert updates
-    assert all(total == 0.5 for _, total, _ in updates)
-    assert [done for done, _, _ in updates] == sorted(done for done, _, _ in updates)
+    assert updates[0][1] == 0.5
+    assert [done for done, _, _ in updates] == sorted(done for done, _, _ in updates), "progress only grows"
+    assert all(done <= total for done, total, _ in updates)
 
 
 @pytest.mark.anyio

@@ -139,6 +139,7 @@ async def test_a_workflow_that_ignores_the_cancel_is_terminated_after_the_grace(
     events = temporal_server.event_types(workflow_id)
     assert events.index("WORKFLOW_EXECUTION_CANCEL_REQUESTED") < events.index("WORKFLOW_EXECUTION_TERMINATED")
     assert updates, "progress while the grace period ran"
+    assert [done for done, _, _ in updates] == sorted(done for done, _, _ in updates), "progress only grows"
     assert "Cancel requested; waiting up to 2 s" in str(updates[0][2])
     got = await call(session, "get_job", project_reference="default", job_id=workflow_id)
     assert got.structured_content["status"] == "canceled"

@@ -88,6 +88,8 @@ IDENTITY = "cancel-job-mcp"
 DEFAULT_GRACE_SECONDS = 10.0
 # Kept from the call's deadline for the terminate, the wait for its close and the answer.
 TERMINATE_RESERVE_SECONDS = 5.0
+# How long a terminated workflow is waited for (Temporal closes it at once).
+TERMINATE_WAIT_SECONDS = 30.0
 # The longest wait between two progress notifications (one long poll of the close event).
 PROGRESS_SECONDS = 2.0
 MIN_POLL_SECONDS = 0.2
@@ -276,7 +278,14 @@ class TemporalBackend(HostedBackend):
             terminated = await self._send(project, job_id, "terminate", chain, reason)
             after = f"Grace period over: terminated workflow {job_id}; waiting for it to close."
             left = anyio.current_effective_deadline() - anyio.current_time() - 1.0
-            closed, _ = await self._wait_closed(project, job_id, chain, max(0.0, left), progress, after)
+            wait = max(0.0, min(left, TERMINATE_WAIT_SECONDS))
+
+            async def onward(done: float, total: float, message: str) -> None:
+                # Progress only grows: the terminate's wait counts on from the grace period's.
+                if progress is not None:
+                    await progress(grace + done, grace + total, message)
+
+            closed, _ = await self._wait_closed(project, job_id, chain, wait, onward, after)
         record = await self.read_job(project, job_id)
         if closed and record["config"]["_provider"].get("first_run_id") in (chain, None):
             record["config"]["_provider"]["stop"] = {
