@@ -283,3 +283,23 @@ async def test_wait_for_stop_long_polls_the_close_event_once_per_pause(
     fake.fail_always(Fault.SERVER_ERROR)
     await backend.wait_for_stop("default", workflow_id, 0.3)
     assert len(fake.requests) == 2
+
+
+@pytest.mark.anyio
+async def test_the_evidence_of_a_terminate_names_the_activities_still_pending(
+    fake: FakeTemporal, backend: TemporalBackend
+) -> None:
+    fake.on_cancel = "ignore"
+    record = await backend.cancel_job("default", fake.add_workflow())
+    stop = record["config"]["_provider"]["stop"]
+    record["config"]["_provider"]["stop"] = {**stop, "pending_activities_when_terminated": 2}
+    escalation = backend.stop_escalation(record)
+    assert escalation is not None
+    assert escalation.facts["terminated"] is True
+    assert escalation.words.endswith(
+        "2 of its activities were still pending then: activity code in a worker that does not heartbeat may"
+        " still be running."
+    )
+    assert backend.stop_escalation(await backend.get_job("default", record["id"])) is None, (
+        "no cancel of ours"
+    )

@@ -20,6 +20,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from cancel_job_mcp.schemas import load_schema
+from cancel_job_mcp.stops import STOP_META_KEY
 
 from .conftest import client, stdio_server
 from .temporal_cluster import TemporalServer
@@ -93,6 +94,11 @@ async def test_a_workflow_that_handles_the_cancel_closes_canceled_within_the_gra
     stop = record["config"]["_provider"]["stop"]
     assert stop["terminated"] is False
     assert stop["seconds_to_close"] < PATIENT_GRACE
+    facts = result.meta[STOP_META_KEY]  # the evidence: it closed on its own, within the grace
+    assert (facts["stopped"], facts["terminated"], facts["closed_as"]) == (True, False, "CANCELED")
+    assert facts["grace_period_seconds"] == PATIENT_GRACE
+    assert result.content[1].text.startswith(f"Workflow {workflow_id} closed as CANCELED ")
+    assert result.content[1].text.endswith("within its grace period of 30 s: it handled the cancel itself.")
     assert temporal_server.status(workflow_id) == "CANCELED"
     assert mark.with_name(f"{mark.name}.cleanup").exists(), "the workflow's cleanup ran"
     events = temporal_server.event_types(workflow_id)
@@ -134,6 +140,14 @@ async def test_a_workflow_that_ignores_the_cancel_is_terminated_after_the_grace(
     stop = record["config"]["_provider"]["stop"]
     assert stop["terminated"] is True
     assert stop["seconds_to_close"] >= HASTY_GRACE
+    facts = result.meta[STOP_META_KEY]  # the evidence: terminated once the grace was over
+    assert (facts["stopped"], facts["terminated"], facts["closed_as"]) == (True, True, "TERMINATED")
+    assert facts["pending_activities_when_terminated"] == 0, "the workflow was waiting on a timer"
+    assert result.content[1].text == (
+        f"Workflow {workflow_id} did not close within its grace period of {HASTY_GRACE} s after the cancel"
+        f" request, so it was terminated; it closed as TERMINATED {stop['seconds_to_close']:.1f} s after the"
+        " request. No activity of it was pending then."
+    )
     assert temporal_server.status(workflow_id) == "TERMINATED"
     assert mark.with_name(f"{mark.name}.ignored").exists(), "the workflow saw the cancel request and went on"
     events = temporal_server.event_types(workflow_id)
@@ -155,6 +169,7 @@ async def test_a_heartbeating_activity_is_cancelled_and_the_workflow_closes_canc
     assert not result.is_error, result.content[0].text
     assert result.structured_content["status"] == "canceled"
     assert result.structured_content["config"]["_provider"]["stop"]["terminated"] is False
+    assert result.meta[STOP_META_KEY]["closed_as"] == "CANCELED"
     assert temporal_server.status(workflow_id) == "CANCELED"
     assert mark.with_name(f"{mark.name}.activity-cancelled").exists(), "the activity's code saw the cancel"
     assert "ACTIVITY_TASK_CANCELED" in temporal_server.event_types(workflow_id)

@@ -23,7 +23,7 @@ from .grants import current_grant
 from .http_security import named_token
 from .record import JobRecord
 from .routing import Route, Router
-from .stops import Signals, Stop
+from .stops import Escalation, Signals, Stop
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ DEFAULT_POLLING = StopPolling()
 StopWait = Callable[[str, str, float], Awaitable[None]]
 # stop_signals(project, job_id): a backend that signals the job's processes itself says which it sent.
 SignalsReader = Callable[[str, str], Awaitable[Signals]]
+# stop_escalation(record): what a backend that escalates the stop itself did, read from its answer.
+EscalationReader = Callable[[JobRecord], Escalation | None]
 
 
 async def _sleep(project: str, job_id: str, seconds: float) -> None:
@@ -199,7 +201,9 @@ class JobService:
                 )
         stop_signals: SignalsReader | None = getattr(route.backend, "stop_signals", None)
         signals = await stop_signals(route.project, record["id"]) if stop_signals is not None else None
-        return Stop(watch.record, watch.stopped, watch.seconds, watch.statuses, signals)
+        escalation: EscalationReader | None = getattr(route.backend, "stop_escalation", None)
+        escalated = escalation(record) if escalation is not None else None
+        return Stop(watch.record, watch.stopped, watch.seconds, watch.statuses, signals, escalated)
 
     async def _watch(
         self, route: Route, record: JobRecord, seconds: float, progress: Progress | None, message: str

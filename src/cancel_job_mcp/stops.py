@@ -4,7 +4,8 @@
 For every backend: the statuses seen while the cancel waited and how long it waited. For a backend
 that signals the job's processes itself (local): the signals sent and when, the grace period, whether
 SIGKILL was needed, and whether any process is left (or when SIGKILL is due, if the stop is still
-under way).
+under way). For a backend that escalates the stop itself (Temporal: a cancel request, then a terminate
+once the grace period is over): its own facts and sentence (`Escalation`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ class Signals:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """What a backend that escalates a stop itself did (Temporal), in its facts and in a sentence."""
+
+    facts: dict[str, Any]
+    words: str
+
+
+@dataclass(frozen=True)
 class Stop:
     """A cancel's answer: the record, and what was seen and done to get it."""
 
@@ -42,6 +51,7 @@ class Stop:
     seconds: float  # how long the cancel waited for the stop
     statuses: tuple[tuple[float, str], ...]  # (seconds into the wait, status) each time it changed
     signals: Signals | None = None
+    escalation: Escalation | None = None
 
     def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {
@@ -52,6 +62,8 @@ class Stop:
                 {"status": status, "after_seconds": round(after, 3)} for after, status in self.statuses
             ],
         }
+        if self.escalation is not None:
+            facts |= self.escalation.facts
         if self.signals is not None:
             sent = {signal.name: signal.sent_at for signal in self.signals.sent}
             term, grace = sent.get(SIGTERM), self.signals.grace_seconds
@@ -69,6 +81,8 @@ class Stop:
 
     def words(self) -> str:
         job = self.record["id"]
+        if self.escalation is not None:
+            return self.escalation.words
         if self.signals is not None:
             return self._signal_words(job, self.signals)
         seen = " -> ".join(status for _, status in self.statuses)

@@ -61,6 +61,7 @@ import anyio
 from ..errors import ToolError, not_cancellable, not_found
 from ..record import JobRecord, JobStatus
 from ..redact import without_url_secrets
+from ..stops import Escalation
 from .base import Backend, BackendConfigError, BackendSettings, Progress
 from .checks import checked_segment
 from .flows import ProviderPage
@@ -312,6 +313,37 @@ class TemporalBackend(HostedBackend):
             except ToolError:
                 pass
             await anyio.sleep_until(started + seconds)
+
+    def stop_escalation(self, record: JobRecord) -> Escalation | None:
+        """The evidence of a stop this backend made (the answer of `cancel_job_with_progress`): whether
+        the workflow closed on its own within the grace period or was terminated, and how many
+        activities were still pending then. None for a record no cancel of ours closed."""
+        stop = record["config"].get("_provider", {}).get("stop")
+        if not isinstance(stop, dict):
+            return None
+        job, grace, seconds = record["id"], stop["grace_period_seconds"], stop["seconds_to_close"]
+        closed_as = record["config"]["_provider"]["status"]
+        facts = {"cancel_requested": True, "closed_as": closed_as, **stop}
+        if not stop["terminated"]:
+            words = (
+                f"Workflow {job} closed as {closed_as} {seconds:.1f} s after the cancel request, within its"
+                f" grace period of {grace:g} s: it handled the cancel itself."
+            )
+            return Escalation(facts, words)
+        pending = stop["pending_activities_when_terminated"]
+        left = ""
+        if pending:
+            left = (
+                f" {pending} of its activities were still pending then: activity code in a worker that does"
+                " not heartbeat may still be running."
+            )
+        elif pending == 0:
+            left = " No activity of it was pending then."
+        words = (
+            f"Workflow {job} did not close within its grace period of {grace:g} s after the cancel request,"
+            f" so it was terminated; it closed as {closed_as} {seconds:.1f} s after the request.{left}"
+        )
+        return Escalation(facts, words)
 
     async def _send(self, project: str, job_id: str, action: str, chain: str, reason: str) -> bool:
         """POST a cancel or terminate to the latest run of the chain `chain`; False when Temporal says
