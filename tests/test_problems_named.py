@@ -4,6 +4,7 @@ documented code, or the CLI's usage error, and one sentence saying what to do; t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -295,3 +296,44 @@ def test_ctrl_c_through_a_terminal_stops_the_server_at_once_and_quietly(home: Pa
     assert status == 130, rest
     assert b"Traceback" not in rest
     assert rest.strip() in (b"", b"^C"), rest
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 4 MiB tmpfs of our own (mounting needs root: skipped otherwise), unmounted at the end."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_a_disk_that_fills_under_a_running_server_is_named(small_disk: Path, tmp_path: Path) -> None:
+    home = small_disk / "home"
+    job = submit_here(home, "p", "sleep", "600")
+    server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
+    try:
+        server.initialize()
+        arguments = {"project_reference": "p", "job_id": job["id"]}
+        structured(tool_result(server.call_tool("list_jobs", {"project_reference": "p", "limit": 1})))
+        filler = small_disk / "filler"
+        with filler.open("wb") as fill, contextlib.suppress(OSError):  # ENOSPC: the disk is full
+            while True:
+                fill.write(b"\0" * 65536)
+                fill.flush()
+        assert structured(tool_result(server.call_tool("get_job", arguments)))["status"] == "working"
+        result = tool_result(server.call_tool("cancel_job", arguments))
+        assert error_code(result) in ("backend_misconfigured", "upstream_unavailable"), result
+        assert "full" in result["content"][0]["text"]
+        filler.unlink()
+        assert structured(tool_result(server.call_tool("cancel_job", arguments)))["status"] == "canceled"
+    finally:
+        stderr = server.close()
+    assert "Traceback" not in stderr
+    assert "internal_error" not in stderr

@@ -54,7 +54,7 @@ class CursorCodec:
             try:
                 key = _load_or_create_key(self._key_path)
             except OSError as error:
-                problem = f"it cannot be read as a file ({error.strerror})"
+                problem = f"it cannot be read, or made, as a file ({error.strerror})"
                 raise _unusable_key(self._key_path, problem) from None
             if len(key) < MIN_KEY_BYTES:
                 # An empty or short key would make cursors forgeable: refuse it rather than sign with it.
