@@ -2,10 +2,14 @@
 
 The server talks HTTP only (the grpc-gateway JSON API a Temporal frontend serves on its HTTP port,
 7243 by default; the dev server's `--http-port`), with the same bounded, redacted, retried client as
-every provider. The address is the backend's `base_url`, else `$TEMPORAL_ADDRESS` when that is an
-http(s) URL (not the gRPC host:port the Temporal CLI reads from the same variable), else
-http://127.0.0.1:7243. A project is a namespace; the job id is the workflow id, naming its latest
-run (see temporal_mapping for the record).
+every provider, rather than through the temporalio SDK: that would add a compiled core and protobuf
+(some 60 MB) to every install and its own gRPC timeouts, retries and error texts beside ours, for five
+requests the HTTP API serves as well.
+
+The address is the backend's `base_url`, else `$TEMPORAL_ADDRESS` when that is an http(s) URL (not
+the gRPC host:port the Temporal CLI reads from the same variable), else http://127.0.0.1:7243. A
+project is a namespace; the job id is the workflow id, naming its latest run (see temporal_mapping
+for the record).
 
 Requests (checked against the Temporal CLI 1.9.1 dev server, Temporal Server 1.32):
 
@@ -27,8 +31,11 @@ Requests (checked against the Temporal CLI 1.9.1 dev server, Temporal Server 1.3
   progress notifications, by long-polling the run's close event; a run that continues as new meanwhile
   is asked to cancel too. If it has not closed by then, `POST .../workflows/{id}/terminate` ends it
   with a reason saying so, and the answer comes once the execution is closed. The answer's
-  `config._provider.stop` says how it closed: on its own or terminated, after how long, and how many
-  activities were still pending when it was terminated.
+  `config._provider.stop`, and from it the stop evidence (`stop_escalation`), says how it closed: on
+  its own or terminated, after how long, and how many activities were still pending when terminated.
+- wait: between the reads of wait_job (or of a cancel whose grace the call could not wait out),
+  `wait_for_stop` long-polls the latest run's close event (`waitNewEvent=true`), ending the pause as
+  soon as the workflow closes.
 
 A grace period is waited only within the call's own deadline (the server's call timeout, less a few
 seconds for the terminate): a call that would end first answers the still-running record and
