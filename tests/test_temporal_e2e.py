@@ -255,14 +255,15 @@ async def test_wait_job_ends_when_the_workflow_closes(temporal_server: TemporalS
 
         group.start_soon(wait)
         await waiting.wait()
-        canceled_at = anyio.current_time()
         temporal_server.http.post(
             f"/api/v1/namespaces/default/workflows/{workflow_id}/cancel", json={"identity": "the test"}
         ).raise_for_status()
     [result] = results
     assert not result.is_error, result.content[0].text
     assert result.structured_content["status"] == "canceled"
-    assert anyio.current_time() - canceled_at < 30, "the wait ended with the workflow, not at its timeout"
+    assert result.content[1].text.startswith(f"Job {workflow_id} is canceled: it is terminal"), (
+        "not timed out"
+    )
 
 
 async def all_pages(
