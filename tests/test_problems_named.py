@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from .battery_support import RawStdioServer, error_code, structured, submit_here, tool_result, wait_for_stop
-from .conftest import CLI, env_for
+from .conftest import CLI, env_for, wait_until
 from .fakes import CANARY_TOKEN, CASES, FakeRay
 
 
@@ -251,6 +252,13 @@ def read_until(fd: int, wanted: bytes, timeout: float = 60) -> bytes:
     return seen
 
 
+def answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=5).status_code > 0
+    except httpx.HTTPError:
+        return False
+
+
 def rest_and_status(fd: int, pid: int) -> tuple[bytes, int]:
     rest = b""
     while True:
@@ -268,9 +276,13 @@ def rest_and_status(fd: int, pid: int) -> tuple[bytes, int]:
     return rest, os.waitstatus_to_exitcode(status)
 
 
-@pytest.mark.parametrize("transport", ["stdio", "http"])
+@pytest.mark.parametrize("transport", ["stdio", "http", "http-workers"])
 def test_ctrl_c_through_a_terminal_stops_the_server_at_once_and_quietly(home: Path, transport: str) -> None:
-    args = ["serve"] if transport == "stdio" else ["serve", "--transport", "http", "--port", "0"]
+    args = {
+        "stdio": ["serve"],
+        "http": ["serve", "--transport", "http", "--port", "0"],
+        "http-workers": ["serve", "--transport", "http", "--port", "0", "--workers", "2"],
+    }[transport]
     pid, fd = pty.fork()
     if pid == 0:  # the child: the server, on the terminal
         os.execve(sys.executable, [sys.executable, "-m", "cancel_job_mcp", *args], env_for(home))
@@ -285,7 +297,11 @@ def test_ctrl_c_through_a_terminal_stops_the_server_at_once_and_quietly(home: Pa
             os.write(fd, json.dumps(initialize).encode() + b"\n")
             read_until(fd, b'"serverInfo"')
         else:
-            read_until(fd, b"serving MCP at")
+            announced = read_until(fd, b"/mcp ")
+            port = int(announced.rsplit(b"/mcp ", 1)[0].rsplit(b":", 1)[1])
+            # Every worker up (each answers on its own socket): a request is answered several times over.
+            for _ in range(8):
+                wait_until(lambda: answers(port), timeout=60)
         os.write(fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT to the server
         rest, status = rest_and_status(fd, pid)
     finally:

@@ -366,7 +366,7 @@ def _run_serve(args: argparse.Namespace, options: AppOptions) -> int:
         http = replace(http, oauth=_oauth_settings(args, options.config))
         endpoint = open_endpoint(http)
         if args.workers > 1:
-            run_http_workers(options, http, endpoint)
+            return run_http_workers(options, http, endpoint)
         else:
             with start_up():
                 built = build_mcp_server(options)

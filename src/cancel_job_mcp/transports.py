@@ -305,9 +305,9 @@ async def serve_http(server: Server[Any], app: AppOptions, options: HttpOptions,
     await uvicorn.Server(config).serve(sockets=[endpoint.sock])
 
 
-def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) -> None:
+def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) -> int:
     """Several worker processes on one port, each building its own server (always stateless), until
-    SIGINT or SIGTERM stops them all.
+    SIGINT or SIGTERM stops them all; returns the exit status (130 after SIGINT, Ctrl-C).
 
     Each worker listens on a socket of its own (SO_REUSEPORT), so the kernel spreads new connections
     across the workers. On one shared socket (as uvicorn's own supervisor runs workers) the worker that
@@ -327,8 +327,14 @@ def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) 
     sockets = [endpoint.sock, *(_listen(options, port) for _ in range(options.workers - 1))]
     spawn = multiprocessing.get_context("spawn")
     stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signal_number: int, frame: object) -> None:
+        stopped_by.append(signal_number)
+        stop.set()
+
     for signal_number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signal_number, lambda *_: stop.set())
+        signal.signal(signal_number, on_signal)
 
     def start(sock: socket.socket) -> multiprocessing.process.BaseProcess:
         worker = spawn.Process(target=_serve_worker, args=(app, options, endpoint.tokens, sock))
@@ -357,13 +363,19 @@ def run_http_workers(app: AppOptions, options: HttpOptions, endpoint: Endpoint) 
             worker.terminate()  # SIGTERM: uvicorn finishes the requests under way
         for worker in workers:
             worker.join()
+    return 128 + signal.SIGINT if signal.SIGINT in stopped_by else 0
 
 
 def _serve_worker(
     app: AppOptions, options: HttpOptions, tokens: Sequence[NamedToken], sock: socket.socket
 ) -> None:
-    """One worker process: uvicorn serving `worker_app` on its own socket."""
+    """One worker process: uvicorn serving `worker_app` on its own socket. Ctrl-C reaches every process
+    of the terminal's group: the workers leave it to the parent, which stops them (SIGTERM)."""
+    import signal
+
     import uvicorn
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     factory = partial(worker_app, app, options, tokens)
     uvicorn.Server(_uvicorn_config(factory, options, app.log_level, factory=True)).run(sockets=[sock])
