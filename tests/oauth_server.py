@@ -60,12 +60,10 @@ def authorization_server(workdir: Path, **config: Any) -> Iterator[Authorization
     shutil.copy(SCRIPT, script)
     if not (workdir / "node_modules").exists():
         (workdir / "node_modules").symlink_to(AS_MODULES)  # ES modules resolve packages from their path
-    process = subprocess.Popen(
-        [str(node), str(script), json.dumps(config)],
-        stdout=subprocess.PIPE,
-        stderr=(workdir / "oidc-provider.log").open("w"),
-        text=True,
-    )
+    with (workdir / "oidc-provider.log").open("w") as log:  # the process keeps its own descriptor
+        process = subprocess.Popen(
+            [str(node), str(script), json.dumps(config)], stdout=subprocess.PIPE, stderr=log, text=True
+        )
     try:
         started = _first_line(process, deadline=time.monotonic() + 60)
         yield AuthorizationServer(process, started["issuer"], started["port"])

@@ -18,6 +18,7 @@ import jwt
 import pytest
 from mcp.client.streamable_http import streamable_http_client
 
+from cancel_job_mcp.oauth import looks_like_jwt
 from cancel_job_mcp.server import tool_specs
 
 from .conftest import (
@@ -97,6 +98,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         machine("web-bot", cjm_projects=["web-*"]),
         machine("brief", cjm_token_ttl=1),
         machine("malformed-grant", cjm_projects="web-*"),
+        machine("opaque-bot", cjm_token_format="opaque", cjm_projects=["web-*"]),
         {**machine("resource-server"), "client_secret": INTROSPECTOR_SECRET, "grant_types": []},
     ]
     with authorization_server(work / "issuer", jwks=keys, resources=resources, clients=clients) as issuer:
@@ -106,6 +108,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 [http.oauth]
                 issuer = "{issuer.issuer}"
                 resource = "{resource}"
+                introspection_endpoint = "{issuer.url}/token/introspection"
                 leeway = 0
                 """)
         )
@@ -125,6 +128,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 "--config",
                 str(config),
                 CANCEL_JOB_MCP_HTTP_TOKENS=STATIC_TOKEN,
+                CANCEL_JOB_MCP_OAUTH_CLIENT_ID="resource-server",
+                CANCEL_JOB_MCP_OAUTH_CLIENT_SECRET=INTROSPECTOR_SECRET,
             )
             try:
                 yield Deployment(issuer, impostor, rogue, server, resource, other_resource, opaque_resource)
@@ -267,7 +272,14 @@ REJECTIONS: dict[str, tuple[Callable[[Deployment], str], str]] = {
         lambda d: d.rogue.client_credentials("ci-bot", SECRET, d.resource, "jobs:read"),
         "the token is signed with a key the issuer does not publish",
     ),
-    "not a JWT": (lambda d: "opaque-but-not-introspected-0123456789", "the token is not a JWT"),
+    "an opaque token the issuer never issued": (
+        lambda d: "opaque-but-never-issued-0123456789",
+        "the token is not active (expired, revoked or unknown)",
+    ),
+    "an opaque token for another resource": (
+        lambda d: d.issuer.client_credentials("opaque-bot", SECRET, d.other_resource, "jobs:read"),
+        "the token was not issued for http://127.0.0.1:",
+    ),
     "a malformed project grant": (
         lambda d: d.token("malformed-grant"),
         "the token's cjm_projects claim must be a list of project patterns",
@@ -356,3 +368,24 @@ async def test_a_project_outside_the_grant_is_not_found_and_untouched(deployment
     assert show(home, "ops", secret["id"])["status"] in ("submitted", "working")
     assert not inside.is_error, inside.content
     assert inside.structured_content["status"] == "canceled"
+
+
+@pytest.mark.anyio
+async def test_an_opaque_token_is_introspected_and_its_grant_kept(deployment: Deployment) -> None:
+    home = deployment.server.home
+    web = submit(home, "web-docs", "sleep", "600")
+    token = deployment.token("opaque-bot")
+    assert not looks_like_jwt(token)
+    http, session = authed(deployment.server.url, token, "legacy")
+    async with http, session:
+        outside = await session.call_tool("list_jobs", {"project_reference": "ops"})
+        again = await session.call_tool("list_jobs", {"project_reference": "ops"})  # from the cache
+        canceled = await session.call_tool(
+            "cancel_job", {"project_reference": "web-docs", "job_id": web["id"]}
+        )
+    assert outside.structured_content == again.structured_content == {"jobs": [], "next_cursor": None}
+    assert not canceled.is_error, canceled.content
+    assert canceled.structured_content["status"] == "canceled"
+    audit = run_cli(home, "audit", "--json").stdout
+    row = next(row for row in json.loads(audit) if row["job_id"] == web["id"])
+    assert row["principal"] == "oauth sub=- client=opaque-bot"

@@ -167,3 +167,12 @@ def test_the_server_keeps_serving_while_the_key_endpoint_is_hostile(
         wait_until(lambda: post(server.url, token).status_code == 200, timeout=30, interval=0.5)
     finally:
         assert stop_http_server(server) == ""
+
+
+@pytest.mark.anyio
+async def test_without_introspection_an_opaque_token_is_refused(fake_issuer: FakeIssuer) -> None:
+    from cancel_job_mcp.oauth import TokenRejected
+
+    with pytest.raises(TokenRejected, match="not a JWT, and this server introspects no opaque tokens"):
+        await verify(fake_issuer.url, "an-opaque-token-0123456789")
+    assert fake_issuer.requests == []  # nothing was asked of the issuer

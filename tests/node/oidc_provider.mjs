@@ -4,8 +4,9 @@
 // introspection. Its development interactions (login and consent forms) stand in for a person.
 //
 // argv[2] is JSON: {port, issuer?, jwks, resources: {URL: {format: "jwt"|"opaque"}}, clients, accounts}.
-// A client or an account may carry `cjm_projects` (copied into its tokens) and a client
-// `cjm_token_ttl` (seconds). Prints {"issuer": ...} once it listens.
+// A client or an account may carry `cjm_projects` (copied into its tokens); a client `cjm_token_ttl`
+// (seconds) and `cjm_token_format` ("opaque" for tokens only introspection can read). Prints
+// {"issuer": ...} once it listens.
 import http from "node:http";
 import Provider, { errors } from "oidc-provider";
 
@@ -18,7 +19,7 @@ const SCOPES = "jobs:read jobs:cancel";
 const provider = new Provider(issuer, {
   jwks: config.jwks,
   clients: config.clients ?? [],
-  extraClientMetadata: { properties: ["cjm_projects", "cjm_token_ttl"] },
+  extraClientMetadata: { properties: ["cjm_projects", "cjm_token_ttl", "cjm_token_format"] },
   scopes: ["openid", "offline_access", "jobs:read", "jobs:cancel"],
   features: {
     devInteractions: { enabled: true },
@@ -37,7 +38,7 @@ const provider = new Provider(issuer, {
           scope: SCOPES,
           audience: resource,
           accessTokenTTL: client?.cjm_token_ttl ?? 600,
-          accessTokenFormat: known.format,
+          accessTokenFormat: client?.cjm_token_format ?? known.format,
           jwt: { sign: { alg: "RS256" } },
         };
       },
