@@ -74,6 +74,8 @@ def authorization_server(workdir: Path, **config: Any) -> Iterator[Authorization
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _first_line(process: subprocess.Popen[str], deadline: float) -> dict[str, Any]:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import subprocess
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,8 +35,10 @@ from .conftest import (
     submit,
     wait_until,
 )
+from .node_tools import NODE_MODULES, TS_SDK_CLIENT, require
 from .oauth_server import AuthorizationServer, authorization_server, signing_keys
 
+TS_SDK_OAUTH = Path(__file__).resolve().parent / "node" / "ts_sdk_oauth.mjs"
 STATIC_TOKEN = "static-operator-token-0123456789"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 INITIALIZE = {
@@ -389,3 +394,56 @@ async def test_an_opaque_token_is_introspected_and_its_grant_kept(deployment: De
     audit = run_cli(home, "audit", "--json").stdout
     row = next(row for row in json.loads(audit) if row["job_id"] == web["id"])
     assert row["principal"] == "oauth sub=- client=opaque-bot"
+
+
+@pytest.mark.slow
+def test_the_typescript_sdk_client_goes_through_the_whole_flow(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """Metadata discovery, dynamic registration, authorization code with PKCE and the resource
+    indicator, tool calls, and a step-up from jobs:read to jobs:cancel, by a client nobody here wrote."""
+    node = require(TS_SDK_CLIENT)
+    job = submit(deployment.server.home, "ops", "sleep", "600")
+    shutil.copy(TS_SDK_OAUTH, tmp_path / TS_SDK_OAUTH.name)
+    (tmp_path / "node_modules").symlink_to(NODE_MODULES)
+    arguments = {"url": deployment.server.url, "account": "alice", "project": "ops", "jobId": job["id"]}
+    done = subprocess.run(
+        [str(node), str(tmp_path / TS_SDK_OAUTH.name), json.dumps(arguments)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = [json.loads(line) for line in done.stdout.splitlines()]
+
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [step for step in steps if step["step"] == kind]
+
+    client_id = of("registered")[0]["client_id"]  # dynamic registration
+    first, second = of("authorize")
+    # Found through our 401 and resource metadata: this resource, PKCE, the challenge's scope only.
+    assert first["resource"] == deployment.resource
+    assert first["code_challenge_method"] == "S256"
+    assert "jobs:read" in first["scope"].split()
+    assert "jobs:cancel" not in first["scope"].split()
+    assert [step["prompt"] for step in of("interaction")] == ["login", "consent", "consent"]
+    read_token, cancel_token = of("token")
+    assert (read_token["scope"], read_token["aud"]) == ("jobs:read", deployment.resource)
+    assert (read_token["sub"], read_token["client_id"]) == ("alice", client_id)
+    assert set(of("tools")[0]["names"]) == set(tool_specs())
+    read, cancel = of("call")
+    assert (read["name"], read["isError"], read["result"]["id"]) == ("get_job", False, job["id"])
+    # The cancel got 403 insufficient_scope; the client asked again with jobs:cancel and retried.
+    assert of("step-up") == [{"step": "step-up", "name": "cancel_job"}]
+    assert "jobs:cancel" in second["scope"].split()
+    assert "jobs:cancel" in cancel_token["scope"].split()
+    assert (cancel["name"], cancel["isError"], cancel["result"]["status"]) == (
+        "cancel_job",
+        False,
+        "canceled",
+    )
+    assert show(deployment.server.home, "ops", job["id"])["status"] == "canceled"
+    audit = json.loads(run_cli(deployment.server.home, "audit", "--json").stdout)
+    assert {row["principal"] for row in audit if row["job_id"] == job["id"]} == {
+        f"oauth sub=alice client={client_id}"
+    }

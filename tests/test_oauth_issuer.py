@@ -72,7 +72,11 @@ async def verify(issuer_url: str, token: str) -> Any:
     from cancel_job_mcp.config import OAuthSettings
     from cancel_job_mcp.oauth import OAuthVerifier
 
-    return await OAuthVerifier(OAuthSettings(issuer_url, RESOURCE)).check(token)
+    verifier = OAuthVerifier(OAuthSettings(issuer_url, RESOURCE))
+    try:
+        return await verifier.check(token)
+    finally:
+        await verifier.aclose()
 
 
 @pytest.mark.anyio
@@ -176,3 +180,21 @@ async def test_without_introspection_an_opaque_token_is_refused(fake_issuer: Fak
     with pytest.raises(TokenRejected, match="not a JWT, and this server introspects no opaque tokens"):
         await verify(fake_issuer.url, "an-opaque-token-0123456789")
     assert fake_issuer.requests == []  # nothing was asked of the issuer
+
+
+@pytest.mark.anyio
+async def test_the_verifier_is_the_sdks_token_verifier(fake_issuer: FakeIssuer) -> None:
+    from mcp.server.auth.provider import TokenVerifier
+
+    from cancel_job_mcp.config import OAuthSettings
+    from cancel_job_mcp.oauth import OAuthVerifier
+
+    verifier: TokenVerifier = OAuthVerifier(OAuthSettings(fake_issuer.url, RESOURCE))
+    try:
+        accepted = await verifier.verify_token(fake_issuer.access_token(RESOURCE))
+        refused = await verifier.verify_token(fake_issuer.access_token("https://elsewhere.example/mcp"))
+    finally:
+        await verifier.aclose()  # type: ignore[attr-defined]
+    assert accepted is not None
+    assert accepted.subject == "alice"
+    assert refused is None

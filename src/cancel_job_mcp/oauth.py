@@ -151,6 +151,9 @@ class IssuerClient:
         except httpx.HTTPError as error:
             raise IssuerUnavailable(f"{where} could not be reached ({type(error).__name__})") from None
 
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
 
 class IssuerKeys:
     """The issuer's metadata and signing keys, fetched when first needed and cached."""
@@ -448,6 +451,10 @@ class OAuthVerifier:
             return await self.check(token)
         except (TokenRejected, IssuerUnavailable):
             return None
+
+    async def aclose(self) -> None:
+        """Close the connections to the authorization server (a serving process keeps them to its end)."""
+        await self._client.aclose()
 
 
 class OAuthGuard:

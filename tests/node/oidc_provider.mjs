@@ -59,6 +59,19 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+// A registered client may later ask for any scope (as many authorization servers allow): oidc-provider
+// would bind it to the `scope` it registered with, and the TypeScript SDK registers with the scope of
+// the first challenge (jobs:read), so a step-up to jobs:cancel could never be granted.
+provider.use(async (ctx, next) => {
+  if (ctx.method === "POST" && ctx.path === "/reg") {
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const metadata = JSON.parse(Buffer.concat(chunks).toString());
+    delete metadata.scope;
+    ctx.req.body = metadata;
+  }
+  await next();
+});
 server.on("request", provider.callback());
 console.log(JSON.stringify({ issuer, port: server.address().port }));
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
