@@ -16,10 +16,10 @@ from jsonschema import Draft7Validator
 
 from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
 from cancel_job_mcp.backends.ray import (
+    ADDRESS,
     DEFAULT_DASHBOARD_URL,
     RayBackend,
     create,
-    dashboard_url,
     listed_jobs,
     page_of,
     redact_runtime_env,
@@ -206,15 +206,14 @@ def test_listing_accepts_the_older_dict_form() -> None:
 
 
 def test_dashboard_address() -> None:
-    assert dashboard_url(settings(), {}) == DEFAULT_DASHBOARD_URL
-    assert dashboard_url(settings(), {"RAY_ADDRESS": "http://10.0.0.5:8265/"}) == "http://10.0.0.5:8265"
+    assert ADDRESS.url(settings(), {}) == DEFAULT_DASHBOARD_URL
+    assert ADDRESS.url(settings(), {"RAY_ADDRESS": "http://10.0.0.5:8265/"}) == "http://10.0.0.5:8265"
     assert (
-        dashboard_url(settings("https://ray.example/"), {"RAY_ADDRESS": "http://x:1"})
-        == "https://ray.example"
+        ADDRESS.url(settings("https://ray.example/"), {"RAY_ADDRESS": "http://x:1"}) == "https://ray.example"
     )
     for wrong in ("ray://10.0.0.5:10001", "10.0.0.5:6379", "auto"):
         with pytest.raises(BackendConfigError, match="dashboard"):
-            dashboard_url(settings(), {"RAY_ADDRESS": wrong})
+            ADDRESS.url(settings(), {"RAY_ADDRESS": wrong})
 
 
 def test_a_configured_token_variable_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:

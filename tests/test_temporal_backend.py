@@ -13,7 +13,7 @@ import pytest
 
 from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
 from cancel_job_mcp.backends.logs import LogQuery
-from cancel_job_mcp.backends.temporal import DEFAULT_HTTP_URL, TemporalBackend, create, http_api_url
+from cancel_job_mcp.backends.temporal import ADDRESS, DEFAULT_HTTP_URL, TemporalBackend, create
 from cancel_job_mcp.config import ConfigError, env_only_config, parse_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
@@ -88,19 +88,19 @@ def settings(base_url: str | None = None, **overrides: Any) -> BackendSettings:
 
 
 def test_the_http_api_address() -> None:
-    assert http_api_url(settings(), {}) == DEFAULT_HTTP_URL
-    assert http_api_url(settings(), {"TEMPORAL_ADDRESS": "http://10.0.0.5:7243/"}) == "http://10.0.0.5:7243"
+    assert ADDRESS.url(settings(), {}) == DEFAULT_HTTP_URL
+    assert ADDRESS.url(settings(), {"TEMPORAL_ADDRESS": "http://10.0.0.5:7243/"}) == "http://10.0.0.5:7243"
     assert (
-        http_api_url(settings("https://t.example"), {"TEMPORAL_ADDRESS": "http://x:1"}) == "https://t.example"
+        ADDRESS.url(settings("https://t.example"), {"TEMPORAL_ADDRESS": "http://x:1"}) == "https://t.example"
     )
     for wrong in ("127.0.0.1:7233", "localhost:7233", "dns:///t.example:7233"):
         with pytest.raises(BackendConfigError, match="not the gRPC host:port"):
-            http_api_url(settings(), {"TEMPORAL_ADDRESS": wrong})
+            ADDRESS.url(settings(), {"TEMPORAL_ADDRESS": wrong})
     with pytest.raises(BackendConfigError, match="user:password@") as raised:
-        http_api_url(settings(), {"TEMPORAL_ADDRESS": "http://ada:s3cr3t-Pa55@t.example:7243"})
+        ADDRESS.url(settings(), {"TEMPORAL_ADDRESS": "http://ada:s3cr3t-Pa55@t.example:7243"})
     assert "s3cr3t" not in str(raised.value)
     with pytest.raises(BackendConfigError, match="port that is not a number from 1 to 65535"):
-        http_api_url(settings(), {"TEMPORAL_ADDRESS": "http://t.example:99999"})
+        ADDRESS.url(settings(), {"TEMPORAL_ADDRESS": "http://t.example:99999"})
 
 
 def test_an_api_key_never_goes_over_plain_http_to_another_host(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,19 +1,65 @@
-"""Checks on what a hosted backend puts in a request: path segments, cursors, statuses, page sizes.
+"""Checks on what a hosted backend puts in a request: path segments, cursors, statuses, page sizes,
+and the address of a service that an environment variable alone can name.
 
 A value that fails is `invalid_argument` and nothing is sent to the provider.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from urllib.parse import quote
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
 
 from ..errors import invalid_argument, refused_cursor
 from ..record import JobStatus
+from ..redact import without_url_secrets
+from .base import BackendConfigError, BackendSettings
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CURSOR = re.compile(r"[\x21-\x7e]{1,1024}")
+
+
+@dataclass(frozen=True)
+class ServiceAddress:
+    """Where a backend that `env` alone can enable finds its HTTP API: `base_url`, else `$env`, else
+    `default`. The words are the provider's: `what` the URL must be ("the HTTP address of a Ray
+    dashboard"), `instead` what to give in its place and why, `credential` where a secret goes
+    instead of the URL, and `port` which port the service listens on by default."""
+
+    kind: str
+    env: str
+    default: str
+    what: str
+    instead: str
+    credential: str
+    port: str
+
+    def url(self, settings: BackendSettings, environ: Mapping[str, str] | None = None) -> str:
+        env = os.environ if environ is None else environ
+        configured = settings.base_url or env.get(self.env, "").strip()
+        if not configured:
+            return self.default
+        source = "base_url" if settings.base_url else self.env
+        shown = without_url_secrets(configured)[:80]
+        backend = f"backend {settings.name!r} ({self.kind})"
+        parts = urlsplit(configured)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BackendConfigError(f"{backend}: {source}={shown!r} is not {self.what}. {self.instead}")
+        if "@" in parts.netloc:
+            raise BackendConfigError(
+                f"{backend}: {source} holds a user name or password (user:password@), which this server"
+                f" never sends in a URL; remove it, and {self.credential}"
+            )
+        try:
+            parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
+        except ValueError:
+            raise BackendConfigError(
+                f"{backend}: {source}={shown!r} has a port that is not a number from 1 to 65535; {self.port}"
+            ) from None
+        return configured.rstrip("/")
 
 
 def encode_segment(value: str) -> str:

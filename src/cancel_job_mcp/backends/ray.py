@@ -36,17 +36,14 @@ removed from URLs, plus `_provider` (Ray's own status, id, job type and error ty
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
-from ..redact import without_url_secrets
-from .base import Backend, BackendConfigError, BackendSettings, JobPage
-from .checks import checked_segment
+from .base import Backend, BackendSettings, JobPage
+from .checks import ServiceAddress, checked_segment
 from .credentials import REDACTED
 from .flows import ProviderPage, cursor_position, cut_page
 from .hosted import HostedBackend
@@ -187,35 +184,17 @@ def _failed_reason(payload: dict[str, Any], status: JobStatus, raw_status: str) 
 # --- the backend -----------------------------------------------------------------------------------
 
 
-def dashboard_url(settings: BackendSettings, environ: Mapping[str, str] | None = None) -> str:
-    """The dashboard's base URL: `settings.base_url`, else `$RAY_ADDRESS`, else the local default."""
-    env = os.environ if environ is None else environ
-    configured = settings.base_url or env.get(ADDRESS_ENV, "").strip()
-    if not configured:
-        return DEFAULT_DASHBOARD_URL
-    source = "base_url" if settings.base_url else ADDRESS_ENV
-    shown = without_url_secrets(configured)
-    parts = urlsplit(configured)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (ray): {source}={shown!r} is not the HTTP address of a Ray"
-            " dashboard. The server uses the Jobs REST API, so give the dashboard URL, e.g."
-            " http://127.0.0.1:8265 (not a ray:// client address or a GCS host:port)."
-        )
-    if "@" in parts.netloc:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (ray): {source} holds a user name or password (user:password@),"
-            " which this server never sends in a URL; remove it, and give the credential as a token"
-            " (token_env, with auth_header and auth_scheme for a proxy that wants Basic auth)"
-        )
-    try:
-        parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
-    except ValueError:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (ray): {source}={shown!r} has a port that is not a number from"
-            " 1 to 65535; the Ray dashboard listens on 8265 by default"
-        ) from None
-    return configured.rstrip("/")
+ADDRESS = ServiceAddress(
+    kind="ray",
+    env=ADDRESS_ENV,
+    default=DEFAULT_DASHBOARD_URL,
+    what="the HTTP address of a Ray dashboard",
+    instead="The server uses the Jobs REST API, so give the dashboard URL, e.g. http://127.0.0.1:8265"
+    " (not a ray:// client address or a GCS host:port).",
+    credential="give the credential as a token (token_env, with auth_header and auth_scheme for a proxy"
+    " that wants Basic auth)",
+    port="the Ray dashboard listens on 8265 by default",
+)
 
 
 class RayBackend(HostedBackend):
@@ -227,7 +206,7 @@ class RayBackend(HostedBackend):
         scheme = settings.options.get("auth_scheme", SPEC.auth_scheme)
         return dataclasses.replace(
             SPEC,
-            default_base_url=dashboard_url(settings),
+            default_base_url=ADDRESS.url(settings),
             auth_header=str(settings.options.get("auth_header", SPEC.auth_header)),
             auth_scheme=str(scheme) if scheme else None,
         )

@@ -67,10 +67,9 @@ import anyio
 
 from ..errors import ToolError, not_cancellable, not_found
 from ..record import JobRecord, JobStatus
-from ..redact import without_url_secrets
 from ..stops import Escalation
 from .base import Backend, BackendConfigError, BackendSettings, Progress
-from .checks import checked_segment
+from .checks import ServiceAddress, checked_segment
 from .flows import ProviderPage
 from .hosted import HostedBackend
 from .payload import ProviderError
@@ -113,35 +112,16 @@ NAMESPACE_RULE = "must name a Temporal namespace: 1-128 letters, digits, '.', '_
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
 
-def http_api_url(settings: BackendSettings, environ: Mapping[str, str] | None = None) -> str:
-    """The HTTP API's base URL: `settings.base_url`, else `$TEMPORAL_ADDRESS`, else the local default."""
-    env = os.environ if environ is None else environ
-    configured = settings.base_url or env.get(ADDRESS_ENV, "").strip()
-    if not configured:
-        return DEFAULT_HTTP_URL
-    source = "base_url" if settings.base_url else ADDRESS_ENV
-    shown = without_url_secrets(configured)[:80]
-    parts = urlsplit(configured)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (temporal): {source}={shown!r} is not the URL of Temporal's HTTP API."
-            " The server uses the HTTP API, so give its URL, e.g. http://127.0.0.1:7243 (not the gRPC"
-            " host:port, such as 127.0.0.1:7233, that the Temporal CLI takes)."
-        )
-    if "@" in parts.netloc:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (temporal): {source} holds a user name or password (user:password@),"
-            " which this server never sends in a URL; remove it, and give an API key in TEMPORAL_API_KEY"
-            " (or the variable token_env names)"
-        )
-    try:
-        parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
-    except ValueError:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (temporal): {source}={shown!r} has a port that is not a number from"
-            " 1 to 65535; Temporal's HTTP API listens on 7243 by default"
-        ) from None
-    return configured.rstrip("/")
+ADDRESS = ServiceAddress(
+    kind="temporal",
+    env=ADDRESS_ENV,
+    default=DEFAULT_HTTP_URL,
+    what="the URL of Temporal's HTTP API",
+    instead="The server uses the HTTP API, so give its URL, e.g. http://127.0.0.1:7243 (not the gRPC"
+    " host:port, such as 127.0.0.1:7233, that the Temporal CLI takes).",
+    credential="give an API key in TEMPORAL_API_KEY (or the variable token_env names)",
+    port="Temporal's HTTP API listens on 7243 by default",
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -181,7 +161,7 @@ class TemporalBackend(HostedBackend):
             )
 
     def client_spec(self, settings: BackendSettings) -> ProviderSpec:
-        return dataclasses.replace(SPEC, default_base_url=http_api_url(settings))
+        return dataclasses.replace(SPEC, default_base_url=ADDRESS.url(settings))
 
     def job_path(self, project: str, job_id: str) -> str:
         namespace = checked_segment("project_reference", project, NAMESPACE, NAMESPACE_RULE)
