@@ -91,3 +91,33 @@ def test_a_timed_out_job_with_a_fork_hopping_child_is_failed_only_once_it_is_gon
     assert left == [], "processes of the job outlived its recorded end"
     assert record["status"] == "failed"
     assert "Timed out after 2 seconds" in record["failed_reason"]
+
+
+def test_where_cgroup_v2_is_writable_each_attempt_runs_in_a_cgroup_of_its_own(home: Path) -> None:
+    from cancel_job_mcp.backends.local import cgroups
+
+    parent = cgroups._own_cgroup()
+    if parent is None:
+        pytest.skip(
+            "no writable cgroup v2 here (not root, no delegated subtree): the subreaper alone stops jobs"
+        )
+    job = submit_job(home, PROJECT, ["sh", "-c", "sleep 600 & sleep 600"], grace_seconds=1)
+    cgroup = parent / f"cancel-job-mcp-{job['id']}-0"
+    members = wait_until(
+        lambda: job_processes(job["id"]) if len(job_processes(job["id"])) >= 2 else None, timeout=60
+    )
+    for info in members:
+        assert Path(f"/proc/{info.pid}/cgroup").read_text().strip().endswith(cgroup.name)
+    assert "populated 1" in (cgroup / "cgroup.events").read_text()
+
+    async def cancel() -> None:
+        backend = LocalBackend(home)
+        try:
+            await backend.cancel_job(PROJECT, job["id"])
+        finally:
+            await backend.aclose()
+
+    anyio.run(cancel)
+    assert wait_for_stop(home, job["id"], timeout=60)["status"] == "canceled"
+    assert job_processes(job["id"]) == []
+    assert not cgroup.exists(), "the attempt's cgroup is removed once empty"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ...record import JobStatus
 from . import procs, store
+from .cgroups import JobCgroup
 from .procs import ProcessIdentity, ProcessInfo
 from .store import JobRow
 from .supervisor import WAKE_SIGNAL, spawn
@@ -87,6 +88,8 @@ class Takeover:
 
     def __post_init__(self) -> None:
         self.term_inherited = self.term_sent_at is not None
+        # The lost supervisor's cgroup for the attempt, if it made one beside this process's own.
+        self.cgroup = JobCgroup.find(self.job_id, self.row.attempt)
 
     @property
     def job_id(self) -> str:
@@ -183,7 +186,7 @@ class Successor:
     def step(self, takeover: Takeover, found: list[ProcessInfo], now: float) -> bool:
         """Signal what is left of the job (`found`); True once none of its processes was found
         `EMPTY_LOOKS` times in a row and the outcome is recorded."""
-        if not found:
+        if not found and not (takeover.cgroup is not None and takeover.cgroup.populated()):
             takeover.empty_looks += 1
             if takeover.empty_looks >= EMPTY_LOOKS:
                 self.record_outcome(takeover)
@@ -198,6 +201,8 @@ class Successor:
             store.set_term_sent(self.conn, takeover.job_id, now)
             log.info("job %s: sent SIGTERM", takeover.job_id)
         overdue = now - takeover.term_sent_at >= takeover.row.grace_seconds
+        if overdue and takeover.cgroup is not None:
+            takeover.cgroup.kill()
         for info in found:
             if overdue or info not in takeover.signalled:
                 signum = signal.SIGKILL if overdue else signal.SIGTERM
@@ -219,6 +224,8 @@ class Successor:
             store.finish(self.conn, takeover.job_id, JobStatus.FAILED, None, reason)
         else:
             store.record_stop(self.conn, takeover.job_id, row.leader_exit)
+        if takeover.cgroup is not None:
+            takeover.cgroup.remove()
         log.info("job %s: stopped; recorded", takeover.job_id)
 
 

@@ -34,6 +34,7 @@ from typing import TypeVar
 from ...defaults import DEFAULT_LOG_LIMIT
 from ...record import JobStatus
 from . import evidence, procs, store
+from .cgroups import JobCgroup
 from .store import JobRow
 
 T = TypeVar("T")
@@ -203,6 +204,7 @@ class Supervisor:
         self.events = events
         self.me = os.getpid()
         self.leader: subprocess.Popen[bytes] | None = None
+        self.cgroup: JobCgroup | None = None  # the attempt's, where one can be made (cgroups.py)
         # What a successor would need, kept here and written only once a stop takes a while: a quick
         # stop costs one write (the recorded stop), so hundreds of them do not queue for the write lock.
         self.term_sent_at: float | None = row.term_sent_at
@@ -268,8 +270,11 @@ class Supervisor:
             self.events.reap()
             self.note_leader_exit()
             found = self.processes()
-            if not found and self.events.none_left():
+            populated = self.cgroup is not None and self.cgroup.populated()
+            if not found and not populated and self.events.none_left():
                 self.note_leader_exit()
+                if self.cgroup is not None:
+                    self.cgroup.remove()
                 return
             now = procs.boot_clock()
             if self.term_sent_at is None:
@@ -297,7 +302,10 @@ class Supervisor:
     def signal_job(self, signum: int, found: dict[int, procs.ProcessInfo]) -> None:
         """Signal the job's process group (while the leader's unreaped zombie holds its id, a killpg
         reaches no one else) and each process `found` in this subreaper's subtree outside that group
-        (a daemon that called setsid()), verified through a pidfd just before."""
+        (a daemon that called setsid()), verified through a pidfd just before; SIGKILL goes to the
+        attempt's cgroup too, all of it at once."""
+        if self.cgroup is not None and signum == signal.SIGKILL:
+            self.cgroup.kill()
         group = self.events.leader
         if group is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -332,7 +340,7 @@ class Supervisor:
             return
         for attempt in range(retries + 1):
             try:
-                self.start(command, config["cwd"])
+                self.start(command, config["cwd"], attempt)
             except OSError as error:
                 self.db(store.finish, JobStatus.FAILED, None, f"Could not start {command[0]!r}: {error}")
                 return
@@ -362,15 +370,19 @@ class Supervisor:
                 self.db(store.finish, JobStatus.FAILED, code, f"Exited with code {code} after {attempts}.")
                 return
 
-    def start(self, command: list[str], cwd: str) -> None:
+    def start(self, command: list[str], cwd: str, attempt: int) -> None:
+        self.cgroup = JobCgroup.create(self.job_id, attempt)
         reader, writer = os.pipe()
         try:
             self.leader = subprocess.Popen(
                 command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=writer, stderr=subprocess.STDOUT,
                 start_new_session=True, env={**os.environ, procs.JOB_TAG_VARIABLE: self.job_id},
+                preexec_fn=self.cgroup.join if self.cgroup is not None else None,
             )  # fmt: skip
         except OSError:
             os.close(reader)
+            if self.cgroup is not None:
+                self.cgroup.remove()
             raise
         finally:
             os.close(writer)
