@@ -32,6 +32,7 @@ from .app import (
 from .arguments import check_identifier
 from .audit import Attempt, AuditLog, audit_path
 from .backends.base import JobPage
+from .backends.logs import DEFAULT_TAIL_LINES, MAX_TAIL_LINES, JobLogs
 from .caller import cli_caller
 from .config import (
     HTTP_TOKENS_ENV,
@@ -314,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument(
         "--status", choices=[status.value for status in JobStatus], help="only jobs in this status"
     )
+
+    logs = command(
+        "logs", "print a job's last output lines; with --follow, the new ones until the job is terminal"
+    )
+    logs.add_argument("project_reference")
+    logs.add_argument("job_id")
+    logs.add_argument(
+        "--tail", type=integer(1, MAX_TAIL_LINES), default=DEFAULT_TAIL_LINES, metavar="N",
+        help="how many of the last lines (default: %(default)s)",
+    )  # fmt: skip
+    logs.add_argument("--contains", metavar="TEXT", help="only lines with this text (case-insensitive)")
+    logs.add_argument("--follow", action="store_true", help="print new lines until the job is terminal")
 
     for name, help_text in (
         ("show", "print a job's record as JSON"),
@@ -610,6 +623,32 @@ async def _cancel(service: JobService, project_reference: str, job_id: str) -> J
     return stop.record
 
 
+def _run_logs(args: argparse.Namespace, options: AppOptions) -> int:
+    from .tail import print_logs
+
+    async def act() -> JobLogs:
+        service = build_service(options)
+        try:
+            return await print_logs(
+                service, args.project_reference, args.job_id, args.tail, args.contains or None, args.follow,
+                partial(print, flush=True),
+            )  # fmt: skip
+        finally:
+            await service.aclose()
+
+    try:
+        answer = anyio.run(act)
+    except ToolError as error:
+        print(str(error), file=sys.stderr)
+        return 1
+    if answer["truncated"]:
+        print(
+            f"(some lines were left out: too long, or over a bound; source: {answer['source']})",
+            file=sys.stderr,
+        )
+    return 0
+
+
 AUDIT_COLUMNS = (
     "at", "transport", "principal", "client_name", "tool", "project", "job_id", "backend", "confirmation",
     "outcome", "status",
@@ -620,6 +659,7 @@ COMMANDS: dict[str, Command] = {
     "submit": _run_submit,
     "jobs": _run_jobs,
     "show": _run_record_command(JobService.get_job),
+    "logs": _run_logs,
     "cancel": _run_record_command(_cancel),
     "audit": _run_audit,
     "prune": _run_prune,
