@@ -434,6 +434,12 @@ class SlurmBackend(HostedBackend):
     """Cancels, reads and lists the jobs of one Slurm cluster's account, partition or user."""
 
     spec = SPEC
+    # slurmrestd serves no job output; the files it names are on the job's node, and a path from the
+    # controller is not read here (it could name any file this server's user can read).
+    logs_instead = (
+        "Slurm writes a job's output to the files its StdOut and StdErr name (`scontrol show job ID`), on"
+        " the node that ran the job: read them there."
+    )
 
     def __init__(self, settings: BackendSettings) -> None:
         self.name = settings.name
