@@ -81,6 +81,8 @@ def test_the_walk_through_runs_as_written(tmp_path: Path) -> None:
     assert re.search(r"^id +project_id +status +name +created_at +exit_code$", out, re.MULTILINE)
     assert re.search(r"^job_\S+ +demo +(submitted|working) +nap ", out, re.MULTILINE)
     assert '"isError": false' in out
+    assert '"truncated": false' in out, "the Inspector read the job's logs"
+    assert "napping for ten minutes" in out, "`logs` printed what the job printed"
     assert out.count('"status": "canceled"') >= 2, "the Inspector's result and `show` both say canceled"
     assert out.rstrip().endswith("stopped")
     job_pid = int((home / "nap.pid").read_text())
