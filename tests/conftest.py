@@ -50,6 +50,7 @@ DISCOVER_TIMEOUT_SECONDS = 120.0
 CLUSTER_OF_MODULE = {
     "tests/test_ray.py": "ray_head",
     "tests/test_e2e_ray.py": "ray_head",
+    "tests/test_cancel_jobs_ray.py": "ray_head",
     "tests/test_slurm_cluster.py": "slurm_cluster",
     "tests/test_slurm_e2e.py": "slurm_cluster",
     "tests/test_slurm_arrays.py": "slurm_cluster",

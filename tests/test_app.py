@@ -44,7 +44,7 @@ def options(home: Path, config: Config | None = None, read_only: bool = False) -
 @pytest.mark.parametrize(
     ("flag", "configured", "tools"),
     [
-        (False, False, ["cancel_job", "get_job", "list_jobs", "get_job_logs", "wait_job"]),
+        (False, False, ["cancel_job", "cancel_jobs", "get_job", "list_jobs", "get_job_logs", "wait_job"]),
         (True, False, ["get_job", "list_jobs", "get_job_logs", "wait_job"]),
         (False, True, ["get_job", "list_jobs", "get_job_logs", "wait_job"]),
     ],

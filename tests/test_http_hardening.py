@@ -230,6 +230,7 @@ async def test_stateless_mode_serves_every_request_without_a_session(home: Path)
                 tools = (await session.list_tools()).tools
             assert [tool.name for tool in tools] == [
                 "cancel_job",
+                "cancel_jobs",
                 "get_job",
                 "list_jobs",
                 "get_job_logs",

@@ -199,6 +199,7 @@ def test_a_batch_on_a_2025_03_26_connection_gets_a_reply_per_member(pipe: RawPip
     assert answers["1"]["result"] == {}
     assert [tool["name"] for tool in answers["2"]["result"]["tools"]] == [
         "cancel_job",
+        "cancel_jobs",
         "get_job",
         "list_jobs",
         "get_job_logs",
@@ -220,7 +221,7 @@ def test_initialize_waiting_behind_an_unanswered_discover_is_served(pipe: RawPip
     assert answer["result"]["protocolVersion"] == "2025-11-25"
     pipe.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
     pipe.send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
-    assert len(pipe.receive()["result"]["tools"]) == 5
+    assert len(pipe.receive()["result"]["tools"]) == 6
 
 
 @pytest.mark.slow
@@ -238,7 +239,7 @@ def test_initialize_after_modern_requests_is_still_refused(pipe: RawPipe) -> Non
     pipe.send(DISCOVER)
     pipe.receive()
     pipe.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {"_meta": MODERN_META}})
-    assert len(pipe.receive()["result"]["tools"]) == 5
+    assert len(pipe.receive()["result"]["tools"]) == 6
     pipe.send(initialize(request_id=3))
     answer = pipe.receive()
     assert answer["id"] == 3

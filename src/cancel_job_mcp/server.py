@@ -15,7 +15,7 @@ from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.shared.inbound import x_mcp_header_map
 from opentelemetry import trace
 
-from . import __version__
+from . import __version__, bulk
 from .access import (
     JOBS_CANCEL,
     JOBS_READ,
@@ -127,6 +127,19 @@ class ToolCall:
         return Attempt(tool, caller_of(self.ctx.request, client.client_info if client else None))
 
 
+CANCEL_JOBS_DESCRIPTION = (
+    "Cancel many of a project's active jobs at once: a runaway batch, a cron job gone wrong. Destructive"
+    " when dry_run is false. Takes project_reference, max (required, 1-100: the most jobs it touches) and"
+    " optional filters: status ('submitted' or 'working'; default both), name, batch_id, cron_job_id, each"
+    " matched exactly. dry_run defaults to true: the answer then lists the jobs that match, newest first,"
+    " and nothing changes; show them to the user before a real run. With dry_run false each matched job is"
+    " canceled as cancel_job does (SIGTERM, then SIGKILL after its grace period, for local jobs), a few at"
+    " a time, with progress notifications. Returns {dry_run, matched, truncated, jobs}: one entry per job"
+    " with its record, or the error code and message that job met; truncated is true when more jobs may"
+    " match than max." + ERROR_CODES
+)
+
+
 @dataclass(frozen=True)
 class Answer:
     """A tool's answer beyond its structured content: a `note` in plain words (a second text block),
@@ -181,6 +194,25 @@ async def _cancel_job(service: JobService, arguments: dict[str, Any], call: Tool
     return Answer(stop.record, stop.words(), {STOP_META_KEY: stop.facts()})
 
 
+async def _cancel_jobs(service: JobService, arguments: dict[str, Any], call: ToolCall) -> dict[str, Any]:
+    project_reference = arguments["project_reference"]
+    dry_run = arguments.get("dry_run", True)
+    wanted = bulk.JobFilter.from_arguments(arguments)
+    try:
+        selection = await bulk.find_jobs(service, project_reference, wanted, arguments["max"])
+    except ToolError as failure:
+        if not dry_run:  # an attempt that found nothing to cancel: one row, with no job
+            await service.refuse_cancel(project_reference, "", call.attempt("cancel_jobs"), failure)
+        raise
+    if dry_run:
+        return bulk.answer(True, selection.truncated, bulk.listed(selection))
+    job_ids = [record["id"] for record in selection.jobs]
+    entries = await bulk.cancel_each(
+        service, project_reference, job_ids, call.attempt("cancel_jobs"), call.progress
+    )
+    return bulk.answer(False, selection.truncated, entries)
+
+
 async def _get_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobRecord:
     return await service.get_job(arguments["project_reference"], arguments["job_id"])
 
@@ -224,6 +256,7 @@ async def _wait_job(service: JobService, arguments: dict[str, Any], call: ToolCa
 def tool_specs() -> dict[str, ToolSpec]:
     specs = (
         _spec("cancel_job", "Cancel job", CANCEL_JOB_DESCRIPTION, False, _cancel_job),
+        _spec("cancel_jobs", "Cancel jobs", CANCEL_JOBS_DESCRIPTION, False, _cancel_jobs),
         _spec("get_job", "Get job", GET_JOB_DESCRIPTION, True, _get_job),
         _spec("list_jobs", "List jobs", LIST_JOBS_DESCRIPTION, True, _list_jobs),
         _spec("get_job_logs", "Get job logs", GET_JOB_LOGS_DESCRIPTION, True, _get_job_logs),
@@ -277,7 +310,9 @@ class CallLimits:
 
 
 def build_server(
-    service: JobService, read_only: bool = False, limits: CallLimits = CallLimits()
+    service: JobService,
+    read_only: bool = False,
+    limits: CallLimits = CallLimits(),
 ) -> Server[Any]:
     """The MCP server; `read_only` publishes (and serves) only the tools that change nothing."""
     every_spec = tool_specs()
