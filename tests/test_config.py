@@ -290,7 +290,10 @@ def test_problems_in_several_tables_are_reported_together_in_file_order() -> Non
     ("text", "expected"),
     [
         ("[backends.x\n", f"{SOURCE}: not valid TOML ("),
-        ("colour = 1\n", f"{SOURCE}: unknown top-level key 'colour'; use 'backends', 'read_only' and"),
+        (
+            "colour = 1\n",
+            f"{SOURCE}: unknown top-level key 'colour'; use 'backends', 'read_only', 'http' and 'confirm'.",
+        ),
         ("backends = 3\n", f"{SOURCE}: backends must be tables, as in [backends.NAME]."),
         ('[backends."a b"]\n', f"{SOURCE}: [backends.a b]: a backend name must be 1-64 letters, digits"),
         ("[backends]\nlocal = 1\n", f"{SOURCE}: [backends.local]: must be a table of settings"),

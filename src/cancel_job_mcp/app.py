@@ -93,11 +93,17 @@ def build_service(options: AppOptions) -> JobService:
 
 def build_mcp_server(options: AppOptions) -> tuple[Server[Any], JobService]:
     """The MCP server and the service it owns (the caller closes the service)."""
-    from .server import CallLimits, build_server  # the MCP SDK: imported only by those who serve
+    from . import confirm  # the MCP SDK: imported only by those who serve
+    from .server import CallLimits, build_server
 
     service = build_service(options)
     limits = CallLimits(options.call_timeout, options.max_concurrent_calls)
-    return build_server(service, options.serves_read_only, limits), service
+    policy = options.config.confirm
+    confirmer = confirm.Confirmer(policy, service.audit) if policy.cancel == "ask" else None
+    server = build_server(service, options.serves_read_only, limits, confirmer)
+    if confirmer is not None:
+        server.middleware.append(confirm.boundary(options.home))
+    return server, service
 
 
 @contextmanager

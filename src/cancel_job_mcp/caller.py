@@ -18,8 +18,9 @@ MAX_FIELD_CHARS = 128
 
 @dataclass(frozen=True)
 class Caller:
-    """One caller. `transport` is "stdio", "http" or "cli"; `principal` is the HTTP token's name (None
-    when the server takes no token), or the OS user for stdio and the CLI; the client's name and version
+    """One caller. `transport` is "stdio", "http" or "cli"; `principal` is, over HTTP, the OAuth token's
+    subject and client id, or the static token's name (None when the server takes no token), or the OS
+    user for stdio and the CLI; the client's name and version
     come from its handshake (or, in the 2026-07-28 era, from the request's `_meta`)."""
 
     transport: str
@@ -47,7 +48,11 @@ def caller_of(request: Any, client_info: Any) -> Caller:
     version = _field(getattr(client_info, "version", None))
     if request is None:
         return Caller("stdio", os_user(), name, version)
-    return Caller("http", request.scope.get(TOKEN_NAME_KEY), name, version)
+    from .access import caller_name, request_token  # the server's side only: it imports the SDK's auth
+
+    token = request_token(request)
+    principal = caller_name(token) if token is not None else request.scope.get(TOKEN_NAME_KEY)
+    return Caller("http", principal, name, version)
 
 
 def _field(value: object) -> str | None:

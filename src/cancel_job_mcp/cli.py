@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -152,6 +153,27 @@ def mebibytes(text: str) -> float:
     return value
 
 
+def _project_pattern(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._*?\[\]!:-]{1,128}", text):
+        raise ValueError(
+            "must be a project reference or glob pattern of letters, digits and . _ - : * ? [ ] !;"
+            f" got {text!r}"
+        )
+    return text
+
+
+def _with_confirm_flags(config: Config, args: argparse.Namespace) -> Config:
+    """The `[confirm]` policy with the command line's flags applied over the file's."""
+    policy = config.confirm
+    policy = replace(
+        policy,
+        cancel=getattr(args, "confirm", None) or policy.cancel,
+        projects=tuple(getattr(args, "confirm_project", None) or policy.projects),
+        fallback=getattr(args, "confirm_fallback", None) or policy.fallback,
+    )
+    return replace(config, confirm=policy)
+
+
 def _add_common(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default=default, help="log verbosity on stderr (default: warning)"
@@ -195,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="publish only get_job and list_jobs (the config's read_only = true does the same)",
     )
+    confirm = serve.add_argument_group("confirmation (the configuration's [confirm] table; these win)")
+    confirm.add_argument(
+        "--confirm", choices=("never", "ask"),
+        help="ask a person, through the MCP client, before each cancel (default: never)",
+    )  # fmt: skip
+    confirm.add_argument(
+        "--confirm-project", action="append", type=_checked(_project_pattern), metavar="PATTERN",
+        help="ask only for project references matching this glob; repeatable (default: every project)",
+    )  # fmt: skip
+    confirm.add_argument(
+        "--confirm-fallback", choices=("deny", "allow"),
+        help="when the client cannot ask a person: refuse the cancel, or let it through (default: deny)",
+    )  # fmt: skip
     serve.add_argument(
         "--call-timeout", type=seconds(allow_zero=False), default=DEFAULT_CALL_TIMEOUT, metavar="SECONDS",
         help="limit per tool call (default: %(default)g)",
@@ -691,7 +726,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     options = AppOptions(
         home=home,
-        config=config,
+        config=_with_confirm_flags(config, args),
         read_only=getattr(args, "read_only", False),
         call_timeout=getattr(args, "call_timeout", DEFAULT_CALL_TIMEOUT),
         max_concurrent_calls=getattr(args, "max_concurrent_calls", DEFAULT_MAX_CONCURRENT_CALLS),

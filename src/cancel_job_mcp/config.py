@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,31 @@ def check_oauth_url(what: str, url: str, *, authorization_server: bool) -> None:
 
 
 @dataclass(frozen=True)
+class ConfirmPolicy:
+    """The `[confirm]` table: whether a person confirms each cancel ("never" or "ask"), for which
+    project references (glob patterns), and what happens when the client cannot ask ("deny" or "allow")."""
+
+    cancel: str = "never"
+    projects: tuple[str, ...] = ("*",)
+    fallback: str = "deny"
+
+    def applies_to(self, project_reference: str) -> bool:
+        """A `NAME:` prefix does not escape a pattern: the reference matches as given or without it."""
+        if self.cancel != "ask":
+            return False
+        bare = project_reference.partition(":")[2] or project_reference
+        return any(
+            fnmatchcase(ref, pattern) for pattern in self.projects for ref in (project_reference, bare)
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     backends: tuple[BackendSettings, ...]
     source: Path | None = None
     read_only: bool = False
     oauth: OAuthSettings | None = None
+    confirm: ConfirmPolicy = ConfirmPolicy()
 
 
 def user_data_dir() -> Path:
@@ -150,6 +171,8 @@ def parse_config(text: str, source: Path, home: Path, environ: Mapping[str, str]
             f"{source}: its arrays or tables nest too deeply to read; a configuration needs a few levels."
         ) from None
     problems = [f"{source}: {problem}" for problem in _top_level_problems(document)]
+    confirm, confirm_problems = _confirm(document.get("confirm", {}))
+    problems += [f"{source}: [confirm]: {problem}" for problem in confirm_problems]
     tables = document.get("backends", {})
     backends: list[BackendSettings] = []
     if isinstance(tables, dict):
@@ -168,13 +191,17 @@ def parse_config(text: str, source: Path, home: Path, environ: Mapping[str, str]
     # The catch-all is tried last, wherever its table is in the file.
     backends.sort(key=lambda settings: settings.name == LOCAL and settings.projects == CATCH_ALL)
     return Config(
-        backends=tuple(backends), source=source, read_only=document.get("read_only", False), oauth=oauth
+        backends=tuple(backends),
+        source=source,
+        read_only=document.get("read_only", False),
+        oauth=oauth,
+        confirm=confirm,
     )
 
 
 def _top_level_problems(document: dict[str, Any]) -> Iterator[str]:
-    for key in sorted(set(document) - {"backends", "read_only", "http"}):
-        yield f"unknown top-level key {key!r}; use 'backends', 'read_only' and 'http'."
+    for key in sorted(set(document) - {"backends", "read_only", "http", "confirm"}):
+        yield f"unknown top-level key {key!r}; use 'backends', 'read_only', 'http' and 'confirm'."
     if not isinstance(document.get("read_only", False), bool):
         yield "read_only must be true or false."
     if not isinstance(document.get("backends", {}), dict):
@@ -200,6 +227,21 @@ def _oauth(http: Any) -> tuple[OAuthSettings | None, list[str]]:
         return None, [f"[http.oauth]: {oauth_problem_text(problem)}." for problem in error.errors()]
     except ValueError as error:
         return None, [f"[http.oauth]: {error}."]
+
+
+def _confirm(table: Any) -> tuple[ConfirmPolicy, list[str]]:
+    from pydantic import ValidationError
+
+    from .config_models import ConfirmTable, confirm_problem
+
+    if not isinstance(table, dict):
+        return ConfirmPolicy(), ["must be a table of settings, as in [confirm]."]
+    try:
+        model = ConfirmTable.model_validate(table)
+    except ValidationError as error:
+        return ConfirmPolicy(), [f"{confirm_problem(problem)}." for problem in error.errors()]
+    projects = tuple(model.projects) if model.projects is not None else ConfirmPolicy.projects
+    return ConfirmPolicy(model.cancel, projects, model.fallback), []
 
 
 def _backend(

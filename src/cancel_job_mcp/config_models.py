@@ -185,6 +185,28 @@ def oauth_problem_text(error: ErrorDetails) -> str:
     return f"{key} {OAuthTable.model_fields[key].description}"
 
 
+class ConfirmTable(BaseModel):
+    """The `[confirm]` table: when a person must confirm a cancel through the MCP client."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+
+    cancel: Literal["never", "ask"] = Field("never", description='must be "never" or "ask"')
+    projects: list[_Pattern] | None = Field(
+        None,
+        description='must be a list of project references or glob patterns, as in ["prod-*"]',
+    )
+    fallback: Literal["deny", "allow"] = Field("deny", description='must be "deny" or "allow"')
+
+
+def confirm_problem(error: ErrorDetails) -> str:
+    key = str(error["loc"][0])
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {key!r}; [confirm] takes: {', '.join(ConfirmTable.model_fields)}"
+    value = error["input"]
+    got = f" (got {value!r})" if isinstance(value, str | bool | int | float) and key != "projects" else ""
+    return f"{key} {ConfirmTable.model_fields[key].description}{got}"
+
+
 def table_model(kind: str) -> type[Table]:
     return KIND_TABLES.get(kind, HostedTable)
 

@@ -52,7 +52,7 @@ class CursorCodec:
     def _secret(self) -> bytes:
         if self._key is None:
             try:
-                key = _load_or_create_key(self._key_path)
+                key = load_or_create_key(self._key_path)
             except OSError as error:
                 problem = f"it cannot be read, or made, as a file ({error.strerror})"
                 raise _unusable_key(self._key_path, problem) from None
@@ -71,7 +71,7 @@ def _unusable_key(path: Path, problem: str) -> ToolError:
     )
 
 
-def _load_or_create_key(path: Path) -> bytes:
+def load_or_create_key(path: Path) -> bytes:
     """Read the key, creating it first if needed; concurrent creators agree on one key."""
     if path.exists():
         return path.read_bytes()

@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable", "the provider is unreachable: retry later"
     UPSTREAM_ERROR = "upstream_error", "the provider answered unexpectedly"
     NOT_SUPPORTED = "not_supported", "the backend cannot do this: the message says what it offers instead"
+    DECLINED = "declined", "the person asked to confirm did not: nothing was changed"
     BUSY = "busy", "too many calls at once: retry"
     TIMEOUT = "timeout", "the call ran out of time"
     INTERNAL_ERROR = "internal_error", "a bug: report it"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -15,7 +15,7 @@ from mcp.server._otel import OpenTelemetryMiddleware
 from mcp.shared.inbound import x_mcp_header_map
 from opentelemetry import trace
 
-from . import __version__, bulk
+from . import __version__, bulk, confirm
 from .access import (
     JOBS_CANCEL,
     JOBS_READ,
@@ -42,7 +42,7 @@ from .errors import (
 )
 from .grants import EVERY_PROJECT, granted
 from .panel import JobPanel
-from .record import JobRecord
+from .record import JobRecord, is_terminal
 from .schemas import load_schema
 from .service import JobService
 from .stops import STOP_META_KEY
@@ -112,9 +112,11 @@ WAIT_JOB_DESCRIPTION = (
 
 @dataclass
 class ToolCall:
-    """One tool call as a runner sees it: its request's context, for progress and for who is calling."""
+    """One tool call as a runner sees it: its request's context (for progress, for who is calling, and
+    to ask a person), and the confirmation policy (None: nobody is asked)."""
 
     ctx: ServerRequestContext[Any]
+    confirmer: confirm.Confirmer | None = None
     accepted: bool = False  # a backend took a cancel: its progress reports the wait for the job to stop
 
     async def progress(self, done: float, total: float, message: str) -> None:
@@ -188,29 +190,68 @@ def _spec(name: str, title: str, description: str, read_only: bool, run: ToolRun
 
 
 async def _cancel_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> Answer:
-    stop = await service.cancel_job(
-        arguments["project_reference"], arguments["job_id"], call.attempt("cancel_job"), call.progress
-    )
+    project_reference, job_id = arguments["project_reference"], arguments["job_id"]
+    attempt = call.attempt("cancel_job")
+    confirmer = call.confirmer
+    if confirmer is not None and confirmer.needed(project_reference):
+        answer = await confirmer.answered(call.ctx)
+        if answer is None and (record := await _active(service, project_reference, job_id)) is not None:
+            answer = await confirmer.ask(call.ctx, confirm.job_question(record, project_reference), job_id)
+        if answer is not None:
+            attempt = replace(attempt, confirmation=answer.confirmation)
+            if not confirm.allowed(answer.confirmation):
+                error = confirm.declined(
+                    answer.confirmation, f"job {job_id!r} of project {project_reference!r}"
+                )
+                await service.refuse_cancel(project_reference, job_id, attempt, error)
+                raise error
+    stop = await service.cancel_job(project_reference, job_id, attempt, call.progress)
     return Answer(stop.record, stop.words(), {STOP_META_KEY: stop.facts()})
+
+
+async def _active(service: JobService, project_reference: str, job_id: str) -> JobRecord | None:
+    """The job, if a cancel would change it; None when it would not (already over), or when the cancel
+    itself will fail (and say why, and be audited)."""
+    try:
+        record = await service.get_job(project_reference, job_id)
+    except ToolError:
+        return None
+    return None if is_terminal(record) else record
 
 
 async def _cancel_jobs(service: JobService, arguments: dict[str, Any], call: ToolCall) -> dict[str, Any]:
     project_reference = arguments["project_reference"]
     dry_run = arguments.get("dry_run", True)
-    wanted = bulk.JobFilter.from_arguments(arguments)
-    try:
-        selection = await bulk.find_jobs(service, project_reference, wanted, arguments["max"])
-    except ToolError as failure:
-        if not dry_run:  # an attempt that found nothing to cancel: one row, with no job
-            await service.refuse_cancel(project_reference, "", call.attempt("cancel_jobs"), failure)
-        raise
-    if dry_run:
-        return bulk.answer(True, selection.truncated, bulk.listed(selection))
-    job_ids = [record["id"] for record in selection.jobs]
-    entries = await bulk.cancel_each(
-        service, project_reference, job_ids, call.attempt("cancel_jobs"), call.progress
-    )
-    return bulk.answer(False, selection.truncated, entries)
+    confirmer = call.confirmer if call.confirmer and call.confirmer.needed(project_reference) else None
+    answer = await confirmer.answered(call.ctx) if confirmer and not dry_run else None
+    if answer is not None:  # the person answered the question a first call asked: the jobs it listed
+        job_ids, truncated = list(answer.subject["jobs"]), bool(answer.subject["truncated"])
+    else:
+        wanted = bulk.JobFilter.from_arguments(arguments)
+        try:
+            selection = await bulk.find_jobs(service, project_reference, wanted, arguments["max"])
+        except ToolError as failure:
+            if not dry_run:  # an attempt that found nothing to cancel: one row, with no job
+                await service.refuse_cancel(project_reference, "", call.attempt("cancel_jobs"), failure)
+            raise
+        if dry_run:
+            return bulk.answer(True, selection.truncated, bulk.listed(selection))
+        job_ids, truncated = [record["id"] for record in selection.jobs], selection.truncated
+        if confirmer is not None and job_ids:
+            question = confirm.jobs_question(selection.jobs, project_reference)
+            answer = await confirmer.ask(call.ctx, question, {"jobs": job_ids, "truncated": truncated})
+    attempt = call.attempt("cancel_jobs")
+    if answer is not None:
+        attempt = replace(attempt, confirmation=answer.confirmation)
+        if not confirm.allowed(answer.confirmation):
+            error = confirm.declined(
+                answer.confirmation, f"{len(job_ids)} jobs of project {project_reference!r}"
+            )
+            for job_id in job_ids:
+                await service.refuse_cancel(project_reference, job_id, attempt, error)
+            raise error
+    entries = await bulk.cancel_each(service, project_reference, job_ids, attempt, call.progress)
+    return bulk.answer(False, truncated, entries)
 
 
 async def _get_job(service: JobService, arguments: dict[str, Any], call: ToolCall) -> JobRecord:
@@ -313,8 +354,11 @@ def build_server(
     service: JobService,
     read_only: bool = False,
     limits: CallLimits = CallLimits(),
+    confirmer: confirm.Confirmer | None = None,
 ) -> Server[Any]:
-    """The MCP server; `read_only` publishes (and serves) only the tools that change nothing."""
+    """The MCP server; `read_only` publishes (and serves) only the tools that change nothing; a
+    `confirmer` asks a person before the cancels its policy names (its server must also carry
+    `confirm.boundary`, which seals the 2026-07-28 era's request state)."""
     every_spec = tool_specs()
     in_flight = 0
     specs = {name: spec for name, spec in every_spec.items() if spec.read_only or not read_only}
@@ -341,13 +385,13 @@ def build_server(
 
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         spec = specs.get(params.name)
         if spec is None:
             disabled = " (this server is read-only)" if params.name in every_spec else ""
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}{disabled}")
 
-        call = ToolCall(ctx)
+        call = ToolCall(ctx, confirmer)
         token = request_token(ctx.request)
         grant = EVERY_PROJECT
         if token is not None:
@@ -369,9 +413,13 @@ def build_server(
             done = CANCEL_ACCEPTED if call.accepted else CANCEL_UNCONFIRMED
             done = NOTHING_CHANGED if spec.read_only else done
             return error_result(str(timed_out(params.name, limits.timeout_seconds, done)))
+        except confirm.NeedsInput as question:  # the 2026-07-28 era: the answer is a question
+            return question.result
         except ToolError as error:
             log.info("%s refused: %s", params.name, error)
             return error_result(str(error))
+        except MCPError:
+            raise  # a protocol error: a request state refused
         except Exception:
             log.exception("%s failed unexpectedly", params.name)
             return error_result(str(internal_error()))
