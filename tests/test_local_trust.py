@@ -251,12 +251,13 @@ def test_a_private_file_made_readable_by_an_older_version_is_made_private(home: 
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
 
 
-@pytest.mark.parametrize("what", ["directory", "database"])
+@pytest.mark.parametrize("what", ["directory", "database", "audit.sqlite3"])
 def test_a_state_directory_writable_by_others_is_refused(home: Path, tmp_path: Path, what: str) -> None:
     marker = tmp_path / "ran"
     expired_start = store.Lease(True, procs.boot_id() or "", procs.boot_clock() - 1).encode()
     plant(home, "job_planted", ["touch", str(marker)], "submitted", expired_start)
-    loose = home if what == "directory" else store.database_path(home)
+    loose = {"directory": home, "database": store.database_path(home)}.get(what, home / what)
+    loose.touch()
     loose.chmod(0o777 if what == "directory" else 0o666)
 
     done = run_cli(home, "jobs", check=False)

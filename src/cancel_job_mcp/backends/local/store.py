@@ -134,8 +134,12 @@ class UntrustedState(PermissionError):
         self.fix = fix
 
 
-# The files the runtime keeps in its state directory besides the job logs (0600 each).
-_PRIVATE_FILES = ("jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm", "cursor.key")
+# The files kept in the state directory besides the job logs (0600 each): the jobs, the cursor key,
+# and the audit trail (audit.py).
+_PRIVATE_FILES = (
+    "jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm", "cursor.key",
+    "audit.sqlite3", "audit.sqlite3-wal", "audit.sqlite3-shm",
+)  # fmt: skip
 
 
 def secure(home: Path) -> None:
