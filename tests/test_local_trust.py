@@ -138,6 +138,8 @@ def test_a_job_that_kills_its_supervisor_as_it_starts_runs_once(
     runs = tmp_path / "runs"
     job = submit_job(home, PROJECT, ["sh", "-c", f"kill -9 $PPID; echo ran >> {runs}; exec sleep 600"])
     wait_until(runs.exists, timeout=60)
+    supervisor = procs.ProcessIdentity.decode(db_row(home, job["id"])["supervisor"])
+    wait_until(lambda: not procs.is_running(supervisor))  # SIGKILLed, but it may take a moment to die
     for _ in range(3):
         read_once(home, job["id"])
     record = wait_for_stop(home, job["id"], timeout=60)
