@@ -51,10 +51,10 @@ class FakeIssuer(FakeProvider):
             return self._answer(recorded, None)
         return super()._dispatch(recorded)
 
-    def access_token(self, resource: str) -> str:
+    def access_token(self, resource: str, ttl: int = 600) -> str:
         now = int(time.time())
         claims = {"iss": self.url, "aud": resource, "sub": "alice", "client_id": "app", "iat": now}
-        claims |= {"exp": now + 600, "scope": "jobs:read jobs:cancel"}
+        claims |= {"exp": now + ttl, "scope": "jobs:read jobs:cancel"}
         key = jwt.PyJWK(self.private).key
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "fake-key", "typ": "at+jwt"})
 
@@ -198,3 +198,21 @@ async def test_the_verifier_is_the_sdks_token_verifier(fake_issuer: FakeIssuer) 
     assert accepted is not None
     assert accepted.subject == "alice"
     assert refused is None
+
+
+@pytest.mark.anyio
+async def test_a_verified_token_is_known_until_it_expires_and_no_longer(fake_issuer: FakeIssuer) -> None:
+    from cancel_job_mcp.config import OAuthSettings
+    from cancel_job_mcp.oauth import OAuthVerifier, TokenRejected
+
+    verifier = OAuthVerifier(OAuthSettings(fake_issuer.url, RESOURCE, leeway=0))
+    token = fake_issuer.access_token(RESOURCE, ttl=1)
+    expiry = jwt.decode(token, options={"verify_signature": False})["exp"]
+    try:
+        first = await verifier.check(token)
+        assert await verifier.check(token) is first  # from the cache: not verified again
+        wait_until(lambda: time.time() > expiry + 0.05, timeout=10)
+        with pytest.raises(TokenRejected, match="the token has expired"):
+            await verifier.check(token)
+    finally:
+        await verifier.aclose()

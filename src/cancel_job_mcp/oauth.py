@@ -39,7 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -73,6 +73,7 @@ from .http_security import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Asymmetric algorithms only: a key set never verifies an HMAC (its "secret" would be public) or `none`.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -84,7 +85,7 @@ METADATA_SECONDS = 3600.0
 KEYS_SECONDS = 600.0
 KEYS_REFETCH_SECONDS = 30.0
 FAILURE_BACKOFF_SECONDS = 5.0
-INTROSPECTION_CACHE_SIZE = 4096
+TOKEN_CACHE_SIZE = 4096  # tokens verified, and introspection answers, kept until they expire
 INACTIVE_CACHE_SECONDS = 30.0
 USER_AGENT = "cancel-job-mcp (OAuth resource server)"
 
@@ -107,6 +108,31 @@ class SigningKey:
 class _Cached:
     value: Any
     until: float
+
+
+class TokenCache(Generic[T]):
+    """What was learned about tokens, until a time each (wall clock), at most `size` of them, the least
+    recently used dropped first; keyed by the token's SHA-256, so no token is kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[bytes, _Cached] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes) -> T | None:
+        entry = self._entries.get(key)
+        if entry is None or time.time() >= entry.until:
+            return None
+        self._entries.move_to_end(key)
+        return entry.value  # type: ignore[no-any-return]
+
+    def put(self, key: bytes, value: T, until: float) -> None:
+        self._entries[key] = _Cached(value, until)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
 
 class IssuerClient:
@@ -309,8 +335,20 @@ class JwtVerifier:
         self.settings = settings
         self._keys = keys
         self._claims = Claims(settings.projects_claim)
+        # A client sends one token with every request: checked once (PyJWT takes ~0.5 ms), then known
+        # until it expires. A key the issuer withdraws meanwhile does not end it sooner.
+        self._verified: TokenCache[AccessToken] = TokenCache(TOKEN_CACHE_SIZE)
 
     async def verify(self, token: str) -> AccessToken:
+        key = self._verified.key(token)
+        known = self._verified.get(key)
+        if known is not None:
+            return known
+        access = await self._verify(token)  # exp is required: expires_at is set
+        self._verified.put(key, access, (access.expires_at or 0) + self.settings.leeway)
+        return access
+
+    async def _verify(self, token: str) -> AccessToken:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -358,8 +396,7 @@ class IntrospectionClient:
 
 class Introspector:
     """Opaque tokens, checked at the introspection endpoint (RFC 7662); each answer is cached until
-    the token expires (an inactive one for INACTIVE_CACHE_SECONDS), at most INTROSPECTION_CACHE_SIZE
-    of them, keyed by the token's SHA-256 (the token itself is not kept)."""
+    the token expires (an inactive one for INACTIVE_CACHE_SECONDS)."""
 
     def __init__(
         self, settings: OAuthSettings, client: IssuerClient, credentials: IntrospectionClient
@@ -368,19 +405,16 @@ class Introspector:
         self._client = client
         self._credentials = credentials
         self._claims = Claims(settings.projects_claim)
-        self._cache: OrderedDict[bytes, _Cached] = OrderedDict()
+        self._answers: TokenCache[dict[str, Any]] = TokenCache(TOKEN_CACHE_SIZE)
 
     async def verify(self, token: str) -> AccessToken:
-        digest = hashlib.sha256(token.encode()).digest()
+        key = self._answers.key(token)
         now = time.time()
-        cached = self._cache.get(digest)
-        if cached is not None and now < cached.until:
-            self._cache.move_to_end(digest)
-            answer = cached.value
-        else:
+        answer = self._answers.get(key)
+        if answer is None:
             answer = await self._introspect(token)
             until = answer.get("exp") if answer.get("active") is True else now + INACTIVE_CACHE_SECONDS
-            self._remember(digest, _Cached(answer, float(until) if isinstance(until, int | float) else now))
+            self._answers.put(key, answer, float(until) if isinstance(until, int | float) else now)
         return self._accepted(token, answer, now)
 
     async def _introspect(self, token: str) -> dict[str, Any]:
@@ -394,11 +428,6 @@ class Introspector:
         if not isinstance(answer, dict) or not isinstance(answer.get("active"), bool):
             raise IssuerUnavailable("the introspection endpoint answered without an 'active' boolean")
         return answer
-
-    def _remember(self, digest: bytes, entry: _Cached) -> None:
-        self._cache[digest] = entry
-        while len(self._cache) > INTROSPECTION_CACHE_SIZE:
-            self._cache.popitem(last=False)
 
     def _accepted(self, token: str, answer: dict[str, Any], now: float) -> AccessToken:
         if answer.get("active") is not True:
