@@ -90,3 +90,25 @@ async def test_a_job_of_another_user_is_unauthorized_and_left_alone(
     assert code == "unauthorized", text
     assert "Access/permission denied" in text
     assert slurm_cluster.job(roots)["job_state"] == "PENDING"
+
+
+async def test_several_tasks_of_an_array_are_read_and_canceled_as_one_id(
+    slurm_cluster: SlurmCluster, session: Any
+) -> None:
+    held = slurm_cluster.submit(SLEEP, name="held-tasks", account="alpha", array="1-4", hold=True)
+    code, record = await call(session, "get_job", f"{held}_[1-2]")
+    assert code is None, record
+    assert (record["id"], record["status"], record["batch_id"]) == (f"{held}_[1-2]", "submitted", str(held))
+    code, text = await call(session, "get_job", f"{held}_[7-8]")
+    assert code == "not_found", text
+    code, canceled = await call(session, "cancel_job", f"{held}_[1-2]")
+    assert code is None, canceled
+    assert (canceled["id"], canceled["status"]) == (f"{held}_[1-2]", "canceled")
+    assert slurm_cluster.job(held)["array_task_string"] == "3-4", "only tasks 1 and 2 left the array"
+
+    running = slurm_cluster.submit(SLEEP, name="running-tasks", account="alpha", array="1-2")
+    slurm_cluster.wait_for_state(running, "RUNNING")
+    code, stopped = await call(session, "cancel_job", f"{running}_[1,2]")
+    assert code is None, stopped
+    assert (stopped["id"], stopped["status"]) == (f"{running}_[1,2]", "canceled")
+    await call(session, "cancel_job", str(held))

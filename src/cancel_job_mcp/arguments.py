@@ -28,8 +28,9 @@ _RULES = {
         " optionally prefixed by a backend name and ':' (as in 'local:my-project')",
     ),
     "job_id": (
-        re.compile(_IDENTIFIER),
-        "must be a job id of 1-128 letters, digits, '_', '-' or '.', not starting with '.'",
+        re.compile(rf"{_IDENTIFIER}|[0-9]{{1,10}}_\[[0-9,:-]{{1,200}}\]"),
+        "must be a job id of 1-128 letters, digits, '_', '-' or '.', not starting with '.' (or a Slurm"
+        " array's tasks, as in 1234_[1-3,7])",
     ),
 }
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}

@@ -35,7 +35,9 @@ our token and anything shaped like a JWT redacted.
 Arrays: a task is `J_T`. A task still pending with its whole array (a held array) has no record of its
 own, so slurmrestd does not find it by that id, though it cancels it by that id: it is read from its
 array's record (its `array_task_string` lists the pending tasks), and once canceled it leaves that list
-without a record of its own, so the cancel answers the record it read, canceled. A cancel of a job
+without a record of its own, so the cancel answers the record it read, canceled. Several tasks are
+`J_[1-3,7]`: slurmrestd cancels them by that id but reads none, so they are read from their array as
+one record (`tasks_record`: the first task's fields, a status one of them has). A cancel of a job
 already canceled answers its record.
 
 Mapping, Slurm state -> status (the base state and the flags of `job_state`):
@@ -73,7 +75,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..errors import ErrorCode, ToolError, not_cancellable, not_found
+from ..errors import ErrorCode, ToolError, invalid_argument, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, is_terminal, make_record, utc_now
 from .base import Backend, BackendConfigError, BackendSettings
 from .checks import checked_segment
@@ -106,8 +108,12 @@ ACCESS_DENIED = 2002  # ESLURM_ACCESS_DENIED: the job belongs to a user slurmres
 EMPTY_RESULT = 9002  # slurmrestd's "entry not found": with "Unable to find JobId=...", an unknown job
 COMMUNICATION_ERRORS = range(1000, 1100)  # slurmrestd could not reach slurmctld: try again later
 ERROR_TEXT_LIMIT = 500
-JOB_ID = re.compile(r"[0-9]{1,10}(_[0-9]{1,10})?")
-JOB_ID_RULE = "must be a Slurm job id: digits, as squeue shows it (an array task as 1234_5)"
+JOB_ID = re.compile(r"[0-9]{1,10}(_[0-9]{1,10}|_\[[0-9,:-]{1,200}\])?")
+JOB_ID_RULE = (
+    "must be a Slurm job id: digits, as squeue shows it (an array task as 1234_5, several as 1234_[1-3,7])"
+)
+# Which status a set of array tasks read as one record has: the first that any of them has.
+_TASKS_STATUS_ORDER = (JobStatus.WORKING, JobStatus.SUBMITTED, JobStatus.CANCELED, JobStatus.FAILED)
 API_VERSION = re.compile(r"v0\.0\.([0-9]{2})")
 _SERVED_VERSION = re.compile(r"/slurm/(v0\.0\.[0-9]{2})/jobs/?")
 _CURSOR = re.compile(r"([0-9]{1,20}):([0-9]{1,10})")
@@ -493,6 +499,8 @@ class SlurmBackend(HostedBackend):
 
     async def read_job(self, project: str, job_id: str, consequence: str = "") -> JobRecord:
         await self._resolve_version()
+        if "[" in job_id:
+            return await self._tasks(project, job_id, consequence)
         try:
             return await super().read_job(project, job_id, consequence)
         except ToolError as error:
@@ -505,6 +513,29 @@ class SlurmBackend(HostedBackend):
             if record is None:
                 raise
             return record
+
+    async def _tasks(self, project: str, job_id: str, consequence: str) -> JobRecord:
+        """Several tasks of an array (`J_[1-3,7]`) as one record: slurmrestd cancels them by that id but
+        reads no such id, so they are read from their array (its task records and pending tasks)."""
+        array_job, _, spec = job_id.partition("_")
+        checked_segment("job_id", job_id, JOB_ID, JOB_ID_RULE)
+        wanted = array_tasks(spec[1:-1])
+        if not wanted:
+            raise invalid_argument("job_id", f"{JOB_ID_RULE}; the task list {spec!r} is not one")
+        body = await self._request("GET", self.job_path(project, array_job), project, job_id, consequence)
+        records = []
+        for job in listed_jobs(body):
+            if not isinstance(job, dict):
+                continue
+            task = number(job.get("array_task_id"))
+            pending = job.get("array_task_string")
+            if (task is not None and task in wanted) or (
+                isinstance(pending, str) and pending and wanted & array_tasks(pending)
+            ):
+                records.append(to_record(job, project))
+        if not records or not all(self.owns(record, project) for record in records):
+            raise self.not_found(project, job_id, consequence)
+        return tasks_record(records, job_id, array_job)
 
     async def _pending_task(self, project: str, array_job: str, task: int) -> JobRecord | None:
         """The record of task `task` of array `array_job` while it is among the array's pending tasks."""
@@ -592,6 +623,27 @@ def array_tasks(text: str) -> set[int]:
             return set()
         tasks.update(range(first, last + 1, step))
     return tasks
+
+
+def tasks_record(records: list[JobRecord], job_id: str, array_job: str) -> JobRecord:
+    """One record for several tasks of an array: the first task's fields; a status any task has, the
+    first of working, submitted, canceled, failed (else completed); the span of their times."""
+    statuses = {record["status"] for record in records}
+    status = next((s for s in _TASKS_STATUS_ORDER if s in statuses), JobStatus.COMPLETED)
+    ended = [record["completed_at"] for record in records if record["completed_at"]]
+    first = records[0]
+    return {
+        **first,
+        "id": job_id,
+        "batch_id": array_job,
+        "status": status,
+        "exit_code": first["exit_code"] if len(records) == 1 else None,
+        "failed_reason": first["failed_reason"] if len(records) == 1 else None,
+        "started_at": min((r["started_at"] for r in records if r["started_at"]), default=None),
+        "completed_at": max(ended) if status in TERMINAL_STATUSES and ended else None,
+        "created_at": min(record["created_at"] for record in records),
+        "updated_at": max(record["updated_at"] for record in records),
+    }
 
 
 def newest_version(document: Any, address: str) -> str:
