@@ -87,6 +87,7 @@ def config_file(cluster: SlurmCluster, tmp_path: Path, api_version: str | None =
         f"{version}"
         'projects = ["alpha", "beta"]\n'
         "settle_timeout = 20\n"
+        "read_output = true\n"
         "[backends.queue]\n"
         'kind = "slurm"\n'
         f'base_url = "{cluster.base_url}"\n'
@@ -296,3 +297,27 @@ async def test_slurms_refusal_reaches_the_client_in_its_own_words(
     assert "Access/permission denied" in text
     assert "nothing was canceled" in text
     assert slurm_cluster.job(jobs.roots)["job_state"] == "PENDING"
+
+
+async def test_get_job_logs_reads_the_jobs_output_file(slurm_cluster: SlurmCluster, session: Any) -> None:
+    script = "#!/bin/bash\nfor i in $(seq 1 200); do echo slurm line $i; done\n"
+    job_id = slurm_cluster.submit(script, name="printer", account="alpha")
+    slurm_cluster.wait_for_state(job_id, "COMPLETED")
+    result = await session.call_tool(
+        "get_job_logs", {"project_reference": "alpha", "job_id": str(job_id), "tail_lines": 3}
+    )
+    assert not result.is_error, result.content[0].text
+    logs = result.structured_content
+    assert logs["lines"] == ["slurm line 198", "slurm line 199", "slurm line 200"]
+    path = slurm_cluster.work / f"slurm-{job_id}.out"  # sbatch's default, in the working directory
+    assert logs["source"].startswith(f"{path} (the job's StdOut, written on ")
+    assert logs["log_bytes"] == len("".join(f"slurm line {i}\n" for i in range(1, 201)))
+    other = await error_of(session, "get_job_logs", project_reference="beta", job_id=str(job_id))
+    assert other.startswith("not_found: ")
+    not_read = await error_of(session, "get_job_logs", project_reference="other", job_id=str(job_id))
+    assert not_read.startswith("not_supported: ")
+    assert "read_output = true" in not_read
+    path.unlink()
+    gone = await error_of(session, "get_job_logs", project_reference="alpha", job_id=str(job_id))
+    assert gone.startswith(f"not_supported: The output of job '{job_id}' is in {path} on ")
+    assert "which this machine cannot read" in gone

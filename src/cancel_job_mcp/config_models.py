@@ -135,6 +135,7 @@ class SlurmTable(HostedTable):
         description="must be a slurmrestd API version from v0.0.38 on, such as v0.0.41",
     )
     user_name: str | None = Field(None, description="must be the Slurm user name sent with the token")
+    read_output: bool | None = Field(None, description="must be true or false")
 
 
 class TemporalTable(HostedTable):

@@ -68,9 +68,13 @@ updated_at = the latest of the three. `config` holds account, partition, user, n
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
+import os
 import re
+import stat
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -82,6 +86,7 @@ from .checks import checked_segment
 from .credentials import REDACTED
 from .flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
 from .hosted import HostedBackend
+from .logs import JobLogs, LogQuery, Selection, select_file
 from .payload import ProviderError, latest, malformed, normalize_timestamp
 from .registry import ProviderSpec
 
@@ -440,11 +445,13 @@ class SlurmBackend(HostedBackend):
     """Cancels, reads and lists the jobs of one Slurm cluster's account, partition or user."""
 
     spec = SPEC
-    # slurmrestd serves no job output; the files it names are on the job's node, and a path from the
-    # controller is not read here (it could name any file this server's user can read).
+    # slurmrestd serves no job output, only the path of the file it goes to, on the job's node. That file
+    # is read here only where the configuration says so (`read_output = true`): a path the controller
+    # names could otherwise be any file this server's user can read.
     logs_instead = (
-        "Slurm writes a job's output to the files its StdOut and StdErr name (`scontrol show job ID`), on"
-        " the node that ran the job: read them there."
+        "Slurm writes a job's output to the file its StdOut names (`scontrol show job ID`), on the node"
+        " that ran the job: read it there, or set read_output = true in this backend's table when this"
+        " machine shares that file system."
     )
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -452,6 +459,7 @@ class SlurmBackend(HostedBackend):
         self.kind = SPEC.kind
         # scope and api_version were checked with the rest of the file (config_models.SlurmTable).
         self.scope = _option(settings, "scope") or "account"
+        self.read_output = settings.options.get("read_output") is True
         self.api_version = _option(settings, "api_version")
         _checked_address(settings)
         user_name = _option(settings, "user_name")
@@ -577,6 +585,38 @@ class SlurmBackend(HostedBackend):
             PROVIDER, job_id, delete, lambda: self.read_job(project, job_id), refused=self.refused
         )
 
+    async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
+        """The job's StdOut file, read here when `read_output` is set and this machine can read it; only a
+        regular file owned by the job's own user is read (not a path that leads anywhere else)."""
+        if not self.read_output:
+            return await super().get_job_logs(project, job_id, query)
+        await self._resolve_version()
+        body = await self._request("GET", self.job_path(project, job_id), project, job_id, "")
+        payload = next((job for job in listed_jobs(body) if isinstance(job, dict)), None)
+        if payload is None or not self.owns(to_record(payload, project), project):
+            raise self.not_found(project, job_id)
+        path, owner = output_path(payload), number(payload.get("user_id"))
+        node = _text(payload, "batch_host") or _text(payload, "nodes") or "its node"
+        if path is None or owner is None:
+            raise malformed(PROVIDER, f"job {job_id!r} has no absolute output path or no user_id")
+        read = functools.partial(read_output_file, Path(path), owner, query)
+        try:
+            selection, size = await anyio.to_thread.run_sync(read)
+        except OSError as error:
+            raise ToolError(
+                ErrorCode.NOT_SUPPORTED,
+                f"The output of job {job_id!r} is in {path} on {node}, which this machine cannot read"
+                f" ({error.strerror or error}): read it there.",
+            ) from None
+        return JobLogs(
+            project_id=project,
+            job_id=job_id,
+            source=f"{path} (the job's StdOut, written on {node})",
+            lines=selection.lines,
+            truncated=selection.truncated,
+            log_bytes=size,
+        )
+
     async def fetch_page(
         self, project: str, status: JobStatus | None, size: int, cursor: str | None
     ) -> ProviderPage:
@@ -658,6 +698,56 @@ def newest_version(document: Any, address: str) -> str:
             f" {', '.join(sorted(served)) or 'none'}); load a newer openapi plugin or set api_version",
         )
     return max(usable, key=lambda version: int(version.rsplit(".", 1)[1]))
+
+
+_FILENAME_PATTERN = re.compile(r"%(%|[0-9]*[jAaxuN])")
+
+
+def output_path(payload: dict[str, Any]) -> str | None:
+    """The job's StdOut path, its filename pattern expanded (sbatch's %j, %A, %a, %x, %u, %N, %%;
+    unset means slurm-%j.out, or slurm-%A_%a.out for an array task, in the working directory); None
+    if that does not give an absolute path."""
+    pattern = _text(payload, "standard_output")
+    array_job, task = number(payload.get("array_job_id")), number(payload.get("array_task_id"))
+    if not pattern:
+        pattern = "slurm-%A_%a.out" if array_job and task is not None else "slurm-%j.out"
+    if not pattern.startswith("/"):
+        directory = _text(payload, "current_working_directory")
+        if directory is None or not directory.startswith("/"):
+            return None
+        pattern = f"{directory}/{pattern}"
+    values = {
+        "j": str(number(payload.get("job_id"))),
+        "A": str(array_job or number(payload.get("job_id"))),
+        "a": str(task),
+        "x": _text(payload, "name") or "",
+        "u": _text(payload, "user_name") or "",
+        "N": _text(payload, "batch_host") or "",
+    }
+
+    def expand(match: re.Match[str]) -> str:
+        spec = match.group(1)
+        if spec == "%":
+            return "%"
+        width, letter = spec[:-1], spec[-1]
+        value = values[letter]
+        return value.zfill(int(width)) if width and value.isdigit() else value
+
+    path = _FILENAME_PATTERN.sub(expand, pattern)
+    return path if path.startswith("/") else None
+
+
+def read_output_file(path: Path, owner: int, query: LogQuery) -> tuple[Selection, int]:
+    """A job's output file as `query` asks: a regular file owned by `owner`, not through a symlink, opened
+    without waiting (a FIFO cannot hang us); an OSError says why it cannot be read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode) or status.st_uid != owner:
+            raise OSError(errno.EPERM, "not a regular file owned by the job's user")
+        return select_file(fd, query)
+    finally:
+        os.close(fd)
 
 
 def create(settings: BackendSettings) -> Backend:
