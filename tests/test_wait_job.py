@@ -143,3 +143,24 @@ async def test_bad_bounds_and_unknown_jobs_are_refused(home: Path) -> None:
             assert bad.content[0].text.startswith("invalid_argument: timeout_seconds: "), bad.content[0].text
         missing = await session.call_tool("wait_job", {"project_reference": "p", "job_id": "job_x"})
     assert missing.content[0].text.startswith("not_found: ")
+
+
+@pytest.mark.anyio
+async def test_wait_job_polls_any_backend_until_terminal() -> None:
+    from .test_settle import SlowStopBackend, server_with
+
+    backend = SlowStopBackend(reads_until_stopped=4)  # "canceled" on its 4th read: terminal
+    updates: list[float] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        updates.append(done)
+
+    async with client(server_with(backend, settle_timeout=0), "legacy") as session:
+        result = await session.call_tool(
+            "wait_job", {"project_reference": "demo", "job_id": "job-1"}, progress_callback=on_progress
+        )
+    assert check_record(result)["status"] == "canceled"
+    assert backend.reads == 4  # the first read, then one a poll
+    assert len(updates) == 3
+    assert updates == sorted(updates)
+    assert result.content[1].text.startswith("Job job-1 is canceled: it is terminal")
