@@ -56,3 +56,18 @@ def test_the_bench_in_process_streams_exist() -> None:
     assert callable(getattr(_context_streams, "create_context_streams", None)), (
         "mcp.shared._context_streams.create_context_streams moved: bench/phases.py uses it"
     )
+
+
+def test_the_session_manager_pieces_the_session_cap_wraps_still_exist() -> None:
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    assert inspect.isfunction(getattr(StreamableHTTPSessionManager, "_admit_session", None)), (
+        "StreamableHTTPSessionManager._admit_session moved: sessions.py wraps it to make room at the cap"
+    )
+    assert "_server_instances" in inspect.getsource(StreamableHTTPSessionManager.__init__), (
+        "StreamableHTTPSessionManager no longer keeps _server_instances: sessions.py reads it"
+    )
+    assert "idle_scope" in inspect.getsource(StreamableHTTPServerTransport), (
+        "the SDK's HTTP transport has no idle_scope: sessions.py closes the least recently used one by it"
+    )
