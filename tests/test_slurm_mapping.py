@@ -1,4 +1,4 @@
-"""The Slurm mapping (pure functions of backends/slurm.py) on recorded and documented payloads.
+"""The Slurm mapping (pure functions of backends/slurm/mapping.py) on recorded and documented payloads.
 
 tests/fixtures/slurm/SOURCES.md says where each payload comes from: v0.0.38 answers recorded from a
 real slurmrestd 22.05, and the REST API reference's examples for v0.0.40, v0.0.41 and v0.0.42.
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from cancel_job_mcp.backends import slurm
+from cancel_job_mcp.backends.slurm import mapping as slurm
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.schemas import load_schema
 

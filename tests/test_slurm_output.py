@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cancel_job_mcp.backends.logs import LogQuery
-from cancel_job_mcp.backends.slurm import output_path, read_output_file
+from cancel_job_mcp.backends.slurm.output import output_path, read_output_file
 
 JOB = {
     "job_id": 42,
