@@ -206,12 +206,12 @@ async def test_a_verified_token_is_known_until_it_expires_and_no_longer(fake_iss
     from cancel_job_mcp.oauth import OAuthVerifier, TokenRejected
 
     verifier = OAuthVerifier(OAuthSettings(fake_issuer.url, RESOURCE, leeway=0))
-    token = fake_issuer.access_token(RESOURCE, ttl=1)
+    token = fake_issuer.access_token(RESOURCE, ttl=4)  # long enough to be checked twice on a busy machine
     expiry = jwt.decode(token, options={"verify_signature": False})["exp"]
     try:
         first = await verifier.check(token)
         assert await verifier.check(token) is first  # from the cache: not verified again
-        wait_until(lambda: time.time() > expiry + 0.05, timeout=10)
+        wait_until(lambda: time.time() > expiry + 0.05, timeout=20)
         with pytest.raises(TokenRejected, match="the token has expired"):
             await verifier.check(token)
     finally:

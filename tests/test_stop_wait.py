@@ -6,15 +6,17 @@ without a live supervisor (unknown, lost, or a successor still starting) falls b
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anyio
 import pytest
+from anyio import wait_all_tasks_blocked
 
 from cancel_job_mcp.backends.local import procs, store
 from cancel_job_mcp.backends.local.runtime import LocalBackend, submit_job
 
-from .battery_support import db_row
+from .battery_support import db_row, wait_ignoring_sigterm
 from .conftest import wait_for_process_group, wait_until
 
 PROJECT = "stop-wait"
@@ -27,15 +29,23 @@ def owner(home: Path, job_id: str) -> str | None:
 
 
 @pytest.mark.anyio
-async def test_the_pause_ends_when_the_supervisor_has_recorded_the_stop(home: Path) -> None:
-    job = submit_job(home, PROJECT, ["sleep", "600"], grace_seconds=30)
-    wait_for_process_group(home, job["id"])
+async def test_the_pause_ends_when_the_supervisor_has_recorded_the_stop(home: Path, tmp_path: Path) -> None:
+    # The job ignores SIGTERM and ends when the test writes to a FIFO, so its supervisor is surely alive
+    # when the pause starts (a job that exits on SIGTERM may be gone, supervisor and all, by then).
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    job = submit_job(home, PROJECT, ["sh", "-c", f"trap '' TERM; read line < {fifo}"], grace_seconds=600)
+    wait_ignoring_sigterm(wait_for_process_group(home, job["id"]))
     supervisor = procs.ProcessIdentity.decode(db_row(home, job["id"])["supervisor"])
     backend = LocalBackend(home)
     try:
         await backend.cancel_job(PROJECT, job["id"])
+        assert procs.is_running(supervisor), "SIGTERM sent, the grace period running"
         with anyio.fail_after(60):  # far below the pause asked for: only the supervisor's exit ends it
-            await backend.wait_for_stop(PROJECT, job["id"], 3600)
+            async with anyio.create_task_group() as group:
+                group.start_soon(backend.wait_for_stop, PROJECT, job["id"], 3600)
+                await wait_all_tasks_blocked()  # the pause is watching the supervisor
+                await anyio.to_thread.run_sync(fifo.write_text, "go\n")
         record = await backend.get_job(PROJECT, job["id"])
     finally:
         await backend.aclose()
