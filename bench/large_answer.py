@@ -23,7 +23,7 @@ from common import REPO, Table, median, print_tables, spread
 
 sys.path.insert(0, str(REPO))
 from cancel_job_mcp.backends.base import BackendSettings
-from cancel_job_mcp.backends.client import HttpClient
+from cancel_job_mcp.backends.http.client import HttpClient
 from cancel_job_mcp.backends.registry import ProviderSpec
 from tests.fakes import CANARY_TOKEN
 

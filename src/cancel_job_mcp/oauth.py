@@ -56,8 +56,8 @@ from starlette.authentication import AuthCredentials
 from starlette.routing import Route
 
 from .access import GRANT, JOBS_READ, SCOPES, caller_name, insufficient_scope_message
-from .backends.answer import TooLarge, decode_json, read_body
-from .backends.payload import ProviderError
+from .backends.http.answer import TooLarge, decode_json, read_body
+from .backends.http.payload import ProviderError
 from .caller import TOKEN_NAME_KEY
 from .config import OAuthSettings
 from .grants import EVERY_PROJECT, ProjectGrant

@@ -149,7 +149,7 @@ class JobService:
         """Hides every configured credential (protected once, on the first read of a log), and any the
         process protected since (an HTTP token file's, a backend's)."""
         if self._redact is None:
-            from .backends.credentials import protected, without_protected
+            from .backends.http.credentials import protected, without_protected
 
             for secret in _configured_secrets(self.router.backends, os.environ):
                 protected(secret)

@@ -25,7 +25,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import AppOptions, HttpOptions, build_mcp_server, configure_logging, start_up
-from .backends.credentials import protected
+from .backends.http.credentials import protected
 from .config import HTTP_TOKENS_ENV, OAUTH_CLIENT_ID_ENV, OAUTH_CLIENT_SECRET_ENV, OAuthSettings
 from .cors import Cors
 from .http_security import (

@@ -46,11 +46,10 @@ from urllib.parse import quote
 from ..errors import refused_cursor
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
-from .checks import plain_segment
-from .flows import ProviderPage
-from .hosted import HostedBackend
-from .logs import JobLogs, LogQuery, select_text
-from .payload import (
+from .http.checks import plain_segment
+from .http.flows import ProviderPage
+from .http.hosted import HostedBackend
+from .http.payload import (
     ProviderError,
     latest,
     malformed,
@@ -59,6 +58,7 @@ from .payload import (
     require_fields,
     required_timestamp,
 )
+from .logs import JobLogs, LogQuery, select_text
 from .registry import ProviderSpec
 
 SPEC = ProviderSpec(

@@ -46,10 +46,10 @@ from typing import Any, ClassVar
 from ..errors import not_cancellable, refused_cursor
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
-from .checks import plain_segment
-from .flows import ProviderPage
-from .hosted import HostedBackend
-from .payload import (
+from .http.checks import plain_segment
+from .http.flows import ProviderPage
+from .http.hosted import HostedBackend
+from .http.payload import (
     malformed,
     normalize_timestamp,
     optional_str,

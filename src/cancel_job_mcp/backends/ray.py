@@ -43,18 +43,18 @@ from typing import Any
 from ..errors import ErrorCode, ToolError, not_cancellable, not_found
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings, JobPage
-from .checks import ServiceAddress, checked_segment
-from .credentials import REDACTED
-from .flows import ProviderPage, cursor_position, cut_page
-from .hosted import HostedBackend
-from .logs import JobLogs, LogQuery, select_text
-from .payload import (
+from .http.checks import ServiceAddress, checked_segment
+from .http.credentials import REDACTED
+from .http.flows import ProviderPage, cursor_position, cut_page
+from .http.hosted import HostedBackend
+from .http.payload import (
     ProviderError,
     latest,
     malformed,
     normalize_timestamp,
     required_timestamp,
 )
+from .logs import JobLogs, LogQuery, select_text
 from .registry import ProviderSpec
 
 DEFAULT_DASHBOARD_URL = "http://127.0.0.1:8265"

@@ -44,10 +44,17 @@ from typing import Any
 
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
-from .checks import uuid_segment
-from .flows import ProviderPage
-from .hosted import HostedBackend
-from .payload import latest, malformed, normalize_timestamp, optional_str, require_fields, required_timestamp
+from .http.checks import uuid_segment
+from .http.flows import ProviderPage
+from .http.hosted import HostedBackend
+from .http.payload import (
+    latest,
+    malformed,
+    normalize_timestamp,
+    optional_str,
+    require_fields,
+    required_timestamp,
+)
 from .registry import ProviderSpec
 
 SPEC = ProviderSpec(

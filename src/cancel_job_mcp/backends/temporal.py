@@ -69,10 +69,10 @@ from ..errors import ToolError, not_cancellable, not_found
 from ..record import JobRecord, JobStatus
 from ..stops import Escalation
 from .base import Backend, BackendConfigError, BackendSettings, Progress
-from .checks import ServiceAddress, checked_segment
-from .flows import ProviderPage
-from .hosted import HostedBackend
-from .payload import ProviderError
+from .http.checks import ServiceAddress, checked_segment
+from .http.flows import ProviderPage
+from .http.hosted import HostedBackend
+from .http.payload import ProviderError
 from .registry import ProviderSpec
 from .temporal_mapping import (
     EVERY_CHAIN_QUERY,

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
-from .payload import latest, malformed, normalize_timestamp, required_timestamp
+from .http.payload import latest, malformed, normalize_timestamp, required_timestamp
 
 PROVIDER = "Temporal"
 STATUS_PREFIX = "WORKFLOW_EXECUTION_STATUS_"

@@ -13,15 +13,15 @@ import anyio
 from ...errors import ErrorCode, ToolError, invalid_argument, not_cancellable, not_found
 from ...record import JobRecord, JobStatus, is_terminal, utc_now
 from ..base import Backend, BackendConfigError, BackendSettings
-from ..checks import checked_segment
-from ..credentials import REDACTED
-from ..flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
-from ..hosted import HostedBackend
+from ..http.checks import checked_segment
+from ..http.credentials import REDACTED
+from ..http.flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
+from ..http.hosted import HostedBackend
+from ..http.payload import ProviderError, malformed
 from ..logs import JobLogs, LogQuery
-from ..payload import ProviderError, malformed
 
 if TYPE_CHECKING:
-    from ..client import HttpClient
+    from ..http.client import HttpClient
 
 from .mapping import (
     _CURSOR,
@@ -79,8 +79,8 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 @functools.cache
 def _client_type() -> type[HttpClient]:
     """HttpClient reading Slurm's `errors` list (made on first use: httpx is imported only then)."""
-    from ..answer import decode_json
-    from ..client import Answer, HttpClient
+    from ..http.answer import decode_json
+    from ..http.client import Answer, HttpClient
 
     class SlurmHttpClient(HttpClient):
         def error_for(self, answer: Answer, what: str = "resource") -> ProviderError:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...errors import ErrorCode
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
-from ..payload import ProviderError, latest, malformed, normalize_timestamp
+from ..http.payload import ProviderError, latest, malformed, normalize_timestamp
 from ..registry import ProviderSpec
 
 if TYPE_CHECKING:

@@ -69,13 +69,13 @@ from typing import Any
 import anyio
 import httpx
 
-from .. import __version__
-from ..errors import ErrorCode
+from ...errors import ErrorCode
+from ... import __version__
+from ..base import BackendConfigError, BackendSettings
+from ..registry import ProviderSpec
 from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, json_strings, read_body
-from .base import BackendConfigError, BackendSettings
 from .credentials import protected, read_token
 from .payload import ProviderError, malformed
-from .registry import ProviderSpec
 
 logger = logging.getLogger("cancel_job_mcp.backends.http")
 

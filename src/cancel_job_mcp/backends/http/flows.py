@@ -7,9 +7,9 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from ..errors import ErrorCode, ToolError, not_cancellable, refused_cursor
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus
-from .base import JobPage
+from ...errors import ErrorCode, ToolError, not_cancellable, refused_cursor
+from ...record import TERMINAL_STATUSES, JobRecord, JobStatus
+from ..base import JobPage
 from .payload import ProviderError
 
 ProviderPage = tuple[list[JobRecord], str | None]

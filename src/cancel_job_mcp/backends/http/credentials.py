@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from .base import BackendConfigError, BackendSettings
+from ..base import BackendConfigError, BackendSettings
 
 # What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.
 HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")

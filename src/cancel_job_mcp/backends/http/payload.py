@@ -10,8 +10,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import ErrorCode, ToolError
-from ..record import format_timestamp
+from ...errors import ErrorCode, ToolError
+from ...record import format_timestamp
 
 # The times a job can sanely carry; anything outside is a provider fault, not a date to print.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
