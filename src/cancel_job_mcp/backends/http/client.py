@@ -69,8 +69,8 @@ from typing import Any
 import anyio
 import httpx
 
-from ...errors import ErrorCode
 from ... import __version__
+from ...errors import ErrorCode
 from ..base import BackendConfigError, BackendSettings
 from ..registry import ProviderSpec
 from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, json_strings, read_body
