@@ -250,3 +250,17 @@ class OnlyPost:
             )
             return
         await self.app(scope, receive, send)
+
+
+def replayed_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then waits on the real one."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

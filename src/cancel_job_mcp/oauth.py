@@ -19,7 +19,7 @@
 Everything asked of the authorization server is bounded like a provider call: a total deadline,
 a size cap, JSON guards, no redirects; an answer that breaks them is an outage (503, Retry-After),
 never a pass. Its metadata and keys are cached; an unknown `kid` refetches the keys, at most once
-every `KEYS_REFETCH_SECONDS`; after a failure the server is not asked again for
+every `KEYS_REFETCH_SECONDS` (oauth_issuer.py); after a failure the server is not asked again for
 `FAILURE_BACKOFF_SECONDS`, and meanwhile requests fail at once.
 
 Static bearer tokens combine with OAuth: a request bearing one of them passes as before, with
@@ -34,7 +34,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -42,8 +41,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-import anyio
-import httpx
 import jwt
 from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
@@ -56,58 +53,34 @@ from starlette.authentication import AuthCredentials
 from starlette.routing import Route
 
 from .access import GRANT, JOBS_READ, SCOPES, caller_name, insufficient_scope_message
-from .backends.http.answer import TooLarge, decode_json, read_body
-from .backends.http.payload import ProviderError
 from .caller import TOKEN_NAME_KEY
 from .config import OAuthSettings
 from .grants import EVERY_PROJECT, ProjectGrant
 from .http_security import (
     ASGIApp,
-    Message,
     NamedToken,
     Receive,
     Scope,
     Send,
     bearer_credentials,
+    replayed_body,
     send_json,
 )
+from .oauth_issuer import (
+    ALGORITHMS,
+    Cached,
+    IssuerClient,
+    IssuerKeys,
+    IssuerUnavailable,
+    TokenRejected,
+)
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Asymmetric algorithms only: a key set never verifies an HMAC (its "secret" would be public) or `none`.
-ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
-FETCH_SECONDS = 5.0  # the whole exchange with the authorization server: connect, headers and body
-MAX_DOCUMENT_BYTES = 256 * 1024
-MAX_KEYS = 64
 MAX_TOKEN_BYTES = 16 * 1024
-METADATA_SECONDS = 3600.0
-KEYS_SECONDS = 600.0
-KEYS_REFETCH_SECONDS = 30.0
-FAILURE_BACKOFF_SECONDS = 5.0
 TOKEN_CACHE_SIZE = 4096  # tokens verified, and introspection answers, kept until they expire
 INACTIVE_CACHE_SECONDS = 30.0
-USER_AGENT = "cancel-job-mcp (OAuth resource server)"
-
-
-class TokenRejected(Exception):
-    """The token is not valid here; the message says why and is safe to show (it holds no token)."""
-
-
-class IssuerUnavailable(Exception):
-    """The authorization server could not be asked (or answered badly): nothing can be verified."""
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    key: jwt.PyJWK
-    algorithm: str | None  # the `alg` the key set declares for it, if any
-
-
-@dataclass
-class _Cached:
-    value: Any
-    until: float
 
 
 class TokenCache(Generic[T]):
@@ -116,7 +89,7 @@ class TokenCache(Generic[T]):
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[bytes, _Cached] = OrderedDict()
+        self._entries: OrderedDict[bytes, Cached] = OrderedDict()
 
     @staticmethod
     def key(token: str) -> bytes:
@@ -130,160 +103,9 @@ class TokenCache(Generic[T]):
         return entry.value  # type: ignore[no-any-return]
 
     def put(self, key: bytes, value: T, until: float) -> None:
-        self._entries[key] = _Cached(value, until)
+        self._entries[key] = Cached(value, until)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
-
-
-class IssuerClient:
-    """Bounded GETs and POSTs to the authorization server, each answer JSON within the guards."""
-
-    def __init__(self) -> None:
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(FETCH_SECONDS),
-            follow_redirects=False,
-            trust_env=False,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
-
-    async def json(
-        self,
-        method: str,
-        url: str,
-        *,
-        data: Mapping[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-    ) -> Any:
-        where = urlsplit(url)._replace(query="", fragment="").geturl()
-        try:
-            with anyio.fail_after(FETCH_SECONDS):
-                async with self._http.stream(method, url, data=data, auth=auth) as response:
-                    if response.status_code != 200:
-                        raise IssuerUnavailable(f"{where} answered HTTP {response.status_code}")
-                    body = await read_body(
-                        response.aiter_raw(),
-                        response.headers.get("content-encoding"),
-                        response.headers.get("content-length"),
-                        MAX_DOCUMENT_BYTES,
-                        "the authorization server",
-                    )
-            return decode_json(body, "the authorization server")
-        except TimeoutError:
-            raise IssuerUnavailable(f"{where} did not answer within {FETCH_SECONDS:g} s") from None
-        except TooLarge:
-            raise IssuerUnavailable(f"{where} answered more than {MAX_DOCUMENT_BYTES} bytes") from None
-        except ProviderError as error:
-            raise IssuerUnavailable(f"{where}: {error.message}") from None
-        except httpx.HTTPError as error:
-            raise IssuerUnavailable(f"{where} could not be reached ({type(error).__name__})") from None
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-class IssuerKeys:
-    """The issuer's metadata and signing keys, fetched when first needed and cached."""
-
-    def __init__(self, issuer: str, client: IssuerClient) -> None:
-        self.issuer = issuer
-        self._client = client
-        self._lock = anyio.Lock()
-        self._jwks_uri: _Cached | None = None
-        self._keys: dict[str | None, SigningKey] = {}
-        self._keys_until = 0.0  # monotonic; 0: never fetched
-        self._fetched_at = -KEYS_REFETCH_SECONDS
-        self._failed: _Cached | None = None  # the last failure's message, repeated during the backoff
-
-    async def key(self, kid: str | None) -> SigningKey:
-        keys = await self._current(refetch_for=None)
-        if kid not in keys:
-            keys = await self._current(refetch_for=kid)  # the issuer may have rotated its keys
-        if kid in keys:
-            return keys[kid]
-        raise TokenRejected("the token is signed with a key the issuer does not publish")
-
-    async def _current(self, refetch_for: str | None) -> dict[str | None, SigningKey]:
-        """The cached keys while fresh (and holding `refetch_for`, when given), else fetched ones."""
-        if time.monotonic() < self._keys_until and refetch_for is None:
-            return self._keys
-        async with self._lock:  # one fetch at a time; those who waited use its result
-            now = time.monotonic()
-            recent = now - self._fetched_at < KEYS_REFETCH_SECONDS
-            if now < self._keys_until and (refetch_for is None or refetch_for in self._keys or recent):
-                return self._keys
-            if self._failed is not None and now < self._failed.until:
-                raise IssuerUnavailable(self._failed.value)
-            try:
-                fetched = await self._fetch()
-            except IssuerUnavailable as error:
-                log.warning("cannot fetch the OAuth issuer's keys: %s", error)
-                self._failed = _Cached(str(error), time.monotonic() + FAILURE_BACKOFF_SECONDS)
-                raise
-            self._failed = None
-            self._fetched_at = time.monotonic()
-            self._keys, self._keys_until = fetched, self._fetched_at + KEYS_SECONDS
-            return fetched
-
-    async def _fetch(self) -> dict[str | None, SigningKey]:
-        return signing_keys(await self._client.json("GET", await self._jwks_url()))
-
-    async def _jwks_url(self) -> str:
-        if self._jwks_uri is not None and time.monotonic() < self._jwks_uri.until:
-            return str(self._jwks_uri.value)
-        metadata = await self.metadata()
-        uri = metadata.get("jwks_uri")
-        if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
-            raise IssuerUnavailable(f"the metadata of {self.issuer} names no jwks_uri")
-        self._jwks_uri = _Cached(uri, time.monotonic() + METADATA_SECONDS)
-        return uri
-
-    async def metadata(self) -> dict[str, Any]:
-        """RFC 8414 metadata, else OpenID discovery; its `issuer` must be ours, exactly."""
-        problems = []
-        for url in metadata_urls(self.issuer):
-            try:
-                document = await self._client.json("GET", url)
-            except IssuerUnavailable as error:
-                problems.append(str(error))
-                continue
-            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
-                problems.append(f"{url} describes another issuer")
-                continue
-            return document
-        raise IssuerUnavailable("; ".join(problems))
-
-
-def metadata_urls(issuer: str) -> list[str]:
-    """Where an issuer's metadata may be: RFC 8414's path-inserted URL, then OpenID's appended one."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    origin = f"{parts.scheme}://{parts.netloc}"
-    return [
-        f"{origin}/.well-known/oauth-authorization-server{path}",
-        f"{origin}{path}/.well-known/openid-configuration",
-    ]
-
-
-def signing_keys(document: Any) -> dict[str | None, SigningKey]:
-    """The usable signing keys of a JWK set, by `kid`; unusable entries are skipped, a bad set refused."""
-    entries = document.get("keys") if isinstance(document, dict) else None
-    if not isinstance(entries, list):
-        raise IssuerUnavailable("the issuer's JWK set has no list of keys")
-    if len(entries) > MAX_KEYS:
-        raise IssuerUnavailable(f"the issuer's JWK set holds more than {MAX_KEYS} keys")
-    keys: dict[str | None, SigningKey] = {}
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
-            continue
-        if "alg" in entry and entry["alg"] not in ALGORITHMS:
-            continue
-        try:
-            key = jwt.PyJWK(entry)
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, binascii.Error):
-            continue
-        kid = entry.get("kid")
-        keys[kid if isinstance(kid, str) else None] = SigningKey(key, entry.get("alg"))
-    return keys
 
 
 @dataclass(frozen=True)
@@ -566,7 +388,7 @@ class OAuthGuard:
                     insufficient_scope_message(missing[0]),
                 )
                 return
-            receive = _replay(body, receive)
+            receive = replayed_body(body, receive)
         scope[TOKEN_NAME_KEY] = caller_name(token)  # the audit trail's principal
         scope["user"] = AuthenticatedUser(token)
         scope["auth"] = AuthCredentials(token.scopes)
@@ -614,17 +436,3 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the app the body already read, then waits on the real one."""
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replayed
