@@ -5,7 +5,7 @@ in-memory streams, fed as our stdio framing feeds it, minus the pipe I/O (whose 
 per call, one to read the line and one to write the answer, the bare SDK server's stdio makes too).
 Each phase is timed where it happens:
 
-  parse      the request line -> JSON-RPC message (`cancel_job_mcp.stdio.decode_line`, our stdio framing)
+  parse      the request line -> JSON-RPC message (`stdio_lines.decode_line`, our stdio framing)
   validate   our argument checks (JSON Schema and identifier rules)
   route      project reference -> backend
   store      the local backend's cancel_job: SQLite on a reused connection, and any worker-thread hop
@@ -36,7 +36,7 @@ from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 from wire import tool_call
 
-from cancel_job_mcp.stdio import decode_line
+from cancel_job_mcp.stdio_lines import decode_line
 
 PHASES = ("parse", "validate", "route", "store", "shape", "serialize", "SDK")
 # (phase, module, attribute): our functions on the call's path, timed where they are looked up.

@@ -32,6 +32,7 @@ from .config import (
     Config,
     OAuthSettings,
 )
+from .defaults import DRAIN_MARGIN_SECONDS
 from .errors import ToolError
 from .record import JobRecord
 from .routing import local_homes, local_route
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 
 Command = Callable[[argparse.Namespace, AppOptions], int]
-DRAIN_MARGIN_SECONDS = 10.0
 
 
 def _print_record(record: JobRecord) -> None:

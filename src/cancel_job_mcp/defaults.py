@@ -3,6 +3,8 @@ tools and the local runtime all read them here. (A default published in a tool's
 list_jobs' `limit`, lives in the schema: see `server.LIST_LIMIT`.)"""
 
 DEFAULT_CALL_TIMEOUT = 120.0
+# When stdio's input ends, the calls under way get the call timeout and this margin to be answered.
+DRAIN_MARGIN_SECONDS = 10.0
 DEFAULT_MAX_CONCURRENT_CALLS = 64
 
 DEFAULT_HTTP_HOST = "127.0.0.1"
