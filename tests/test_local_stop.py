@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cancel_job_mcp.backends.local import procs, store
-from cancel_job_mcp.backends.local.supervisor import CappedLog
+from cancel_job_mcp.backends.local.joblog import CappedLog
 
 from .battery_support import (
     RawStdioServer,

@@ -56,14 +56,11 @@ redacted and cut to 300 characters, and dropped entirely if it still mentions an
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -73,129 +70,19 @@ from ... import __version__
 from ...errors import ErrorCode
 from ..base import BackendConfigError, BackendSettings
 from ..registry import ProviderSpec
-from .answer import ACCEPT_ENCODING, DEFAULT_LIMIT, TooLarge, decode_json, json_strings, read_body
+from .answer import ACCEPT_ENCODING, TooLarge, decode_json, json_strings, read_body
 from .credentials import protected, read_token
 from .payload import ProviderError, malformed
+from .retry import RETRIED_STATUSES, Policy, parse_retry_after
 
 logger = logging.getLogger("cancel_job_mcp.backends.http")
 
 USER_AGENT = f"cancel-job-mcp/{__version__}"
-DEFAULT_MAX_RETRIES = 2
-DEFAULT_MAX_RETRY_WAIT = 10.0
-DEFAULT_RETRY_BACKOFF = 0.5
-MAX_REPORTED_WAIT = 86_400.0  # a provider's wait beyond a day is reported as a day
 ERROR_BODY_LIMIT = 64 * 1024  # of an error answer only a message is used
-RETRIED_STATUSES = frozenset({429, 503})
 UNIX_SOCKET = "unix:"
 _MESSAGE_LIMIT = 300
 _MESSAGE_KEYS = ("message", "detail", "error_description", "title", "error")
 _SECRET_HINTS = re.compile(r"authorization|bearer\s|x-api-key|api[_-]?key\s*[:=]|token\s*[:=]", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The backend's knobs for its requests: retries, the total deadline, the size of an answer."""
-
-    total_timeout: float
-    max_retries: int = DEFAULT_MAX_RETRIES
-    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
-    retry_backoff: float = DEFAULT_RETRY_BACKOFF
-    max_response_bytes: int = DEFAULT_LIMIT
-
-    @classmethod
-    def from_settings(cls, settings: BackendSettings) -> Policy:
-        """From the backend's options (the configuration has checked their types; direct callers may not)."""
-        options = settings.options
-        try:
-            policy = cls(
-                total_timeout=float(
-                    options.get("total_timeout", settings.connect_timeout + settings.read_timeout)
-                ),
-                max_retries=int(options.get("max_retries", DEFAULT_MAX_RETRIES)),
-                max_retry_wait=float(options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT)),
-                retry_backoff=float(options.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
-                max_response_bytes=int(options.get("max_response_bytes", DEFAULT_LIMIT)),
-            )
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: total_timeout, max_retries, max_retry_wait, retry_backoff and"
-                " max_response_bytes must be numbers"
-            ) from exc
-        if not 0 < policy.total_timeout < math.inf or policy.max_response_bytes < 1:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: total_timeout (seconds) and max_response_bytes must be positive"
-            )
-        if min(policy.max_retries, policy.max_retry_wait, policy.retry_backoff) < 0:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: max_retries, max_retry_wait and retry_backoff must not be"
-                " negative"
-            )
-        return policy
-
-
-# --- rate-limit headers ----------------------------------------------------------------------------
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait, from `Retry-After` (seconds or HTTP-date), `ratelimit-reset` or `X-RateLimit-Reset`.
-
-    A reset value is read as epoch seconds (or milliseconds) when it is that large, as a delta in
-    seconds otherwise, or as an ISO 8601 time. The wait is clamped to 0-MAX_REPORTED_WAIT; None when
-    no header says anything usable (garbage, NaN, infinity and impossible dates say nothing).
-    """
-    current = time.time() if now is None else now
-    lowered = {key.lower(): value for key, value in headers.items()}
-    retry_after = lowered.get("retry-after")
-    if retry_after is not None:
-        text = retry_after.strip()
-        wait = _number(text)
-        if wait is None:
-            moment = _http_date(text)
-            wait = None if moment is None else moment - current
-        if wait is not None:
-            return _clamped(wait)
-    for name in ("ratelimit-reset", "x-ratelimit-reset"):
-        value = lowered.get(name)
-        wait = None if value is None else _reset_wait(value.strip(), current)
-        if wait is not None:
-            return _clamped(wait)
-    return None
-
-
-def _reset_wait(text: str, now: float) -> float | None:
-    number = _number(text)
-    if number is not None:
-        if number >= 1e11:
-            return number / 1000 - now
-        if number >= 1e9:
-            return number - now
-        return number
-    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-    try:
-        moment = datetime.fromisoformat(iso)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() - now
-    except (ValueError, OverflowError):
-        return None
-
-
-def _number(text: str) -> float | None:
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _http_date(text: str) -> float | None:
-    try:
-        moment = email.utils.parsedate_to_datetime(text)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-
-
-def _clamped(wait: float) -> float:
-    return min(max(wait, 0.0), MAX_REPORTED_WAIT)
 
 
 # --- the client ------------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ...stops import SIGKILL, SIGTERM, Signals, SignalSent
 
 __all__ = ["SIGKILL", "SIGTERM", "note", "signals_sent", "stop_path"]
+from .joblog import open_private
+
 log = logging.getLogger(__name__)
 
 _MOST_BYTES = 4096  # a few lines; a file grown beyond this was not written by a supervisor
@@ -29,9 +30,7 @@ def stop_path(home: Path, job_id: str) -> Path:
     return home / "logs" / f"{job_id}.stop"
 
 
-def note(
-    home: Path, job_id: str, name: str, grace_seconds: float, open_private: Callable[[Path, int], int]
-) -> None:
+def note(home: Path, job_id: str, name: str, grace_seconds: float) -> None:
     """Record that the supervisor sent signal `name` now (SIGTERM starts a new stop); never raises."""
     flags = os.O_WRONLY | (os.O_TRUNC if name == SIGTERM else os.O_APPEND)
     line = json.dumps({"signal": name, "at": time.time(), "grace": grace_seconds})

@@ -1,4 +1,4 @@
-"""A local job's output: its log file (supervisor.log_path), read from its end within bounds."""
+"""A local job's output: its log file (joblog.log_path), read from its end within bounds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from ...errors import ErrorCode, ToolError
 from ...record import JobRecord
 from ..logs import JobLogs, LogQuery, select_file
-from .supervisor import log_path
+from .joblog import log_path
 
 
 def read_log(home: Path, record: JobRecord, query: LogQuery) -> JobLogs:

@@ -30,7 +30,7 @@ from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_
 from ...stops import Signals
 from ..base import JobPage, StopPolling
 from ..logs import JobLogs, LogQuery
-from . import evidence, logs, procs, store, successor, supervisor
+from . import evidence, joblog, logs, procs, store, successor, supervisor
 from .procs import ProcessIdentity
 from .successor import Owner
 
@@ -97,8 +97,8 @@ def prune_jobs(home: Path, older_than: timedelta) -> list[str]:
             removed = store.prune(conn, before)
         for job_id in removed:
             for path in (
-                supervisor.log_path(home, job_id),
-                supervisor.supervisor_log_path(home, job_id),
+                joblog.log_path(home, job_id),
+                joblog.supervisor_log_path(home, job_id),
                 evidence.stop_path(home, job_id),
             ):
                 path.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from ...defaults import DEFAULT_LOG_LIMIT
 from ...record import JobStatus
 from . import evidence, procs, store
 from .cgroups import JobCgroup
+from .joblog import CappedLog, log_path, open_private, supervisor_log_path
 from .store import JobRow
 
 T = TypeVar("T")
@@ -55,62 +56,6 @@ def exit_code_of(wait_status: int) -> int:
     """Shell convention: a process killed by signal N exits with 128 + N."""
     code = os.waitstatus_to_exitcode(wait_status)
     return 128 - code if code < 0 else code
-
-
-def log_path(home: Path, job_id: str) -> Path:
-    return home / "logs" / f"{job_id}.log"
-
-
-def supervisor_log_path(home: Path, job_id: str) -> Path:
-    return home / "logs" / f"{job_id}.supervisor.log"
-
-
-def open_private(path: Path, flags: int) -> int:
-    """A file only its owner can read (job output may hold secrets)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, 0o600)
-
-
-class CappedLog:
-    """The job's output file: appended to, and cut to its newest half when it would pass `limit` bytes."""
-
-    def __init__(self, path: Path, limit: int) -> None:
-        self.path = path
-        self.limit = limit
-        self._fd = open_private(path, os.O_WRONLY | os.O_APPEND)
-        self._size = os.fstat(self._fd).st_size
-        self._failed = False
-
-    def write(self, data: bytes) -> None:
-        try:
-            if self._size + len(data) > self.limit:
-                self._keep_tail(data)
-            else:
-                os.write(self._fd, data)
-                self._size += len(data)
-        except OSError as error:  # a full disk must not stop the supervisor: the output is dropped
-            if not self._failed:
-                log.warning("cannot write the job's output to %s: %s", self.path, error)
-            self._failed = True
-
-    def _keep_tail(self, data: bytes) -> None:
-        keep = self.limit // 2
-        with self.path.open("rb") as current:
-            current.seek(max(0, self._size - keep))
-            tail = (current.read() + data)[-keep:]
-        replacement = self.path.with_suffix(".log.tmp")
-        fd = open_private(replacement, os.O_WRONLY | os.O_TRUNC)
-        try:
-            os.write(fd, tail)
-        finally:
-            os.close(fd)
-        os.replace(replacement, self.path)
-        os.close(self._fd)
-        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
-        self._size = len(tail)
-
-    def close(self) -> None:
-        os.close(self._fd)
 
 
 class Events:
@@ -316,7 +261,7 @@ class Supervisor:
 
     def note_signal(self, name: str) -> None:
         """For the cancel's answer: which signal was sent, and when (evidence.py)."""
-        evidence.note(self.home, self.job_id, name, self.row.grace_seconds, open_private)
+        evidence.note(self.home, self.job_id, name, self.row.grace_seconds)
 
     # -- the job's life -------------------------------------------------------------------------
 
