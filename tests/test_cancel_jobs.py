@@ -14,7 +14,7 @@ from jsonschema import Draft7Validator
 from mcp import MCPError
 
 from cancel_job_mcp.audit import AUDIT_FILE, AuditLog
-from cancel_job_mcp.backends.base import BackendSettings, JobPage
+from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopHooks
 from cancel_job_mcp.bulk import MAX_SCANNED
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError, not_found
@@ -41,7 +41,7 @@ def job(number: int, status: str = "working", **fields: Any) -> JobRecord:
     )  # fmt: skip
 
 
-class ListingBackend:
+class ListingBackend(StopHooks):
     """A backend holding `jobs` (newest first), listing them in pages, counting the jobs it listed."""
 
     name = "fake"

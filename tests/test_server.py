@@ -15,7 +15,7 @@ import pytest
 from mcp import MCPError
 
 from cancel_job_mcp.audit import AuditLog
-from cancel_job_mcp.backends.base import BackendSettings
+from cancel_job_mcp.backends.base import BackendSettings, StopHooks
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobRecord
@@ -42,7 +42,7 @@ def http_server(module_http_servers: Callable[..., HttpServer]) -> HttpServer:
     return module_http_servers()
 
 
-class ExplodingBackend:
+class ExplodingBackend(StopHooks):
     """Fails like a bug would, with a secret in the exception text."""
 
     name = kind = "exploding"

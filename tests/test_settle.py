@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from cancel_job_mcp.audit import Attempt, AuditLog
-from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopPolling
+from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopHooks, StopPolling
 from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.record import JobRecord
@@ -33,7 +33,7 @@ def record(status: str) -> JobRecord:
     )  # fmt: skip
 
 
-class SlowStopBackend:
+class SlowStopBackend(StopHooks):
     """Accepts the stop at once but reports the job working for `reads_until_stopped` more reads."""
 
     name = kind = "slow"

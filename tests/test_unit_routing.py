@@ -8,7 +8,7 @@ from typing import ClassVar
 import anyio
 import pytest
 
-from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
+from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings, StopHooks
 from cancel_job_mcp.config import load_config, parse_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
@@ -24,7 +24,7 @@ projects = ["web-special", "invoices"]
 """
 
 
-class FakeBackend:
+class FakeBackend(StopHooks):
     made: ClassVar[list[str]] = []
 
     def __init__(self, settings: BackendSettings) -> None:

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from cancel_job_mcp.audit import Attempt, AuditLog
-from cancel_job_mcp.backends.base import BackendSettings, JobPage
+from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopHooks
 from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.errors import ErrorCode, ToolError
@@ -29,7 +29,7 @@ def job(job_id: str, status: str = "working") -> JobRecord:
     )  # fmt: skip
 
 
-class FakeBackend:
+class FakeBackend(StopHooks):
     """Three jobs, listed two to a page with the page number as its cursor; records every call."""
 
     kind = "fake"

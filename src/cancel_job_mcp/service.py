@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -14,7 +14,7 @@ import anyio
 from .arguments import check_identifier, is_identifier
 from .audit import OK, Attempt, AuditLog
 from .backends import registry
-from .backends.base import BackendSettings, JobPage, Progress, StopPolling
+from .backends.base import BackendSettings, JobPage, Progress
 from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQuery
 from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
@@ -23,23 +23,9 @@ from .grants import current_grant
 from .http_security import named_token
 from .record import JobRecord
 from .routing import Route, Router
-from .stops import Escalation, Signals, Stop
+from .stops import Stop
 
 log = logging.getLogger(__name__)
-
-DEFAULT_POLLING = StopPolling()
-# wait_for_stop(project, job_id, seconds): a backend that can tell when a stop may have been recorded
-# ends the pause between two polls early; the others are slept.
-StopWait = Callable[[str, str, float], Awaitable[None]]
-# stop_signals(project, job_id): a backend that signals the job's processes itself says which it sent.
-SignalsReader = Callable[[str, str], Awaitable[Signals]]
-# stop_escalation(record): what a backend that escalates the stop itself did, read from its answer.
-EscalationReader = Callable[[JobRecord], Escalation | None]
-
-
-async def _sleep(project: str, job_id: str, seconds: float) -> None:
-    await anyio.sleep(seconds)
-
 
 # Kept from the call's own deadline (the server's call timeout) to answer with the latest record.
 ANSWER_RESERVE_SECONDS = 0.5
@@ -79,11 +65,7 @@ class JobService:
         status = None
         try:
             route = self._route(project_reference, job_id, " Nothing was canceled.")
-            waits_itself = getattr(route.backend, "cancel_job_with_progress", None)
-            if waits_itself is not None:
-                record = await waits_itself(route.project, job_id, progress)
-            else:
-                record = await route.backend.cancel_job(route.project, job_id)
+            record = await route.backend.cancel_job_with_progress(route.project, job_id, progress)
             stop = await self._settle(route, record, progress)
             outcome, status = OK, stop.record["status"]
             return stop
@@ -188,8 +170,7 @@ class JobService:
 
     async def _settle(self, route: Route, record: JobRecord, progress: Progress | None) -> Stop:
         """Poll the job with backoff until it has stopped, within settle_timeout and the call's deadline."""
-        polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
-        if polling.has_stopped(record):
+        if route.backend.stop_polling.has_stopped(record):
             # The common repeat cancel: no deadline arithmetic (it walks the cancel scopes).
             watch = Watch(record, True, 0.0, ((0.0, record["status"]),))
         else:
@@ -199,10 +180,8 @@ class JobService:
                 log.warning(
                     "could not read job %s while waiting for it to stop: %s", record["id"], watch.error
                 )
-        stop_signals: SignalsReader | None = getattr(route.backend, "stop_signals", None)
-        signals = await stop_signals(route.project, record["id"]) if stop_signals is not None else None
-        escalation: EscalationReader | None = getattr(route.backend, "stop_escalation", None)
-        escalated = escalation(record) if escalation is not None else None
+        signals = await route.backend.stop_signals(route.project, record["id"])
+        escalated = route.backend.stop_escalation(record)
         return Stop(watch.record, watch.stopped, watch.seconds, watch.statuses, signals, escalated)
 
     async def _watch(
@@ -210,8 +189,8 @@ class JobService:
     ) -> Watch:
         """Re-read the job with backoff until the backend says it has stopped, for at most `seconds`
         and within the call's deadline. A failed read ends the watch with the latest record."""
-        polling: StopPolling = getattr(route.backend, "stop_polling", DEFAULT_POLLING)
-        pause: StopWait = getattr(route.backend, "wait_for_stop", _sleep)
+        polling = route.backend.stop_polling
+        pause = route.backend.wait_for_stop
         started = anyio.current_time()
         call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
         budget = max(0.0, min(seconds, call_left))

@@ -6,10 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
+import anyio
+
 from ..errors import ToolError
 from ..record import JobRecord, is_terminal
 
 if TYPE_CHECKING:
+    from ..stops import Escalation, Signals
     from .logs import JobLogs, LogQuery
 
 
@@ -23,13 +26,9 @@ Progress = Callable[[float, float, str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class StopPolling:
-    """How cancel_job polls a canceled job until it has stopped. A backend may set its own as
-    `stop_polling`: one that records stops itself says when a record shows one, and one whose reads
-    are cheap may be polled more often. One that can tell when a stop may have been recorded also
-    defines `wait_for_stop(project, job_id, seconds)`, which ends the pause between two polls early.
-    One that waits for the stop itself (Temporal: a grace period, then a terminate) defines
-    `cancel_job_with_progress(project, job_id, progress)`, called instead of `cancel_job` with the
-    caller's progress notifications."""
+    """How cancel_job polls a canceled job until it has stopped (`StopHooks.stop_polling`): one
+    that records stops itself says when a record shows one, and one whose reads are cheap may be
+    polled more often."""
 
     has_stopped: Callable[[JobRecord], bool] = is_terminal
     first_seconds: float = 0.1
@@ -43,6 +42,36 @@ class JobPage(TypedDict):
     next_cursor: str | None
 
 
+class StopHooks:
+    """How a cancel is carried out and watched until the job has stopped, and what is said of it
+    afterwards. Every backend inherits these defaults and overrides what it knows better."""
+
+    stop_polling: StopPolling = StopPolling()
+
+    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
+        raise NotImplementedError
+
+    async def cancel_job_with_progress(
+        self, project: str, job_id: str, progress: Progress | None
+    ) -> JobRecord:
+        """The cancel the service makes. A backend that waits for the stop itself (Temporal: a grace
+        period, then a terminate) overrides it to send the caller's progress notifications."""
+        return await self.cancel_job(project, job_id)
+
+    async def wait_for_stop(self, project: str, job_id: str, seconds: float) -> None:
+        """The pause between two polls of a stopping job; a backend that can tell when a stop may
+        have been recorded ends it early."""
+        await anyio.sleep(seconds)
+
+    async def stop_signals(self, project: str, job_id: str) -> Signals | None:
+        """The signals sent to stop the job, where the backend sends them itself (local)."""
+        return None
+
+    def stop_escalation(self, record: JobRecord) -> Escalation | None:
+        """How a stop was forced once its grace was over, where the backend does that (Temporal)."""
+        return None
+
+
 class Backend(Protocol):
     """A place jobs run. `project` is the project reference with any `NAME:` prefix removed.
 
@@ -52,7 +81,19 @@ class Backend(Protocol):
     name: str
     kind: str
 
+    stop_polling: StopPolling
+
     async def cancel_job(self, project: str, job_id: str) -> JobRecord: ...
+
+    async def cancel_job_with_progress(
+        self, project: str, job_id: str, progress: Progress | None
+    ) -> JobRecord: ...
+
+    async def wait_for_stop(self, project: str, job_id: str, seconds: float) -> None: ...
+
+    async def stop_signals(self, project: str, job_id: str) -> Signals | None: ...
+
+    def stop_escalation(self, record: JobRecord) -> Escalation | None: ...
 
     async def get_job(self, project: str, job_id: str) -> JobRecord: ...
 

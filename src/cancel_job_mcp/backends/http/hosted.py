@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import ErrorCode, ToolError, not_found, not_supported
 from ...record import JobRecord, JobStatus
-from ..base import BackendSettings, JobPage
+from ..base import BackendSettings, JobPage, StopHooks
 from ..logs import JobLogs, LogQuery
 from ..registry import ProviderSpec
 from .checks import checked_cursor, checked_limit, checked_status
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .client import HttpClient
 
 
-class HostedBackend(ABC):
+class HostedBackend(StopHooks, ABC):
     spec: ClassVar[ProviderSpec]
     # The JSON body of a cancel request (None: no body).
     cancel_body: ClassVar[Any] = None

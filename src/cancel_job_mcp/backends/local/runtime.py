@@ -28,7 +28,7 @@ from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor, untrusted_state
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ...stops import Signals
-from ..base import JobPage, StopPolling
+from ..base import JobPage, StopHooks, StopPolling
 from ..logs import JobLogs, LogQuery
 from . import evidence, joblog, logs, procs, store, successor, supervisor
 from .procs import ProcessIdentity
@@ -127,7 +127,7 @@ def stop_under_way(record: JobRecord) -> str | None:
     )
 
 
-class LocalBackend:
+class LocalBackend(StopHooks):
     """Cancels and reads jobs of the local runtime stored under `home`."""
 
     kind = "local"
