@@ -25,8 +25,10 @@ from cancel_job_mcp.backends.ray import (
     redact_runtime_env,
     to_record,
 )
+from cancel_job_mcp.config import load_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
+from cancel_job_mcp.routing import Router
 
 from .cluster_support import poll
 from .conftest import client, stdio_server
@@ -214,6 +216,21 @@ def test_dashboard_address() -> None:
     for wrong in ("ray://10.0.0.5:10001", "10.0.0.5:6379", "auto"):
         with pytest.raises(BackendConfigError, match="dashboard"):
             ADDRESS.url(settings(), {"RAY_ADDRESS": wrong})
+
+
+def test_a_port_out_of_range_is_named_through_the_router(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAY_ADDRESS=http://host:99999 was internal_error on the first call; it is a misconfiguration
+    named by the variable, with the port rule."""
+    monkeypatch.setenv("RAY_ADDRESS", "http://ray-head:99999")
+    router = Router(load_config(None, tmp_path, {"RAY_ADDRESS": "http://ray-head:99999"}).backends)
+    with pytest.raises(ToolError) as raised:
+        router.route("ray:cluster")
+    assert raised.value.code == ErrorCode.BACKEND_MISCONFIGURED
+    assert "RAY_ADDRESS='http://ray-head:99999' has a port that is not a number from 1 to 65535" in str(
+        raised.value
+    )
 
 
 def test_a_configured_token_variable_must_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
