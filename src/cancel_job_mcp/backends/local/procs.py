@@ -16,7 +16,7 @@ import ctypes
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -164,11 +164,17 @@ def _descends_from(pid: int, root: int) -> bool:
 def signal_descendant(info: ProcessInfo, root: int, signum: int) -> bool:
     """Signal the process `info` describes only if, checked through a pidfd just before, it is still
     that process and still a descendant of `root` (a subreaper's subtree holds only its job)."""
+    return _signal_pinned(info, signum, lambda pid: _descends_from(pid, root))
+
+
+def _signal_pinned(info: ProcessInfo, signum: int, is_member: Callable[[int], bool]) -> bool:
+    """Send `signum` through a pidfd pinned to the process `info` describes, only if `is_member(pid)`
+    holds once it is pinned (a PID reused meanwhile cannot be pinned); False if it was not sent."""
     pidfd = _pin(info.pid, info.start_ticks)
     if pidfd is None:
         return False
     try:
-        if not _descends_from(info.pid, root):
+        if not is_member(info.pid):
             return False
         signal.pidfd_send_signal(pidfd, signum)
     except ProcessLookupError:
@@ -250,18 +256,7 @@ def signal_member(info: ProcessInfo, job_id: str, not_before: int, signum: int) 
     that process, started at or after tick `not_before`, and carries the job's tag; False otherwise."""
     if info.start_ticks < not_before:
         return False
-    pidfd = _pin(info.pid, info.start_ticks)
-    if pidfd is None:
-        return False
-    try:
-        if _tag_of(info.pid) != job_id:
-            return False
-        signal.pidfd_send_signal(pidfd, signum)
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(pidfd)
-    return True
+    return _signal_pinned(info, signum, lambda pid: _tag_of(pid) == job_id)
 
 
 def wake(identity: ProcessIdentity, signum: int) -> bool:
