@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -354,6 +355,20 @@ def wait_for_process_group(home: Path, job_id: str) -> int:
         lambda: (pgid := job_process_group(home, job_id)) and process_group_alive(pgid) and pgid
     )
     return pgid
+
+
+def cancel_active_jobs(home: Path) -> None:
+    """Cancel every job of `home` still submitted or working: a module's shared server stops, and no
+    job it ran outlives the tests (each `sleep 600` left behind ran on into the next run)."""
+    database = home / "jobs.sqlite3"
+    if not database.exists():
+        return
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        active = conn.execute(
+            "SELECT project_id, id FROM jobs WHERE status IN ('submitted', 'working')"
+        ).fetchall()
+    for project, job_id in active:
+        run_cli(home, "cancel", project, job_id, check=False)
 
 
 def show(home: Path, project: str, job_id: str) -> dict[str, Any]:

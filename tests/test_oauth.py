@@ -26,6 +26,7 @@ from cancel_job_mcp.server import tool_specs
 
 from .conftest import (
     HttpServer,
+    cancel_active_jobs,
     client,
     free_port,
     run_cli,
@@ -140,6 +141,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 yield Deployment(issuer, impostor, rogue, server, resource, other_resource, opaque_resource)
             finally:
                 stop_http_server(server)
+                cancel_active_jobs(server.home)
 
 
 def post(url: str, token: str | None, body: Any = INITIALIZE, **headers: str) -> httpx.Response:
