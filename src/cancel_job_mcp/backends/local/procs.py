@@ -226,16 +226,7 @@ def _pin(pid: int, start_ticks: int | None) -> int | None:
 
 def send_signal(info: ProcessInfo, signum: int) -> bool:
     """Signal the process `info` describes, only if it is still that process; False if it is gone."""
-    pidfd = _pin(info.pid, info.start_ticks)
-    if pidfd is None:
-        return False
-    try:
-        signal.pidfd_send_signal(pidfd, signum)
-    except ProcessLookupError:
-        return False
-    finally:
-        os.close(pidfd)
-    return True
+    return _signal_pinned(info, signum, is_member=lambda pid: True)
 
 
 def open_pidfd(identity: ProcessIdentity) -> int | None:
