@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from cancel_job_mcp.arguments import ArgumentValidator, check_identifier
+from cancel_job_mcp.arguments import ArgumentValidator
 from cancel_job_mcp.errors import ErrorCode, ToolError, not_cancellable, not_found
+from cancel_job_mcp.identifiers import check_identifier
 from cancel_job_mcp.record import make_record
 from cancel_job_mcp.schemas import load_schema
 from cancel_job_mcp.server import ERROR_CODES, tool_specs

@@ -1,49 +1,20 @@
-"""The tools' argument rules: the published JSON Schema, and the identifier rules every backend shares.
-
-The published input schema mirrors the documented contract word for word, so the rules that keep
-identifiers safe to route and to put in a provider's URL path live here, not in the schema. The server
-checks a call's arguments against the schema; the service checks the identifiers, once, for every
-caller (the tools and the CLI); each provider checks only its own formats.
-"""
+"""The tools' argument rules: each call's arguments checked against the tool's published JSON Schema,
+every problem named with its field and rule (the identifier rules are `identifiers`')."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import ErrorCode, ToolError, invalid_argument
+from .errors import ErrorCode, ToolError
+from .identifiers import preview
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator, ValidationError
 
 _MAX_REPORTED = 5
-_IDENTIFIER = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
-_BACKEND_PREFIX = r"[A-Za-z0-9_-]{1,64}:"
-_RULES = {
-    "project_reference": (
-        re.compile(rf"(?:{_BACKEND_PREFIX})?{_IDENTIFIER}"),
-        "must be a project id or slug of 1-128 letters, digits, '_', '-' or '.', not starting with '.',"
-        " optionally prefixed by a backend name and ':' (as in 'local:my-project')",
-    ),
-    "job_id": (
-        re.compile(rf"{_IDENTIFIER}|[0-9]{{1,10}}_\[[0-9,:-]{{1,200}}\]"),
-        "must be a job id of 1-128 letters, digits, '_', '-' or '.', not starting with '.' (or a Slurm"
-        " array's tasks, as in 1234_[1-3,7])",
-    ),
-}
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
-
-
-def is_identifier(field: str, value: object) -> bool:
-    return isinstance(value, str) and _RULES[field][0].fullmatch(value) is not None
-
-
-def check_identifier(field: str, value: str) -> None:
-    pattern, rule = _RULES[field]
-    if pattern.fullmatch(value) is None:
-        raise invalid_argument(field, f"{rule}; got {_preview(value)}")
 
 
 class ArgumentValidator:
@@ -104,7 +75,7 @@ def _problems(error: ValidationError, accepted: list[str]) -> list[str]:
     if error.validator == "additionalProperties":
         extra = sorted(set(instance) - set(accepted))
         return [
-            f"{_preview(name)}: is not an accepted field (the tool takes only: {fields})" for name in extra
+            f"{preview(name)}: is not an accepted field (the tool takes only: {fields})" for name in extra
         ]
     if error.validator == "type":
         expected = " or ".join(_types({"type": error.validator_value}))
@@ -117,14 +88,6 @@ def _problems(error: ValidationError, accepted: list[str]) -> list[str]:
 
 def _json_type(value: object) -> str:
     return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
-
-
-def _preview(value: str) -> str:
-    if value == "":
-        return "an empty string"
-    if len(value) > 40:
-        return f"{value[:20]!r}... ({len(value)} characters)"
-    return repr(value)
 
 
 def _truncate(message: str, limit: int = 200) -> str:

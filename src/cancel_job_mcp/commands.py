@@ -23,7 +23,6 @@ from .app import (
     build_service,
     start_up,
 )
-from .arguments import check_identifier
 from .audit import Attempt, AuditLog, audit_path
 from .backends.base import JobPage
 from .backends.logs import JobLogs
@@ -34,6 +33,7 @@ from .config import (
 )
 from .defaults import DRAIN_MARGIN_SECONDS
 from .errors import ToolError
+from .identifiers import check_identifier
 from .record import JobRecord
 from .routing import local_homes, local_route
 from .service import JobService

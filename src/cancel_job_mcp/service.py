@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import anyio
 
-from .arguments import check_identifier, is_identifier
 from .audit import OK, Attempt, AuditLog
 from .backends import registry
 from .backends.base import BackendSettings, JobPage, Progress
@@ -20,7 +19,8 @@ from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
 from .errors import ErrorCode, ToolError, refused_cursor
 from .grants import current_grant
-from .http_security import named_token
+from .http_values import named_token
+from .identifiers import check_identifier, is_identifier
 from .record import JobRecord
 from .routing import Route, Router
 from .stops import Stop
