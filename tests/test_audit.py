@@ -15,7 +15,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from cancel_job_mcp.audit import AUDIT_FILE
 from cancel_job_mcp.config import HTTP_TOKENS_ENV
-from cancel_job_mcp.http_security import NamedToken
+from cancel_job_mcp.http_values import NamedToken
 from cancel_job_mcp.transports import ServeError, load_tokens
 
 from .conftest import client, run_cli, start_http_server, stdio_server, stop_http_server, submit

@@ -18,7 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from cancel_job_mcp.app import HttpOptions
 from cancel_job_mcp.backends.local import procs
-from cancel_job_mcp.http_security import Authority, Origin
+from cancel_job_mcp.http_values import Authority, Origin
 from cancel_job_mcp.transports import allow_list
 
 from .conftest import (

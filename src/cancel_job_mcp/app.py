@@ -30,7 +30,7 @@ from .defaults import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_TIMEOUT,
 )
-from .http_security import Authority, Origin
+from .http_values import Authority, Origin
 from .routing import Router
 from .service import JobService
 

@@ -42,7 +42,7 @@ from .defaults import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_TIMEOUT,
 )
-from .http_security import Authority, Origin
+from .http_values import Authority, Origin
 from .record import JobStatus
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .http_security import ASGIApp, Message, Origin, Receive, Scope, Send, send_json
-from .http_security import _header as header
+from .http_security import ASGIApp, Message, Receive, Scope, Send, header, send_json
+from .http_values import Origin
 
 ALLOWED_REQUEST_HEADERS = (
     "authorization",

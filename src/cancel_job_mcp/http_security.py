@@ -6,81 +6,20 @@ stateless server does not serve. Pure ASGI, no framework.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
-import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from .caller import TOKEN_NAME_KEY
+from .http_values import DEFAULT_PORTS, Authority, NamedToken, Origin
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
-DEFAULT_PORTS = {"http": 80, "https": 443}
-# A host is an IP literal in brackets, or a name/IPv4 of the characters DNS names use; then an optional port.
-_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::([0-9]{1,5}))?")
-_ORIGIN = re.compile(r"(https?)://(.+)")
-
-
-@dataclass(frozen=True)
-class Authority:
-    """A Host header value or an allow-list entry: a name and, optionally, a port."""
-
-    name: str
-    port: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Authority:
-        match = _AUTHORITY.fullmatch(text)
-        if match is None:
-            raise ValueError(f"{text!r} is not a host name or address with an optional :PORT")
-        port = int(match[2]) if match[2] else None
-        if port is not None and not 0 < port <= 65535:
-            raise ValueError(f"{text!r} has a port outside 1-65535")
-        name = match[1].lower()
-        if name.startswith("["):
-            _check_ipv6(name, text)
-        return cls(name, port)
-
-
-def _check_ipv6(bracketed: str, text: str) -> None:
-    try:
-        ipaddress.IPv6Address(bracketed[1:-1])
-    except ValueError:
-        raise ValueError(f"{text!r} holds a bracketed address that is not IPv6") from None
-
-
-@dataclass(frozen=True)
-class Origin:
-    """An Origin header value or an allow-list entry: scheme, name and port (else the scheme's default)."""
-
-    scheme: str
-    authority: Authority
-
-    @classmethod
-    def parse(cls, text: str) -> Origin:
-        match = _ORIGIN.fullmatch(text)
-        try:
-            authority = Authority.parse(match[2]) if match else None
-        except ValueError:
-            authority = None
-        if match is None or authority is None:
-            raise ValueError(f"{text!r} is not an origin like https://app.example.com[:PORT] (no path)")
-        port = authority.port or DEFAULT_PORTS[match[1]]
-        return cls(match[1], Authority(authority.name, port))
-
-
-def host_name(host: str) -> str:
-    """A bind address as it appears in a Host header: IPv6 in brackets, names lowercased."""
-    bare = host.strip("[]")
-    return f"[{bare}]" if ":" in bare else bare.lower()
 
 
 @dataclass(frozen=True)
@@ -139,7 +78,7 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value).decode("latin-1")
@@ -158,14 +97,14 @@ class HostOriginGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            host = _header(scope, b"host")
+            host = header(scope, b"host")
             if host is None or not self._allows_host(host):
                 message = (
                     "This server does not answer to that Host; its operator can allow it with --allowed-host."
                 )
                 await send_json(send, 421, {"error": "misdirected_request", "message": message})
                 return
-            origin = _header(scope, b"origin")
+            origin = header(scope, b"origin")
             if origin is not None and not self._allows_origin(origin):
                 message = (
                     "Requests from that Origin are refused; its operator can allow it with --allowed-origin."
@@ -173,24 +112,6 @@ class HostOriginGuard:
                 await send_json(send, 403, {"error": "forbidden_origin", "message": message})
                 return
         await self.app(scope, receive, send)
-
-
-class NamedToken(NamedTuple):
-    """A bearer token and the name the audit trail records for whoever presents it."""
-
-    name: str
-    secret: str
-
-
-_TOKEN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
-
-
-def named_token(entry: str, index: int) -> NamedToken:
-    """One configured token, `NAME:TOKEN` or a bare token (then named `token-INDEX`)."""
-    name, separator, secret = entry.partition(":")
-    if separator and _TOKEN_NAME.fullmatch(name):
-        return NamedToken(name, secret.strip())
-    return NamedToken(f"token-{index}", entry)
 
 
 class BearerAuth:
@@ -229,7 +150,7 @@ class BearerAuth:
 
 def bearer_credentials(scope: Scope) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, if the request has one."""
-    value = _header(scope, b"authorization")
+    value = header(scope, b"authorization")
     if value is None:
         return None
     scheme, _, credentials = value.partition(" ")

@@ -58,7 +58,6 @@ from .config import OAuthSettings
 from .grants import EVERY_PROJECT, ProjectGrant
 from .http_security import (
     ASGIApp,
-    NamedToken,
     Receive,
     Scope,
     Send,
@@ -66,6 +65,7 @@ from .http_security import (
     replayed_body,
     send_json,
 )
+from .http_values import NamedToken
 from .oauth_issuer import (
     ALGORITHMS,
     Cached,

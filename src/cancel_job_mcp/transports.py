@@ -29,16 +29,13 @@ from .backends.http.credentials import protected
 from .config import HTTP_TOKENS_ENV, OAUTH_CLIENT_ID_ENV, OAUTH_CLIENT_SECRET_ENV, OAuthSettings
 from .cors import Cors
 from .http_security import (
-    LOOPBACK_NAMES,
     AllowList,
     ASGIApp,
     BearerAuth,
     HostOriginGuard,
-    NamedToken,
     OnlyPost,
-    host_name,
-    named_token,
 )
+from .http_values import LOOPBACK_NAMES, NamedToken, host_name, named_token
 from .sessions import evict_idle_sessions_when_full
 
 if TYPE_CHECKING:
