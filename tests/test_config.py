@@ -229,6 +229,18 @@ def test_a_value_of_the_wrong_type_or_range_is_refused_naming_the_key_and_the_ru
     assert expected in line
 
 
+def test_a_request_with_no_time_at_all_is_refused_at_start_up() -> None:
+    # Unset, a request's total deadline is connect_timeout + read_timeout: both 0 would give it none.
+    [line] = refusal('[backends.vf]\nkind = "veryfront"\nconnect_timeout = 0\nread_timeout = 0\n')
+    assert line == (
+        f"{SOURCE}: [backends.vf]: total_timeout must be set, more than 0, when connect_timeout and"
+        " read_timeout are both 0 (the total deadline of a request is otherwise their sum)."
+    )
+    text = '[backends.vf]\nkind = "veryfront"\nconnect_timeout = 0\nread_timeout = 0\ntotal_timeout = 3\n'
+    assert backends(text)["vf"].options == {"total_timeout": 3.0}
+    assert backends('[backends.vf]\nkind = "veryfront"\nread_timeout = 0\n')["vf"].connect_timeout > 0
+
+
 def test_read_only_must_be_a_boolean() -> None:
     assert parse("read_only = true\n").read_only is True
     assert refusal('read_only = "yes"\n') == [f"{SOURCE}: read_only must be true or false."]

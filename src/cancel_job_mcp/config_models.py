@@ -17,8 +17,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from pydantic_core import ErrorDetails
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from .backends.base import BackendSettings
 
@@ -26,6 +26,7 @@ _SETTINGS_FIELDS = frozenset(field.name for field in fields(BackendSettings))
 _TOML_TYPES: dict[type, str] = {str: "a string", list: "a list", dict: "a table"}
 _SHOWN_TEXT = frozenset({"projects", "enabled"})  # keys whose text cannot be a misplaced secret
 SECONDS = "must be a number of seconds, 0 or more"
+NO_DEADLINE = "no_deadline"
 _Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 _Count = Annotated[int, Field(ge=0)]
 _Pattern = Annotated[str, Field(pattern=r"^[A-Za-z0-9._*?\[\]!-]{1,128}$")]
@@ -98,8 +99,23 @@ class HostedTable(Table):
     max_retries: _Count | None = Field(None, description="must be a whole number, 0 or more")
     max_retry_wait: _Seconds | None = Field(None, description=SECONDS)
     retry_backoff: _Seconds | None = Field(None, description=SECONDS)
-    total_timeout: _Seconds | None = Field(None, gt=0, description="must be a number of seconds, more than 0")
+    total_timeout: _Seconds | None = Field(
+        None, gt=0, validate_default=True, description="must be a number of seconds, more than 0"
+    )
     max_response_bytes: int | None = Field(None, ge=1, description="must be a number of bytes, 1 or more")
+
+    @field_validator("total_timeout")
+    @classmethod
+    def _a_deadline_above_zero(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Unset, the total deadline is connect_timeout + read_timeout (http/retry.Policy): not both 0."""
+        if value is not None or not {"connect_timeout", "read_timeout"} <= info.data.keys():
+            return value  # a timeout that failed its own rule is reported by itself
+        connect, read = info.data["connect_timeout"], info.data["read_timeout"]
+        connect = BackendSettings.connect_timeout if connect is None else connect
+        read = BackendSettings.read_timeout if read is None else read
+        if connect + read > 0:
+            return value
+        raise PydanticCustomError(NO_DEADLINE, "connect_timeout and read_timeout are both 0")
 
     def settings(self, name: str, home: Path) -> BackendSettings:
         settings = super().settings(name, home)
@@ -227,6 +243,11 @@ def problem_text(kind: str, error: ErrorDetails, kinds: tuple[str, ...]) -> str:
             return f"{key!r} is not a key of a {kind} table; only {_join(takers)} tables take it"
         keys = ", ".join(sorted(model.model_fields))
         return f"unknown key {key!r}; a {kind} table takes: {keys}"
+    if error["type"] == NO_DEADLINE:
+        return (
+            "total_timeout must be set, more than 0, when connect_timeout and read_timeout are both 0 (the"
+            " total deadline of a request is otherwise their sum)"
+        )
     rule = model.model_fields[key].description
     return f"{key} {rule}{_got(key, error)}"
 

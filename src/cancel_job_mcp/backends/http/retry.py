@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..base import BackendConfigError, BackendSettings
+from ..base import BackendSettings
 from .answer import DEFAULT_LIMIT
 
 DEFAULT_MAX_RETRIES = 2
@@ -33,33 +33,15 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: BackendSettings) -> Policy:
-        """From the backend's options (the configuration has checked their types; direct callers may not)."""
+        """From the backend's options, as the configuration's models checked them (HostedTable)."""
         options = settings.options
-        try:
-            policy = cls(
-                total_timeout=float(
-                    options.get("total_timeout", settings.connect_timeout + settings.read_timeout)
-                ),
-                max_retries=int(options.get("max_retries", DEFAULT_MAX_RETRIES)),
-                max_retry_wait=float(options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT)),
-                retry_backoff=float(options.get("retry_backoff", DEFAULT_RETRY_BACKOFF)),
-                max_response_bytes=int(options.get("max_response_bytes", DEFAULT_LIMIT)),
-            )
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: total_timeout, max_retries, max_retry_wait, retry_backoff and"
-                " max_response_bytes must be numbers"
-            ) from exc
-        if not 0 < policy.total_timeout < math.inf or policy.max_response_bytes < 1:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: total_timeout (seconds) and max_response_bytes must be positive"
-            )
-        if min(policy.max_retries, policy.max_retry_wait, policy.retry_backoff) < 0:
-            raise BackendConfigError(
-                f"backend {settings.name!r}: max_retries, max_retry_wait and retry_backoff must not be"
-                " negative"
-            )
-        return policy
+        return cls(
+            total_timeout=options.get("total_timeout", settings.connect_timeout + settings.read_timeout),
+            max_retries=options.get("max_retries", DEFAULT_MAX_RETRIES),
+            max_retry_wait=options.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT),
+            retry_backoff=options.get("retry_backoff", DEFAULT_RETRY_BACKOFF),
+            max_response_bytes=options.get("max_response_bytes", DEFAULT_LIMIT),
+        )
 
 
 # --- rate-limit headers ----------------------------------------------------------------------------
