@@ -11,6 +11,7 @@ import pytest
 
 from cancel_job_mcp.audit import Attempt, AuditLog
 from cancel_job_mcp.backends.base import BackendSettings, JobPage, StopHooks, StopPolling
+from cancel_job_mcp.backoff import Backoff
 from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
 from cancel_job_mcp.record import JobRecord
@@ -137,7 +138,7 @@ class RecordedStopBackend(SlowStopBackend):
     """Like the local runtime: `canceled` at once, and the stop recorded (completed_at) later."""
 
     stop_polling = StopPolling(
-        has_stopped=lambda job: job["completed_at"] is not None, first_seconds=0.01, max_seconds=0.02
+        has_stopped=lambda job: job["completed_at"] is not None, pauses=Backoff(first=0.01, cap=0.02)
     )
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:

@@ -194,7 +194,7 @@ class JobService:
         started = anyio.current_time()
         call_left = anyio.current_effective_deadline() - started - ANSWER_RESERVE_SECONDS
         budget = max(0.0, min(seconds, call_left))
-        interval = polling.first_seconds
+        pauses = iter(polling.pauses)
         error: ToolError | None = None
         statuses = [(0.0, record["status"])]
         while not polling.has_stopped(record):
@@ -203,8 +203,7 @@ class JobService:
                 break
             if progress is not None:
                 await progress(waited, budget, message)
-            await pause(route.project, record["id"], min(interval, budget - waited))
-            interval = min(interval * 2, polling.max_seconds)
+            await pause(route.project, record["id"], min(next(pauses), budget - waited))
             try:
                 record = await route.backend.get_job(route.project, record["id"])
             except ToolError as failed:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import anyio
 
+from ..backoff import Backoff
 from ..errors import ToolError
 from ..record import JobRecord, is_terminal
 
@@ -24,6 +25,10 @@ class BackendConfigError(ValueError):
 Progress = Callable[[float, float, str], Awaitable[None]]
 
 
+# The pauses between two reads of a job being stopped, unless its backend knows better.
+DEFAULT_STOP_POLLS = Backoff(first=0.1, cap=2.0)
+
+
 @dataclass(frozen=True)
 class StopPolling:
     """How cancel_job polls a canceled job until it has stopped (`StopHooks.stop_polling`): one
@@ -31,8 +36,7 @@ class StopPolling:
     polled more often."""
 
     has_stopped: Callable[[JobRecord], bool] = is_terminal
-    first_seconds: float = 0.1
-    max_seconds: float = 2.0
+    pauses: Backoff = DEFAULT_STOP_POLLS
 
 
 class JobPage(TypedDict):

@@ -67,6 +67,7 @@ import anyio
 import httpx
 
 from ... import __version__
+from ...backoff import Backoff
 from ...errors import ErrorCode
 from ..base import BackendConfigError, BackendSettings
 from ..registry import ProviderSpec
@@ -169,6 +170,7 @@ class HttpClient:
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
         attempt = 0
+        backoffs = iter(Backoff(first=self.policy.retry_backoff))
         while True:
             logger.debug("%s %s %s (attempt %d)", self.provider, method, path, attempt + 1)
             answer = await self._exchange(method, path, query, json)
@@ -176,9 +178,10 @@ class HttpClient:
             if 200 <= answer.status < 300 and answer.body is not None:
                 return self._decoded(answer.body)
             if answer.status in RETRIED_STATUSES and attempt < self.policy.max_retries:
+                backoff = next(backoffs)  # one step per retry, whether the provider names a wait or not
                 wait = parse_retry_after(answer.headers)
                 if wait is None:
-                    wait = self.policy.retry_backoff * (2**attempt)
+                    wait = backoff
                 if wait <= self.policy.max_retry_wait:
                     logger.debug("%s HTTP %d: retrying in %.3f s", self.provider, answer.status, wait)
                     attempt += 1

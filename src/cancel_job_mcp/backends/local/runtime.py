@@ -24,6 +24,7 @@ from typing import TypeVar
 
 import anyio
 
+from ...backoff import Backoff
 from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor, untrusted_state
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
@@ -156,8 +157,7 @@ class LocalBackend(StopHooks):
     # early when the supervisor exits, so the poll interval bounds only the rare slow cases.
     stop_polling = StopPolling(
         has_stopped=lambda record: is_terminal(record) and record["completed_at"] is not None,
-        first_seconds=0.05,
-        max_seconds=0.5,
+        pauses=Backoff(first=0.05, cap=0.5),
     )
 
     async def get_job(self, project: str, job_id: str) -> JobRecord:

@@ -23,18 +23,20 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...backoff import Backoff
 from ...record import JobStatus
 from . import procs, store
 from .cgroups import JobCgroup
 from .procs import ProcessIdentity, ProcessInfo
 from .store import JobRow
-from .supervisor import WAKE_SIGNAL, spawn
+from .supervisor import LOOKS, WAKE_SIGNAL, spawn
 
 # A supervisor seen stopped this long (boot clock) cannot act for its job: it is killed and replaced.
 STOPPED_BOUND_SECONDS = 5.0
-# Between two looks at the jobs being stopped: the first and the longest pause.
-FIRST_LOOK_SECONDS = 0.01
-MAX_LOOK_SECONDS = 0.25
+# Between two looks: while it stops a job, at a supervisor's pace (`LOOKS`); while it only watches
+# stopped supervisors, up to WATCHING's cap; after a database error, from the slowest look on.
+WATCHING = Backoff(first=LOOKS.first, cap=0.5)
+AFTER_ERROR = Backoff(first=LOOKS.cap, cap=WATCHING.cap)
 # A job is recorded stopped after this many looks in a row that found none of its processes.
 EMPTY_LOOKS = 2
 log = logging.getLogger("cancel_job_mcp.successor")
@@ -117,20 +119,22 @@ class Successor:
         signal.signal(WAKE_SIGNAL, lambda *_: None)
 
     def run(self) -> None:
-        pause = FIRST_LOOK_SECONDS
+        pauses = iter(WATCHING)
         while True:
             try:
                 self.look()
             except sqlite3.Error as error:  # disk full, a lock held too long: the next look tries again
                 log.warning("database %s: %s", store.database_path(self.home), error)
-                pause = MAX_LOOK_SECONDS
+                pauses = iter(AFTER_ERROR)
             if not self.takeovers and not self.stopped_since and not self.stay():
                 return
+            pause = next(pauses)
+            if self.takeovers:
+                pause = min(pause, LOOKS.cap)
             ready, _, _ = select.select([self._signals], [], [], pause)
             if ready:
                 os.read(self._signals, 4096)
-                pause = FIRST_LOOK_SECONDS
-            pause = min(pause * 2, MAX_LOOK_SECONDS if self.takeovers else 0.5)
+                pauses = iter(WATCHING)
 
     def stay(self) -> bool:
         """Give up the successor's place; take it back (True) if a job came to need it meanwhile."""

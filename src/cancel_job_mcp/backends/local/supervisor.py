@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ...backoff import Backoff
 from ...defaults import DEFAULT_LOG_LIMIT
 from ...record import JobStatus
 from . import evidence, procs, store
@@ -43,11 +44,10 @@ T = TypeVar("T")
 WAKE_SIGNAL = signal.SIGUSR1
 # How often the record is re-read while the job runs (a wake-up makes it immediate).
 RECORD_POLL_SECONDS = 0.5
-# While waiting for the job's processes to end: the first and the longest pause between two looks.
-FIRST_LOOK_SECONDS = 0.01
-MAX_LOOK_SECONDS = 0.25
+# While waiting for the job's processes to end: the pauses between two looks.
+LOOKS = Backoff(first=0.01, cap=0.25)
 # Pauses between tries of a database write that failed (disk full, read-only): it is retried until it lands.
-MAX_RETRY_SECONDS = 5.0
+DATABASE_RETRIES = Backoff(first=0.1, cap=5.0)
 _READ_CHUNK = 65536
 log = logging.getLogger("cancel_job_mcp.supervisor")
 
@@ -162,16 +162,16 @@ class Supervisor:
     # -- the database, retried until it answers ------------------------------------------------
 
     def db(self, operation: Callable[..., T], *args: object) -> T:
-        pause = 0.1
+        pauses = iter(DATABASE_RETRIES)
         while True:
             try:
                 return operation(self.conn, self.job_id, *args)
             except sqlite3.Error as error:
+                pause = next(pauses)
                 log.warning(
                     "database %s: %s; retrying in %.1f s", store.database_path(self.home), error, pause
                 )
                 self.events.wait(pause)
-                pause = min(pause * 2, MAX_RETRY_SECONDS)
 
     def current(self) -> JobRow:
         row = self.db(store.get)
@@ -208,7 +208,7 @@ class Supervisor:
         SIGTERM to every process of the job (unless it was sent already), and to each one that appears
         later; once the grace period, timed on the boot clock from the first SIGTERM, is over, SIGKILL
         to whatever is found, again at every look, until waitpid answers ECHILD."""
-        pause = FIRST_LOOK_SECONDS
+        pauses = iter(LOOKS)
         signalled: set[procs.ProcessInfo] = set()
         killing = first_look = False
         while True:
@@ -241,8 +241,8 @@ class Supervisor:
                 self.record_progress()  # the stop takes a while: a successor may need to know
             first_look = True
             kill_in = self.term_sent_at + self.row.grace_seconds - now
+            pause = next(pauses)
             self.events.wait(min(pause, kill_in) if kill_in > 0 else pause)
-            pause = min(pause * 2, MAX_LOOK_SECONDS)
 
     def signal_job(self, signum: int, found: dict[int, procs.ProcessInfo]) -> None:
         """Signal the job's process group (while the leader's unreaped zombie holds its id, a killpg
