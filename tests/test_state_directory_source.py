@@ -66,8 +66,8 @@ def test_submit_accepts_the_backend_prefix_the_tools_accept(home: Path, configur
 @pytest.mark.parametrize(
     ("project", "problem"),
     [
-        ("gpu-train", "'gpu-train' is served by backend 'cluster' (ray)"),
-        ("cluster:train", "'cluster:train' is served by backend 'cluster' (ray)"),
+        ("gpu-train", "not_supported: backend 'cluster' (ray) does not offer submit."),
+        ("cluster:train", "not_supported: backend 'cluster' (ray) does not offer submit."),
         ("nope:train", "There is no backend named 'nope'."),
     ],
 )

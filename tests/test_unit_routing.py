@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
 import anyio
 import pytest
 
-from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings, StopHooks
+from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings, JobSpec, StopHooks
 from cancel_job_mcp.config import load_config, parse_config
 from cancel_job_mcp.errors import ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
@@ -133,3 +135,36 @@ def test_a_real_backend_that_cannot_start_is_backend_misconfigured(
         router.route("ray:cluster")
     assert raised.value.code == ErrorCode.BACKEND_MISCONFIGURED
     assert "ray://head:10001" in raised.value.message
+
+
+def test_what_spans_every_project_goes_to_each_local_state_directory_once() -> None:
+    router = Router(
+        [
+            BackendSettings(name="first", kind="local", options={"home": "/srv/a"}),
+            BackendSettings(name="vf", kind="veryfront"),
+            BackendSettings(name="again", kind="local", options={"home": "/srv/a"}),
+            BackendSettings(name="second", kind="local", options={"home": "/srv/b"}),
+        ],
+        factory=FakeBackend,
+    )
+    FakeBackend.made.clear()
+    assert [backend.name for backend in router.local_backends()] == ["first", "second"]
+    assert FakeBackend.made == ["first", "second"]  # the provider is not made, nor asked anything
+
+
+@pytest.mark.parametrize(
+    ("operation", "words"),
+    [
+        (lambda backend: backend.submit_job("p", JobSpec(("true",))), "does not offer submit"),
+        (lambda backend: backend.prune_jobs(timedelta(days=1)), "does not offer prune"),
+        (lambda backend: backend.list_every_project(None, 10, None), "does not offer a listing across"),
+    ],
+)
+def test_a_backend_that_does_not_run_jobs_itself_answers_not_supported(
+    operation: Callable[[FakeBackend], Awaitable[object]], words: str
+) -> None:
+    backend = FakeBackend(BackendSettings(name="cluster", kind="ray"))
+    with pytest.raises(ToolError) as raised:
+        anyio.run(operation, backend)
+    assert raised.value.code == ErrorCode.NOT_SUPPORTED
+    assert raised.value.message.startswith(f"backend 'cluster' (ray) {words}")

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
 from .app import (
@@ -21,6 +21,7 @@ from .app import (
     configure_logging,
 )
 from .backends.logs import DEFAULT_TAIL_LINES, MAX_TAIL_LINES
+from .commands import COMMANDS
 from .config import (
     HTTP_TOKENS_ENV,
     OAUTH_CLIENT_ID_ENV,
@@ -42,15 +43,10 @@ from .defaults import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_SESSION_IDLE_TIMEOUT,
 )
+from .errors import ToolError
 from .http_values import Authority, Origin
 from .record import JobStatus
 
-if TYPE_CHECKING:
-    pass
-
-from .commands import COMMANDS
-
-Command = Callable[[argparse.Namespace, AppOptions], int]
 USAGE = "%(prog)s [OPTIONS] [COMMAND [ARGS...]]"
 EPILOG = (
     "With no COMMAND it serves MCP over stdio, as `serve` does: that is what an MCP client's"
@@ -390,6 +386,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         status = COMMANDS[args.command](args, options)
         sys.stdout.flush()
+    except ToolError as error:
+        print(str(error), file=sys.stderr)
+        status = 1
     except BrokenPipeError:
         # The reader went away (`jobs | head`): stop quietly; later writes go nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

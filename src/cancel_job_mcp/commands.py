@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -24,8 +24,7 @@ from .app import (
     start_up,
 )
 from .audit import Attempt, AuditLog, audit_path
-from .backends.base import JobPage
-from .backends.logs import JobLogs
+from .backends.base import JobSpec
 from .caller import cli_caller
 from .config import (
     Config,
@@ -35,14 +34,14 @@ from .defaults import DRAIN_MARGIN_SECONDS
 from .errors import ToolError
 from .identifiers import check_identifier
 from .record import JobRecord
-from .routing import local_homes, local_route
-from .service import JobService
+from .service import EVERY_PROJECT_PAGE, JobService, every_page
 
 if TYPE_CHECKING:
     from mcp.server import Server
 
 
 Command = Callable[[argparse.Namespace, AppOptions], int]
+T = TypeVar("T")
 
 
 def _print_record(record: JobRecord) -> None:
@@ -130,22 +129,15 @@ def _serve(
 
 
 def _run_submit(args: argparse.Namespace, options: AppOptions) -> int:
-    from .backends.local.runtime import submit_job
-
     command = args.job_command[1:] if args.job_command[:1] == ["--"] else args.job_command
     if problem := _submit_problem(args, command):
         print(f"submit: {problem}", file=sys.stderr)
         return 2
-    try:
-        home, project = local_route(options.config, args.project)
-        record = submit_job(
-            home, project, command, name=args.name, cwd=args.cwd, timeout_seconds=args.timeout,
-            retries=args.retries, grace_seconds=args.grace_period, log_limit=int(args.log_limit * 2**20),
-        )  # fmt: skip
-    except ToolError as error:
-        print(str(error), file=sys.stderr)
-        return 1
-    _print_record(record)
+    spec = JobSpec(
+        tuple(command), name=args.name, cwd=args.cwd, timeout_seconds=args.timeout, retries=args.retries,
+        grace_seconds=args.grace_period, log_limit=int(args.log_limit * 2**20),
+    )  # fmt: skip
+    _print_record(_with_service(options, lambda service: service.submit_job(args.project, spec)))
     return 0
 
 
@@ -186,18 +178,9 @@ def _is_utf8(text: str) -> bool:
 
 
 def _run_prune(args: argparse.Namespace, options: AppOptions) -> int:
-    from .backends.local.runtime import prune_jobs
-
-    try:
-        removed = [
-            job
-            for home in local_homes(options.config)
-            for job in prune_jobs(home, timedelta(days=args.older_than))
-        ]
-        pruned_rows = _prune_audit(options.home, timedelta(days=args.older_than))
-    except ToolError as error:
-        print(str(error), file=sys.stderr)
-        return 1
+    older_than = timedelta(days=args.older_than)
+    removed = _with_service(options, lambda service: service.prune_jobs(older_than))
+    pruned_rows = _prune_audit(options.home, older_than)
     print(f"Removed {len(removed)} job(s) stopped more than {args.older_than:g} day(s) ago, with their logs.")
     print(f"Removed {pruned_rows} audit row(s) recorded more than {args.older_than:g} day(s) ago.")
     return 0
@@ -220,9 +203,6 @@ def _run_audit(args: argparse.Namespace, options: AppOptions) -> int:
         log = AuditLog(options.home)
         try:
             entries = log.entries(since, args.project)
-        except ToolError as error:
-            print(str(error), file=sys.stderr)
-            return 1
         finally:
             log.close()
     if args.json:
@@ -235,32 +215,14 @@ def _run_audit(args: argparse.Namespace, options: AppOptions) -> int:
 def _run_jobs(args: argparse.Namespace, options: AppOptions) -> int:
     """With --project, any backend's listing (the list_jobs tool's code); without, every local job."""
 
-    async def every_page() -> tuple[list[JobRecord], bool]:
+    async def every_job(service: JobService) -> tuple[list[JobRecord], bool]:
         """Every job, and whether they are local ones."""
-        # One event loop for every page: a provider's kept-alive connections belong to it.
         if args.project is None:
-            from .backends.local.runtime import LocalBackend
+            return await service.list_every_project(args.status), True
+        pages = partial(service.list_jobs, args.project, args.status, EVERY_PROJECT_PAGE)
+        return await every_page(pages), _is_local(service, args.project)
 
-            records: list[JobRecord] = []
-            for home in local_homes(options.config):
-                backend = LocalBackend(home)
-                try:
-                    records += await _all_pages(partial(backend.list_any_project, None, args.status, 100))
-                finally:
-                    await backend.aclose()
-            return records, True
-        service = build_service(options)
-        try:
-            pages = await _all_pages(lambda cursor: service.list_jobs(args.project, args.status, 100, cursor))
-            return pages, _is_local(service, args.project)
-        finally:
-            await service.aclose()
-
-    try:
-        records, local = anyio.run(every_page)
-    except ToolError as error:
-        print(str(error), file=sys.stderr)
-        return 1
+    records, local = _with_service(options, every_job)
     if local:  # a canceled job whose processes are still being stopped says so
         from .backends.local.runtime import shown_status
 
@@ -273,14 +235,18 @@ def _is_local(service: JobService, project_reference: str) -> bool:
     return service.router.settings_for(project_reference)[0].kind == "local"
 
 
-async def _all_pages(page: Callable[[str | None], Awaitable[JobPage]]) -> list[JobRecord]:
-    records: list[JobRecord] = []
-    cursor = None
-    while True:
-        listing = await page(cursor)
-        records += listing["jobs"]
-        if (cursor := listing["next_cursor"]) is None:
-            return records
+def _with_service(options: AppOptions, work: Callable[[JobService], Awaitable[T]]) -> T:
+    """`work` done with a service on one event loop (a provider's kept-alive connections belong to
+    it); the service is closed after. A ToolError goes to `main`, which prints it."""
+
+    async def run() -> T:
+        service = build_service(options)
+        try:
+            return await work(service)
+        finally:
+            await service.aclose()
+
+    return anyio.run(run)
 
 
 def _print_table(records: Sequence[Mapping[str, Any]], columns: tuple[str, ...]) -> None:
@@ -301,19 +267,11 @@ def _run_record_command(
     action: Callable[[JobService, str, str], Awaitable[JobRecord]],
 ) -> Command:
     def run(args: argparse.Namespace, options: AppOptions) -> int:
-        async def act() -> tuple[JobRecord, bool]:
-            service = build_service(options)
-            try:
-                record = await action(service, args.project_reference, args.job_id)
-                return record, _is_local(service, args.project_reference)
-            finally:
-                await service.aclose()
+        async def act(service: JobService) -> tuple[JobRecord, bool]:
+            record = await action(service, args.project_reference, args.job_id)
+            return record, _is_local(service, args.project_reference)
 
-        try:
-            record, local = anyio.run(act)
-        except ToolError as error:
-            print(str(error), file=sys.stderr)
-            return 1
+        record, local = _with_service(options, act)
         _print_record(record)
         if local:
             from .backends.local.runtime import stop_under_way
@@ -333,21 +291,11 @@ async def _cancel(service: JobService, project_reference: str, job_id: str) -> J
 def _run_logs(args: argparse.Namespace, options: AppOptions) -> int:
     from .tail import print_logs
 
-    async def act() -> JobLogs:
-        service = build_service(options)
-        try:
-            return await print_logs(
-                service, args.project_reference, args.job_id, args.tail, args.contains or None, args.follow,
-                partial(print, flush=True),
-            )  # fmt: skip
-        finally:
-            await service.aclose()
-
-    try:
-        answer = anyio.run(act)
-    except ToolError as error:
-        print(str(error), file=sys.stderr)
-        return 1
+    follow = partial(
+        print_logs, project_reference=args.project_reference, job_id=args.job_id, tail=args.tail,
+        contains=args.contains or None, follow=args.follow, emit=partial(print, flush=True),
+    )  # fmt: skip
+    answer = _with_service(options, follow)
     if answer["truncated"]:
         print(
             f"(some lines were left out: too long, or over a bound; source: {answer['source']})",

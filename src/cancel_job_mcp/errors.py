@@ -94,15 +94,6 @@ def unknown_project(problem: str, served: str) -> ToolError:
     )
 
 
-def not_local(project_reference: str, backend: str, kind: str) -> ToolError:
-    """`submit` runs jobs on the local runtime only."""
-    return ToolError(
-        ErrorCode.INVALID_ARGUMENT,
-        f"project: {project_reference!r} is served by backend {backend!r} ({kind}), and submit runs jobs on"
-        " the local runtime only; name a local backend, as 'local:PROJECT'. Nothing was submitted.",
-    )
-
-
 def backend_off(kind: str, variable: str | None) -> str:
     """Why `KIND:REF` found no backend `KIND`, when KIND is a kind: what would turn it on."""
     table = f'a [backends.NAME] table with kind = "{kind}" in the configuration file'

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 from .backends import registry
 from .backends.base import Backend, BackendConfigError, BackendSettings
 from .config import LOCAL, Config
-from .errors import ToolError, backend_off, cannot_start, not_local, unknown_project
+from .errors import ToolError, backend_off, cannot_start, unknown_project
 
 BackendFactory = Callable[[BackendSettings], Backend]
 
@@ -45,13 +44,25 @@ class Router:
 
     def route(self, project_reference: str) -> Route:
         settings, project = self.settings_for(project_reference)
+        return Route(self._backend(settings), settings, project)
+
+    def local_backends(self) -> list[Backend]:
+        """Each local backend with a state directory of its own, in file order: what spans every
+        project (the command line's `jobs` without --project, and `prune`) goes to these."""
+        by_home: dict[str, BackendSettings] = {}
+        for settings in self._settings.values():
+            if settings.kind == LOCAL:
+                by_home.setdefault(str(settings.options["home"]), settings)
+        return [self._backend(settings) for settings in by_home.values()]
+
+    def _backend(self, settings: BackendSettings) -> Backend:
         name = settings.name
         if name not in self._backends:
             try:
                 self._backends[name] = self._factory(settings)
             except BackendConfigError as error:  # a setting only the backend can check, e.g. $RAY_ADDRESS
                 raise cannot_start(name, error) from None
-        return Route(self._backends[name], settings, project)
+        return self._backends[name]
 
     def settings_for(self, project_reference: str) -> tuple[BackendSettings, str]:
         """The settings of the backend that serves the reference, and the project id it knows."""
@@ -65,11 +76,6 @@ class Router:
                 return settings, project_reference
         raise self._unknown(f"No backend serves project {project_reference!r}.")
 
-    def local_homes(self) -> list[Path]:
-        """The state directory of every local backend, each once, in file order."""
-        homes = (Path(s.options["home"]) for s in self._settings.values() if s.kind == LOCAL)
-        return list(dict.fromkeys(homes))
-
     def _unknown(self, problem: str) -> ToolError:
         served = "; ".join(
             f"{settings.name} ({', '.join(settings.projects) or 'only as ' + settings.name + ':REF'})"
@@ -81,19 +87,6 @@ class Router:
         for backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()
-
-
-def local_route(config: Config, project_reference: str) -> tuple[Path, str]:
-    """Where a job submitted for `project_reference` is stored: the state directory of the local
-    backend the reference routes to (as the tools will route it), and the project id."""
-    settings, project = Router.from_config(config).settings_for(project_reference)
-    if settings.kind != LOCAL:
-        raise not_local(project_reference, settings.name, settings.kind)
-    return Path(settings.options["home"]), project
-
-
-def local_homes(config: Config) -> list[Path]:
-    return Router.from_config(config).local_homes()
 
 
 def _how_to_enable(name: str) -> str:

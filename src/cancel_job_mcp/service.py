@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 
 import anyio
 
 from .audit import OK, Attempt, AuditLog
 from .backends import registry
-from .backends.base import BackendSettings, JobPage, Progress
+from .backends.base import BackendSettings, JobPage, JobSpec, Progress
 from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQuery
 from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # Kept from the call's own deadline (the server's call timeout) to answer with the latest record.
 ANSWER_RESERVE_SECONDS = 0.5
+# Jobs read at a time by a listing across projects.
+EVERY_PROJECT_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,25 @@ class JobService:
             next_cursor=self.cursors.encode(query, next_cursor) if next_cursor is not None else None,
         )
 
+    async def submit_job(self, project_reference: str, spec: JobSpec) -> JobRecord:
+        """Record a job and start it, on the backend the reference routes to (as the tools route it)."""
+        check_identifier("project_reference", project_reference)
+        route = self.router.route(project_reference)
+        return await route.backend.submit_job(route.project, spec)
+
+    async def list_every_project(self, status: str | None) -> list[JobRecord]:
+        """Every job of every project the backends that run jobs themselves keep, newest first by backend."""
+        records: list[JobRecord] = []
+        for backend in self.router.local_backends():
+            records += await every_page(partial(backend.list_every_project, status, EVERY_PROJECT_PAGE))
+        return records
+
+    async def prune_jobs(self, older_than: timedelta) -> list[str]:
+        """Remove, from the backends that run jobs themselves, the jobs stopped more than `older_than` ago."""
+        return [
+            job for backend in self.router.local_backends() for job in await backend.prune_jobs(older_than)
+        ]
+
     def _route(self, project_reference: str, job_id: str, consequence: str = "") -> Route:
         """The route to the job's backend. A project outside the caller's grant answers not_found, as
         a job the backend does not have would, before the backend is asked anything."""
@@ -217,6 +240,17 @@ class JobService:
     async def aclose(self) -> None:
         self.audit.close()
         await self.router.aclose()
+
+
+async def every_page(page: Callable[[str | None], Awaitable[JobPage]]) -> list[JobRecord]:
+    """The jobs of every page of a listing, `page(cursor)` reading one."""
+    records: list[JobRecord] = []
+    cursor = None
+    while True:
+        listing = await page(cursor)
+        records += listing["jobs"]
+        if (cursor := listing["next_cursor"]) is None:
+            return records
 
 
 def _configured_secrets(backends: Iterable[BackendSettings], environ: Mapping[str, str]) -> list[str]:

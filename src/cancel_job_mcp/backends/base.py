@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import anyio
 
 from ..backoff import Backoff
-from ..errors import ToolError
+from ..defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
+from ..errors import ToolError, not_supported
 from ..record import JobRecord, is_terminal
 
 if TYPE_CHECKING:
@@ -46,11 +49,47 @@ class JobPage(TypedDict):
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """A job to start (`submit`): its command, and how the runtime runs and stops it."""
+
+    command: tuple[str, ...]
+    name: str | None = None
+    cwd: Path | None = None
+    timeout_seconds: float = 0
+    retries: int = 0
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    log_limit: int = DEFAULT_LOG_LIMIT
+
+
 class StopHooks:
     """How a cancel is carried out and watched until the job has stopped, and what is said of it
-    afterwards. Every backend inherits these defaults and overrides what it knows better."""
+    afterwards; and the operations only a backend that runs jobs itself offers (local: submit, prune,
+    a listing across projects). Every backend inherits these defaults and overrides what it can do."""
 
+    name: str
+    kind: str
     stop_polling: StopPolling = StopPolling()
+
+    async def submit_job(self, project: str, spec: JobSpec) -> JobRecord:
+        raise not_supported(
+            f"backend {self.name!r} ({self.kind})",
+            "submit",
+            "submit starts jobs on the local runtime only: name a local backend, as 'local:PROJECT'."
+            " Nothing was submitted.",
+        )
+
+    async def prune_jobs(self, older_than: timedelta) -> list[str]:
+        raise not_supported(
+            f"backend {self.name!r} ({self.kind})", "prune", "Its provider keeps and removes its jobs."
+        )
+
+    async def list_every_project(self, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        raise not_supported(
+            f"backend {self.name!r} ({self.kind})",
+            "a listing across projects",
+            "List one project's jobs (list_jobs).",
+        )
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
         raise NotImplementedError
@@ -98,6 +137,16 @@ class Backend(Protocol):
     async def stop_signals(self, project: str, job_id: str) -> Signals | None: ...
 
     def stop_escalation(self, record: JobRecord) -> Escalation | None: ...
+
+    async def submit_job(self, project: str, spec: JobSpec) -> JobRecord:
+        """Record a job and start it; only a backend that runs jobs itself offers it."""
+        ...
+
+    async def prune_jobs(self, older_than: timedelta) -> list[str]:
+        """Remove the jobs stopped longer than `older_than` ago; the ids removed."""
+        ...
+
+    async def list_every_project(self, status: str | None, limit: int, cursor: str | None) -> JobPage: ...
 
     async def get_job(self, project: str, job_id: str) -> JobRecord: ...
 

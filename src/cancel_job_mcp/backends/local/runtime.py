@@ -29,7 +29,7 @@ from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor, untrusted_state
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ...stops import Signals
-from ..base import JobPage, StopHooks, StopPolling
+from ..base import JobPage, JobSpec, StopHooks, StopPolling
 from ..logs import JobLogs, LogQuery
 from . import evidence, joblog, logs, procs, store, successor, supervisor
 from .procs import ProcessIdentity
@@ -169,16 +169,28 @@ class LocalBackend(StopHooks):
         return row.record
 
     async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
-        return await self.list_any_project(project, status, limit, cursor)
+        return await self._list(project, status, limit, cursor)
 
-    async def list_any_project(
-        self, project: str | None, status: str | None, limit: int, cursor: str | None
-    ) -> JobPage:
-        """Like `list_jobs`, with `project=None` meaning every project. The cursor is a sequence number."""
+    async def list_every_project(self, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        return await self._list(None, status, limit, cursor)
+
+    async def _list(self, project: str | None, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        """A page of the project's jobs (`None`: every project's); the cursor is a sequence number."""
         before = _parse_cursor(cursor)
         rows = await self._db("Nothing was changed.", self._read_page, project, status, limit, before)
         next_cursor = str(rows[-1].sequence) if len(rows) == limit else None
         return JobPage(jobs=[row.record for row in rows], next_cursor=next_cursor)
+
+    async def submit_job(self, project: str, spec: JobSpec) -> JobRecord:
+        start = partial(
+            submit_job, self.home, project, list(spec.command), name=spec.name, cwd=spec.cwd,
+            timeout_seconds=spec.timeout_seconds, retries=spec.retries, grace_seconds=spec.grace_seconds,
+            log_limit=spec.log_limit,
+        )  # fmt: skip
+        return await anyio.to_thread.run_sync(start)
+
+    async def prune_jobs(self, older_than: timedelta) -> list[str]:
+        return await anyio.to_thread.run_sync(prune_jobs, self.home, older_than)
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
         """Record the cancel and wake the job's supervisor; the caller waits for the recorded stop.
