@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 
 class JobStatus(StrEnum):
@@ -62,26 +62,10 @@ def make_record(
     completed_at: str | None = None,
 ) -> JobRecord:
     """A record from the fields a backend knows; the others take their null (or zero, or empty) values."""
-    return JobRecord(
-        id=id,
-        project_id=project_id,
-        environment_id=environment_id,
-        branch_id=branch_id,
-        cron_job_id=cron_job_id,
-        batch_id=batch_id,
-        name=name,
-        status=status,
-        target=target,
-        config={} if config is None else config,
-        timeout_seconds=timeout_seconds,
-        backoff_limit=backoff_limit,
-        exit_code=exit_code,
-        failed_reason=failed_reason,
-        started_at=started_at,
-        completed_at=completed_at,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
+    given = locals()  # exactly the parameters: one per field of the record
+    record = {field: given[field] for field in JobRecord.__annotations__}  # in the schema's order
+    record["config"] = {} if config is None else config
+    return cast(JobRecord, record)
 
 
 def is_terminal(record: JobRecord) -> bool:
