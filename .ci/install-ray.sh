@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Ray into its own git-ignored venv, .cache/ray-venv, for tests/test_ray.py, which starts a real
+# Install Ray into its own git-ignored venv, .cache/ray-venv, for tests/backends/test_ray.py, which starts a real
 # Ray head node from it. The project venv never gets Ray: the server talks to Ray's REST API with httpx.
 #   ray[default]==2.60.0   ([default] brings the dashboard, which serves the Jobs REST API)
 # Idempotent: when the pinned version is already there it only checks and exits.
@@ -28,7 +28,7 @@ fi
 
 PYTHON=${PYTHON:-python3}
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
-    echo "install-ray: $PYTHON not found; skipping (tests/test_ray.py will skip)" >&2
+    echo "install-ray: $PYTHON not found; skipping (tests/backends/test_ray.py will skip)" >&2
     exit 0
 fi
 

