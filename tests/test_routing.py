@@ -10,9 +10,9 @@ from typing import ClassVar
 import anyio
 import pytest
 
-from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings, JobSpec, StopHooks
+from cancel_job_mcp.backends.base import BackendSettings, JobSpec, StopHooks
 from cancel_job_mcp.config import load_config, parse_config
-from cancel_job_mcp.errors import ErrorCode, ToolError
+from cancel_job_mcp.errors import BackendConfigError, ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
 
 TOKENS = {"VERYFRONT_API_TOKEN": "vf-token", "TALONIC_API_KEY": "tl-token"}

@@ -1,7 +1,18 @@
 """The tool's error vocabulary: a stable code, then a sentence a person and a model can act on.
 
 Every text a caller sees for a refused or failed request is built here, so that one kind of failure
-reads the same whichever backend reports it.
+reads the same whichever backend reports it. Other modules raise what the named constructors below
+return (grouped by the area that raises them).
+
+The exceptions:
+
+* ToolError - a failure the caller can act on: an `ErrorCode` and a sentence safe to show. Every
+  refusal or failure of a tool call is one; the server answers it as an error result.
+  + ProviderError - one raised for a provider's answer, carrying its HTTP status and Retry-After
+    for the code that decides what to do next (today in backends/http/payload.py).
+* BackendConfigError - a backend cannot be made from its settings (a setting only the backend can
+  check, e.g. $RAY_ADDRESS). No caller sees it as such: routing, the one place that makes backends,
+  catches it alone and answers `backend_misconfigured` (`cannot_start`).
 """
 
 from __future__ import annotations
@@ -47,6 +58,10 @@ class ToolError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class BackendConfigError(Exception):
+    """A backend cannot be created from its settings (e.g. its token variable is unset)."""
 
 
 # What a not_found says unless the backend knows a more useful hint.

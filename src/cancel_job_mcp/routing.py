@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from .backends import registry
-from .backends.base import Backend, BackendConfigError, BackendSettings
+from .backends.base import Backend, BackendSettings
 from .config import LOCAL, Config
-from .errors import ToolError, backend_off, cannot_start, unknown_project
+from .errors import BackendConfigError, ToolError, backend_off, cannot_start, unknown_project
 
 BackendFactory = Callable[[BackendSettings], Backend]
 

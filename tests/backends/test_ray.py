@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
+from cancel_job_mcp.backends.base import BackendSettings
 from cancel_job_mcp.backends.ray import (
     ADDRESS,
     DEFAULT_DASHBOARD_URL,
@@ -26,7 +26,7 @@ from cancel_job_mcp.backends.ray import (
     to_record,
 )
 from cancel_job_mcp.config import load_config
-from cancel_job_mcp.errors import ErrorCode, ToolError
+from cancel_job_mcp.errors import BackendConfigError, ErrorCode, ToolError
 from cancel_job_mcp.record import JobStatus
 from cancel_job_mcp.routing import Router
 

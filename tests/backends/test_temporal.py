@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
+from cancel_job_mcp.backends.base import BackendSettings
 from cancel_job_mcp.backends.logs import LogQuery
 from cancel_job_mcp.backends.temporal import ADDRESS, DEFAULT_HTTP_URL, TemporalBackend, create
 from cancel_job_mcp.config import ConfigError, env_only_config, parse_config
-from cancel_job_mcp.errors import ErrorCode, ToolError
+from cancel_job_mcp.errors import BackendConfigError, ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
 
 from ..fakes import FakeTemporal, Fault, backend_settings

@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     from .logs import JobLogs, LogQuery
 
 
-class BackendConfigError(ValueError):
-    """A backend cannot be created from its settings (e.g. its token variable is unset)."""
-
-
 # progress(seconds waited so far, wait budget, message): a notification to the caller of a tool.
 Progress = Callable[[float, float, str], Awaitable[None]]
 

@@ -65,10 +65,10 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ..errors import ToolError, not_cancellable, not_found
+from ..errors import BackendConfigError, ToolError, not_cancellable, not_found
 from ..record import JobRecord, JobStatus
 from ..stops import Escalation
-from .base import Backend, BackendConfigError, BackendSettings, Progress
+from .base import Backend, BackendSettings, Progress
 from .http.checks import ServiceAddress, checked_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend

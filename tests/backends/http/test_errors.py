@@ -16,7 +16,7 @@ import pytest
 
 from cancel_job_mcp import __version__
 from cancel_job_mcp.backends import registry
-from cancel_job_mcp.backends.base import Backend, BackendConfigError, BackendSettings
+from cancel_job_mcp.backends.base import Backend, BackendSettings
 from cancel_job_mcp.backends.http.answer import TooLarge, decode_json, read_body
 from cancel_job_mcp.backends.http.checks import encode_segment
 from cancel_job_mcp.backends.http.client import HttpClient
@@ -24,7 +24,7 @@ from cancel_job_mcp.backends.http.credentials import Redactor, protected
 from cancel_job_mcp.backends.http.payload import normalize_timestamp
 from cancel_job_mcp.backends.http.retry import MAX_REPORTED_WAIT, parse_retry_after
 from cancel_job_mcp.backends.registry import ProviderSpec
-from cancel_job_mcp.errors import ErrorCode, ToolError
+from cancel_job_mcp.errors import BackendConfigError, ErrorCode, ToolError
 
 from ...conftest import free_port
 from ...fakes import (

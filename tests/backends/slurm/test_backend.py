@@ -16,11 +16,11 @@ import anyio
 import pytest
 
 from cancel_job_mcp.audit import Attempt, AuditLog
-from cancel_job_mcp.backends.base import BackendConfigError, BackendSettings
+from cancel_job_mcp.backends.base import BackendSettings
 from cancel_job_mcp.backends.slurm import SlurmBackend
 from cancel_job_mcp.caller import cli_caller
 from cancel_job_mcp.cursors import CursorCodec
-from cancel_job_mcp.errors import ErrorCode, ToolError
+from cancel_job_mcp.errors import BackendConfigError, ErrorCode, ToolError
 from cancel_job_mcp.routing import Router
 from cancel_job_mcp.service import JobService
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from ...errors import invalid_argument, refused_cursor
+from ...errors import BackendConfigError, invalid_argument, refused_cursor
 from ...record import JobStatus
 from ...redact import without_url_secrets
-from ..base import BackendConfigError, BackendSettings
+from ..base import BackendSettings
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

@@ -68,8 +68,8 @@ import httpx
 
 from ... import __version__
 from ...backoff import Backoff
-from ...errors import ErrorCode
-from ..base import BackendConfigError, BackendSettings
+from ...errors import BackendConfigError, ErrorCode
+from ..base import BackendSettings
 from ..registry import ProviderSpec
 from .answer import ACCEPT_ENCODING, TooLarge, decode_json, json_strings, read_body
 from .credentials import protected, read_token

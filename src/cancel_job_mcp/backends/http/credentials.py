@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from ..base import BackendConfigError, BackendSettings
+from ...errors import BackendConfigError
+from ..base import BackendSettings
 
 # What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.
 HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ...errors import ErrorCode, ToolError, invalid_argument, not_cancellable, not_found
+from ...errors import BackendConfigError, ErrorCode, ToolError, invalid_argument, not_cancellable, not_found
 from ...record import JobRecord, JobStatus, is_terminal, utc_now
-from ..base import Backend, BackendConfigError, BackendSettings
+from ..base import Backend, BackendSettings
 from ..http.checks import checked_segment
 from ..http.credentials import REDACTED
 from ..http.flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
