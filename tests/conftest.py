@@ -48,86 +48,87 @@ IGNORES_TERM = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IG
 
 DISCOVER_TIMEOUT_SECONDS = 120.0
 
-# The modules that share one real cluster (a session fixture): under pytest-xdist each runs on one worker.
-CLUSTER_OF_MODULE = {
-    "tests/backends/test_ray.py": "ray_head",
-    "tests/backends/test_ray_e2e.py": "ray_head",
-    "tests/backends/test_ray_cancel_jobs.py": "ray_head",
-    "tests/backends/slurm/test_cluster.py": "slurm_cluster",
-    "tests/backends/slurm/test_e2e.py": "slurm_cluster",
-    "tests/backends/slurm/test_arrays.py": "slurm_cluster",
-    "tests/backends/test_temporal_e2e.py": "temporal_server",
-}
-# The modules whose tests share module-scoped servers (a start costs about a second of CPU): under
-# pytest-xdist each runs on one worker, so that its servers start once.
-SHARED_SERVER_MODULES = {
-    "tests/battery/test_crash.py",
-    "tests/battery/test_faults.py",
-    "tests/battery/test_hostile.py",
-    "tests/battery/test_input.py",
-    "tests/battery/test_load.py",
-    "tests/battery/test_secrets.py",
-    "tests/test_companion_tools.py",
-    "tests/backends/http/test_hosted_e2e.py",
-    "tests/test_http_hardening.py",
-    "tests/clients/test_inspector.py",
-    "tests/backends/local/test_cancel.py",
-    "tests/backends/local/test_stop.py",
-    "tests/test_oauth.py",
-    "tests/test_server.py",
-    "tests/test_stdio.py",
-}
+# Under pytest-xdist, `--dist loadgroup` (pyproject's addopts) keeps each group's tests on one worker. A
+# module whose tests use a real cluster (a session fixture) carries `pytest.mark.xdist_group("<fixture>")`,
+# so that the modules of one cluster share one worker and one cluster; a module with module-scoped fixtures
+# (servers: a start costs about a second of CPU) carries `pytest.mark.xdist_group(__name__)`, so that they
+# start once. The hooks below fail a test whose module lacks its mark.
+CLUSTERS = ("ray_head", "slurm_cluster", "temporal_server")
 
-
-# What stops each cluster started this session: it stops as soon as its modules' tests are done (a Ray head
+# What stops each cluster started this session: it stops as soon as its group's tests are done (a Ray head
 # node idles at ~0.09 s of CPU a second), not at the end of the session.
 RUNNING_CLUSTERS: dict[str, Callable[[], None]] = {}
-STOPPED_CLUSTERS: set[str] = set()
+# The modules without a group that set up a module-scoped fixture, each with one such fixture.
+UNGROUPED_MODULE_FIXTURES: dict[str, str] = {}
 
 
-def cluster_of(item: pytest.Item) -> str | None:
-    return CLUSTER_OF_MODULE.get(item.nodeid.split("::", 1)[0])
+def group_of(node: pytest.Item | pytest.Collector) -> str | None:
+    marker = node.get_closest_marker("xdist_group")
+    return None if marker is None else str(marker.args[0] if marker.args else marker.kwargs["name"])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules of one cluster run one after the other (test_ray.py right after test_ray_e2e.py), the
+    """The modules of one group run one after the other (test_ray.py right after test_ray_e2e.py), the
     rest in their order."""
-    first_of_cluster: dict[str, int] = {}
+    first_of_group: dict[str, int] = {}
     for index, item in enumerate(items):
-        if (cluster := cluster_of(item)) is not None:
-            first_of_cluster.setdefault(cluster, index)
+        if (group := group_of(item)) is not None:
+            first_of_group.setdefault(group, index)
     ranks = {
-        id(item): (first_of_cluster[cluster] if (cluster := cluster_of(item)) else index, index)
+        id(item): (first_of_group[group] if (group := group_of(item)) else index, index)
         for index, item in enumerate(items)
     }
     items.sort(key=lambda item: ranks[id(item)])
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test fails at once, saying why, when its group would not keep it with its cluster or servers: it
+    uses a cluster its module is not grouped with, or (on an xdist worker) the group is missing from its
+    node id, where pytest-xdist's loadgroup puts it for the controller to see."""
+    group = group_of(item)
+    if needed := sorted(set(CLUSTERS) & set(item.fixturenames) - {group}):
+        pytest.fail(
+            f"{item.nodeid} uses the cluster {needed[0]}: its module needs `pytestmark ="
+            f" pytest.mark.xdist_group({needed[0]!r})`, so that it runs on that cluster's worker"
+        )
+    if group is not None and "PYTEST_XDIST_WORKER" in os.environ and not item.nodeid.endswith(f"@{group}"):
+        pytest.fail(
+            f"{item.nodeid} lost its xdist_group {group!r}: it may run on a worker of its own, starting its"
+            " cluster or servers again. Run with `--dist loadgroup` (the default in pyproject.toml), on a"
+            " pytest that keeps the group in the node id (9.2 does not: pytest-dev/pytest-xdist#1386;"
+            " pyproject.toml pins pytest below it: pip install -e '.[test]')"
+        )
+
+
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    """Note a module-scoped fixture set up for a module without a group (its tests then fail): it is shared
+    by the module's tests only if they stay on one worker."""
+    if fixturedef.scope == "module" and group_of(request.node) is None:
+        UNGROUPED_MODULE_FIXTURES[request.node.nodeid] = fixturedef.argname
+
+
+def pytest_runtest_call(item: pytest.Item) -> None:
+    module = item.getparent(pytest.Module)
+    if module is not None and (fixture := UNGROUPED_MODULE_FIXTURES.get(module.nodeid)):
+        pytest.fail(
+            f"{module.nodeid} has the module-scoped fixture {fixture}: the module needs `pytestmark ="
+            " pytest.mark.xdist_group(__name__)`, so that it is set up once under pytest-xdist"
+        )
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
-    """After the last test of a cluster's modules (and their module fixtures' teardown), stop the cluster."""
+    """After the last test of a cluster's group (and their module fixtures' teardown), stop the cluster."""
     result = yield
-    cluster = cluster_of(item)
-    if cluster is None or (nextitem is not None and cluster_of(nextitem) == cluster):
-        return result
-    if (stop := RUNNING_CLUSTERS.pop(cluster, None)) is not None:
-        STOPPED_CLUSTERS.add(cluster)
-        stop()
+    group = group_of(item)
+    if group in RUNNING_CLUSTERS and (nextitem is None or group_of(nextitem) != group):
+        RUNNING_CLUSTERS.pop(group)()
     return result
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """A test needing a cluster that has stopped fails at once, saying why (rather than on a dead cluster)."""
-    if stopped := STOPPED_CLUSTERS & set(item.fixturenames):
-        pytest.fail(
-            f"{item.nodeid} needs {', '.join(sorted(stopped))}, which stopped after the tests of the modules"
-            " CLUSTER_OF_MODULE lists for it: add this module there"
-        )
 
 
 @contextlib.contextmanager
 def running_cluster(name: str, stop: Callable[[], None]) -> Iterator[None]:
-    """Stop the cluster `name` at the end of its modules' tests, or at the latest when this ends."""
+    """Stop the cluster `name` at the end of its group's tests, or at the latest when this ends."""
     RUNNING_CLUSTERS[name] = stop
     try:
         yield
@@ -141,25 +142,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: two workers per CPU. Most tests spend much of their time waiting for other processes
     (servers starting, jobs stopping, providers trickling), so one worker per CPU leaves the CPUs idle."""
     return 2 * len(os.sched_getaffinity(0))
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """With `-n`, tests are spread one by one, except that the tests of one cluster, or of one module
-    sharing servers, stay on one worker, so that those start once (`--dist loadgroup` cannot do it: its
-    marks do not reach pytest 9's node ids)."""
-    if config.getvalue("dist") != "load":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class OneWorkerPerCluster(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            module = nodeid.split("::", 1)[0]
-            if module in SHARED_SERVER_MODULES:
-                return module
-            return CLUSTER_OF_MODULE.get(module, nodeid)
-
-    return OneWorkerPerCluster(config, log)
 
 
 @pytest.fixture

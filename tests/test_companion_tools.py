@@ -19,6 +19,8 @@ from cancel_job_mcp.schemas import load_schema
 
 from .conftest import client, run_cli, stdio_server, submit, wait_until
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 
 def structured(result: Any) -> dict[str, Any]:
     assert not result.is_error, result.content[0].text

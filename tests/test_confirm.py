@@ -28,6 +28,8 @@ from cancel_job_mcp.confirm import REFUSED_STATE
 from .conftest import HttpServer, client, run_cli, stdio_server
 from .node_tools import NODE, NODE_MODULES, TS_SDK_CLIENT
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 ASK = ("--confirm", "ask")
 SERVE_ASKING = ("serve", *ASK)  # stdio: the confirmation flags are serve's
 PROJECT = "confirmed"

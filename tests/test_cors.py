@@ -12,6 +12,8 @@ import pytest
 
 from .conftest import HttpServer
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 TOKEN = "cors-token-0123456789abcdef"
 ALLOWED = "https://chat.example.test"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

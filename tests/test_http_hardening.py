@@ -33,6 +33,8 @@ from .conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 TOKEN = "test-token-0123456789abcdef"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}

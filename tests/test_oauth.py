@@ -39,6 +39,8 @@ from .conftest import (
 from .node_tools import NODE_MODULES, TS_SDK_CLIENT, require
 from .oauth_server import AuthorizationServer, authorization_server, signing_keys
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 TS_SDK_OAUTH = Path(__file__).resolve().parent / "node" / "ts_sdk_oauth.mjs"
 STATIC_TOKEN = "static-operator-token-0123456789"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

@@ -36,7 +36,7 @@ from .conftest import (
 )
 from .node_tools import NODE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 EXT_APPS = REPO / ".cache" / "ext-apps" / "node_modules"

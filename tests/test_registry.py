@@ -16,6 +16,8 @@ import cancel_job_mcp
 from cancel_job_mcp.backends import registry
 from cancel_job_mcp.config import HTTP_TOKENS_ENV
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO / "tests" / "fixtures" / "mcp-registry" / "server.schema.2025-12-11.json"
 SCHEMA_URL = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"

@@ -7,7 +7,6 @@ from __future__ import annotations
 import inspect
 
 import h11
-import pytest
 
 
 def test_the_sdk_tracing_middleware_is_where_server_py_removes_it() -> None:
@@ -40,13 +39,6 @@ def test_the_sdk_client_discover_timeout_the_tests_raise_still_exists() -> None:
 
     assert isinstance(getattr(session, "DISCOVER_TIMEOUT_SECONDS", None), int | float), (
         "mcp.client.session.DISCOVER_TIMEOUT_SECONDS moved: tests/conftest.client sets it"
-    )
-
-
-def test_xdist_load_scope_scheduling_still_splits_by_scope() -> None:
-    scheduler = pytest.importorskip("xdist.scheduler")
-    assert inspect.isfunction(getattr(scheduler.LoadScopeScheduling, "_split_scope", None)), (
-        "xdist's LoadScopeScheduling._split_scope moved: tests/conftest's OneWorkerPerCluster overrides it"
     )
 
 

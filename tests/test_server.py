@@ -25,6 +25,8 @@ from cancel_job_mcp.service import JobService
 
 from .conftest import HttpServer, client, stdio_server
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:

@@ -16,6 +16,8 @@ import pytest
 
 from .conftest import CLI, env_for
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 MODERN_META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},

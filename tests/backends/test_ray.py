@@ -34,6 +34,8 @@ from ..cluster_support import poll
 from ..conftest import FIXTURES, client, stdio_server
 from ..ray_cluster import RayHead, SharedJobs
 
+pytestmark = pytest.mark.xdist_group("ray_head")
+
 RAY_FIXTURES = FIXTURES / "ray"
 PROJECT = "cluster1"
 

@@ -12,7 +12,7 @@ import pytest
 from ..conftest import client, run_cli, stdio_server
 from ..ray_cluster import RayHead, SharedJobs
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("ray_head")]
 
 
 async def test_cancel_jobs_stops_the_named_ray_jobs_only(

@@ -22,7 +22,7 @@ from cancel_job_mcp.stops import STOP_META_KEY
 from ..conftest import client, stdio_server
 from ..ray_cluster import RayHead, SharedJobs
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("ray_head")]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))

@@ -25,7 +25,7 @@ from cancel_job_mcp.stops import STOP_META_KEY
 from ..conftest import client, stdio_server
 from ..temporal_cluster import TemporalServer
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("temporal_server")]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))

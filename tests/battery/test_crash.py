@@ -33,7 +33,7 @@ from ..battery_support import (
 )
 from ..conftest import CLI, env_for, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 GRACE_SECONDS = 3
 # argv[1] is a path prefix: <prefix>.log gets one line per SIGTERM, <prefix>.pids the three PIDs,

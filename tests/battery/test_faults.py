@@ -22,7 +22,7 @@ from ..battery_support import RawStdioServer, error_code, structured
 from ..conftest import free_port
 from ..fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, Fault, ProviderCase, provider_tables
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 READ_TIMEOUT = 0.5
 MAX_RETRIES = 1

@@ -39,7 +39,7 @@ from ..fakes import (
     provider_tables,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 2.0  # as in the issue: one byte a second never trips it, only the total deadline does

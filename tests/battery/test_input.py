@@ -34,7 +34,7 @@ from ..fakes import (
     FakeVeryfront,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 EXAMPLES = 250
 SETTINGS = settings(
     max_examples=EXAMPLES,

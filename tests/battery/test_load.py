@@ -43,7 +43,7 @@ from ..conftest import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 RECORD = Draft7Validator(load_schema("cancel_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))
 MAX_RSS_GROWTH_KIB = 30 * 1024

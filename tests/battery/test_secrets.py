@@ -28,7 +28,7 @@ from ..fakes import (
     provider_tables,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 TOKENS = {
     kind: f"cjm-CANARY-{kind}-5e1d7b93c0" for kind in ("veryfront", "digitalocean", "ionworks", "talonic")

@@ -20,7 +20,7 @@ from jsonschema import Draft7Validator
 from ..conftest import HttpServer, env_for, submit
 from ..node_tools import INSPECTOR, require
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 NODE = require(INSPECTOR)
 SERVER_COMMAND = [sys.executable, "-m", "cancel_job_mcp"]
 INSPECTOR_TOOL_IS_ERROR_EXIT = 5

@@ -27,7 +27,7 @@ from cancel_job_mcp.schemas import load_schema
 from ...conftest import client, stdio_server
 from ...fakes import CANARY_TOKEN, PROVIDERS, FakeVeryfront, Fault, ProviderCase
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))

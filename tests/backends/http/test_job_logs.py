@@ -16,6 +16,8 @@ import pytest
 from ...conftest import client, stdio_server
 from ...fakes import CANARY_TOKEN, CASES
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 DO = CASES["digitalocean"]
 TOTAL_TIMEOUT = 3  # the backend's bound on a whole answer: the never-ending log URL is cut there
 MAX_BYTES = 1_000_000  # max_response_bytes: the huge log URL is cut there

@@ -29,6 +29,8 @@ from ...conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 ERAS = ("auto", "legacy")
 
 

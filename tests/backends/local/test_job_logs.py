@@ -22,6 +22,8 @@ from cancel_job_mcp.schemas import load_schema
 
 from ...conftest import client, show, start_http_server, stdio_server, stop_http_server, submit, wait_until
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 LINES = 200_000
 PROVIDER_TOKEN = "vf_canary_Zq8xK2mP4nR7tW1yB5"
 HTTP_TOKEN = "http-canary-Hj3kL9sD0fG2aQ7w"

@@ -46,6 +46,8 @@ from ...conftest import (
     wait_until,
 )
 
+pytestmark = pytest.mark.xdist_group(__name__)
+
 
 @pytest.fixture(scope="module")
 def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -14,7 +14,7 @@ from ...conftest import client, stdio_server
 from ...slurm_cluster import API, SlurmCluster
 from .test_e2e import config_file
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("slurm_cluster")]
 
 SLEEP = "#!/bin/bash\nsleep 600\n"
 

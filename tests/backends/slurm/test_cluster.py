@@ -16,6 +16,8 @@ import pytest
 from ...cluster_support import poll
 from ...slurm_cluster import DIR_PREFIX, UnavailableError, check_available, remove_stale_clusters
 
+pytestmark = pytest.mark.xdist_group("slurm_cluster")
+
 
 def fake_cluster(tmp: Path, *, alive: bool) -> tuple[Path, subprocess.Popen[bytes], IO[str]]:
     """A cluster directory with a process started under its SLURM_CONF, its lock held if `alive`."""

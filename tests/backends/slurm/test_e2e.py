@@ -23,7 +23,7 @@ from ...cluster_support import poll
 from ...conftest import client, stdio_server
 from ...slurm_cluster import SlurmCluster
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("slurm_cluster")]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
 PAGE = Draft7Validator(load_schema("list_jobs.output"))
