@@ -11,22 +11,12 @@ import httpx
 import pytest
 
 from .conftest import HttpServer
+from .mcp_wire import INITIALIZE, MCP_HEADERS
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
 TOKEN = "cors-token-0123456789abcdef"
 ALLOWED = "https://chat.example.test"
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "0"},
-    },
-}
 
 
 @pytest.fixture(scope="module")

@@ -32,22 +32,11 @@ from .conftest import (
     wait_for_process_group,
     wait_until,
 )
+from .mcp_wire import INITIALIZE, MCP_HEADERS, PING, open_session
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
 TOKEN = "test-token-0123456789abcdef"
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "0"},
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -254,10 +243,6 @@ def test_the_start_up_line_says_where_and_whether_tokens_are_needed(
         " (bearer token required; sessions)\n"
     )
     assert TOKEN not in guarded_server.announcement
-
-
-def open_session(url: str) -> httpx.Response:
-    return httpx.post(url, json=INITIALIZE, headers=MCP_HEADERS)
 
 
 @pytest.mark.slow

@@ -20,20 +20,9 @@ import httpx
 import pytest
 
 from .conftest import HttpServer, start_http_server, stop_http_server, submit
+from .mcp_wire import INITIALIZE, MCP_HEADERS, PING, PROTOCOL_VERSION, open_session
 from .node_tools import NODE_MODULES, TS_SDK_CLIENT, require
 
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "0"},
-    },
-}
-PING = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
 TOKEN = "a-bearer-token-of-enough-length-20"
 
 
@@ -45,20 +34,16 @@ def capped(home: Path) -> Iterator[HttpServer]:
     assert stop_http_server(server) == ""
 
 
-def open_session(url: str) -> httpx.Response:
-    return httpx.post(url, json=INITIALIZE, headers=MCP_HEADERS, timeout=30)
-
-
 def session_headers(opened: httpx.Response) -> dict[str, str]:
     return {
         **MCP_HEADERS,
         "Mcp-Session-Id": opened.headers["mcp-session-id"],
-        "Mcp-Protocol-Version": "2025-11-25",
+        "Mcp-Protocol-Version": PROTOCOL_VERSION,
     }
 
 
 def ping(url: str, opened: httpx.Response) -> int:
-    return httpx.post(url, json=PING, headers=session_headers(opened), timeout=30).status_code
+    return httpx.post(url, json={**PING, "id": 2}, headers=session_headers(opened), timeout=30).status_code
 
 
 def test_at_the_cap_the_least_recently_used_idle_session_makes_room(capped: HttpServer) -> None:

@@ -12,6 +12,8 @@ import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
+from .mcp_wire import initialize
+
 PACKAGE = Path(__file__).resolve().parent.parent / "src" / "cancel_job_mcp"
 
 
@@ -115,16 +117,6 @@ def test_a_start_with_no_configuration_file_imports_no_provider(tmp_path: Path) 
     env = {key: value for key, value in os.environ.items() if key not in provider_variables}
     env.update({"CANCEL_JOB_MCP_HOME": str(tmp_path)})
     env.pop("CANCEL_JOB_MCP_CONFIG", None)
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "0"},
-        },
-    }
     with (tmp_path / "stderr").open("w+b") as stderr:
         server = subprocess.Popen(
             [sys.executable, "-c", _SERVE_AND_LIST_MODULES],
@@ -136,7 +128,7 @@ def test_a_start_with_no_configuration_file_imports_no_provider(tmp_path: Path) 
         try:
             assert server.stdin is not None
             assert server.stdout is not None
-            server.stdin.write(json.dumps(initialize).encode() + b"\n")
+            server.stdin.write(json.dumps(initialize(version="2025-06-18")).encode() + b"\n")
             server.stdin.flush()
             assert b'"result"' in server.stdout.readline()
             server.stdin.close()  # end of input: the server exits, and lists its modules

@@ -36,6 +36,7 @@ from .conftest import (
     submit,
     wait_until,
 )
+from .mcp_wire import INITIALIZE, MCP_HEADERS
 from .node_tools import NODE_MODULES, TS_SDK_CLIENT, require
 from .oauth_server import AuthorizationServer, authorization_server, signing_keys
 
@@ -43,17 +44,6 @@ pytestmark = pytest.mark.xdist_group(__name__)
 
 TS_SDK_OAUTH = Path(__file__).resolve().parent / "node" / "ts_sdk_oauth.mjs"
 STATIC_TOKEN = "static-operator-token-0123456789"
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "0"},
-    },
-}
 SECRET = "machine-client-secret-0123456789abcdef"
 INTROSPECTOR_SECRET = "resource-server-secret-0123456789abcdef"
 

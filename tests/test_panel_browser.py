@@ -34,6 +34,7 @@ from .conftest import (
     wait_for_process_group,
     wait_until,
 )
+from .mcp_wire import INITIALIZE
 from .node_tools import NODE
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(__name__)]
@@ -55,16 +56,6 @@ CHROMIUM_ARGS = [
     f"--host-resolver-rules=MAP {HOST} 127.0.0.1, MAP {STRANGER} 127.0.0.1",
 ]
 TIMEOUT_MS = 30_000
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "page", "version": "1"},
-    },
-}
 
 
 def missing_tools() -> str | None:

@@ -24,6 +24,7 @@ from cancel_job_mcp.server import CallLimits, build_server
 from cancel_job_mcp.service import JobService
 
 from .conftest import HttpServer, client, stdio_server
+from .mcp_wire import INITIALIZE, MCP_HEADERS, PING
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -105,11 +106,9 @@ async def test_an_unknown_backend_prefix_is_unknown_project(session: Any) -> Non
 
 
 def test_http_refuses_a_foreign_host_or_origin(http_server: HttpServer) -> None:
-    body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-    bad_host = httpx.post(http_server.url, json=body, headers={**headers, "Host": "evil.example.com"})
+    bad_host = httpx.post(http_server.url, json=PING, headers={**MCP_HEADERS, "Host": "evil.example.com"})
     bad_origin = httpx.post(
-        http_server.url, json=body, headers={**headers, "Origin": "http://evil.example.com"}
+        http_server.url, json=PING, headers={**MCP_HEADERS, "Origin": "http://evil.example.com"}
     )
     assert bad_host.status_code == 421
     assert bad_origin.status_code == 403
@@ -128,16 +127,7 @@ def test_stdout_carries_only_protocol_messages_even_at_debug_level(home: Path) -
     from .conftest import CLI, env_for
 
     messages = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "0"},
-            },
-        },
+        INITIALIZE,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {
             "jsonrpc": "2.0",

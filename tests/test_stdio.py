@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from .conftest import CLI, env_for
+from .mcp_wire import initialize
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -25,19 +26,6 @@ MODERN_META = {
 DISCOVER = {"jsonrpc": "2.0", "id": "probe", "method": "server/discover", "params": {"_meta": MODERN_META}}
 PARSE_ERROR, INVALID_REQUEST = -32700, -32600
 UNSUPPORTED_PROTOCOL_VERSION = -32022
-
-
-def initialize(request_id: int | str = 1, version: str = "2025-11-25") -> dict[str, Any]:
-    return {
-        "jsonrpc": "2.0",
-        "id": request_id,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": version,
-            "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"},
-        },
-    }
 
 
 class RawPipe:

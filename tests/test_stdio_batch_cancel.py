@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import IGNORES_TERM, submit, wait_for_process_group
-from .test_stdio import RawPipe, initialize
+from .mcp_wire import initialize
+from .test_stdio import RawPipe
 
 pytestmark = pytest.mark.slow
 PROJECT = "batch-cancel"

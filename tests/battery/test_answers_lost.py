@@ -29,6 +29,7 @@ from ..battery_support import (
 )
 from ..conftest import CLI, client, env_for, start_http_server, stop_http_server, wait_for_process_group
 from ..fakes import CANARY_TOKEN, CASES, Fault
+from ..mcp_wire import INITIALIZE
 
 NOT_UTF8 = b"caf\xe9"  # Latin-1 "café": a legal Linux file name, not UTF-8
 ESCAPED = "caf\\udce9"  # how the answer writes it
@@ -126,10 +127,7 @@ def test_stdio_answers_the_calls_under_way_when_stdin_closes(home: Path) -> None
     running = submit_here(home, "p", "sleep", "600")
     wait_for_process_group(home, running["id"])
     lines = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {},
-            "clientInfo": {"name": "pipe", "version": "0"},
-        }},
+        INITIALIZE,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
             "name": "cancel_job", "arguments": {"project_reference": "p", "job_id": running["id"]}}},

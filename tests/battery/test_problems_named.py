@@ -23,6 +23,7 @@ import pytest
 from ..battery_support import RawStdioServer, error_code, structured, submit_here, tool_result, wait_for_stop
 from ..conftest import CLI, env_for, wait_until
 from ..fakes import CANARY_TOKEN, CASES, FakeRay
+from ..mcp_wire import INITIALIZE
 
 
 def run(home: Path, *args: str | bytes, **extra: Any) -> subprocess.CompletedProcess[bytes]:
@@ -289,12 +290,7 @@ def test_ctrl_c_through_a_terminal_stops_the_server_at_once_and_quietly(home: Pa
     status: int | None = None
     try:
         if transport == "stdio":
-            initialize = {
-                "jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                           "clientInfo": {"name": "tty", "version": "0"}},
-            }  # fmt: skip
-            os.write(fd, json.dumps(initialize).encode() + b"\n")
+            os.write(fd, json.dumps(INITIALIZE).encode() + b"\n")
             read_until(fd, b'"serverInfo"')
         else:
             announced = read_until(fd, b"/mcp ")

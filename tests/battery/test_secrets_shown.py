@@ -20,6 +20,7 @@ from cancel_job_mcp.redact import without_url_secrets
 from ..battery_support import RawStdioServer, error_code, tool_result
 from ..conftest import CLI, env_for, start_http_server
 from ..fakes import FakeRay
+from ..mcp_wire import MCP_HEADERS, PING
 
 CANARY = "Cj5Secret0Canary7Value9Q"  # 24 characters; its pieces are searched for too
 CANARY_UPPER = "CJ5SECRET0CANARY7VALUE9Q"
@@ -106,13 +107,11 @@ def test_a_token_in_the_query_string_is_not_written_to_the_access_log(home: Path
     token = f"{CANARY}-http-token"
     server = start_http_server(home, "--log-level", "debug", CANCEL_JOB_MCP_HTTP_TOKENS=token)
     try:
-        headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
         for query in (f"access_token={token}", f"x=1&token={token}&api_key={token}"):
-            answer = httpx.post(f"{server.url}?{query}", json=ping, headers=headers, timeout=30)
+            answer = httpx.post(f"{server.url}?{query}", json=PING, headers=MCP_HEADERS, timeout=30)
             assert answer.status_code == 401  # a token in the URL is not accepted either
-            authorized = {**headers, "Authorization": f"Bearer {token}"}
-            answer = httpx.post(f"{server.url}?{query}", json=ping, headers=authorized, timeout=30)
+            authorized = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+            answer = httpx.post(f"{server.url}?{query}", json=PING, headers=authorized, timeout=30)
             assert answer.status_code in (200, 400)
     finally:
         server.process.terminate()
