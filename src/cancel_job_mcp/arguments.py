@@ -7,13 +7,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import ErrorCode, ToolError
+from .errors import invalid_arguments
 from .identifiers import preview
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator, ValidationError
 
-_MAX_REPORTED = 5
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number"}
 
 
@@ -54,7 +53,7 @@ class ArgumentValidator:
             accepted = list(self.schema.get("properties", {}))
             # dict.fromkeys: one `required` error per missing field names them all; say each once.
             problems = dict.fromkeys(problem for error in errors for problem in _problems(error, accepted))
-            raise ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:_MAX_REPORTED]))
+            raise invalid_arguments(problems)
 
     def _full(self) -> Draft7Validator:
         if self._validator is None:

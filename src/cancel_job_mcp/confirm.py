@@ -34,7 +34,7 @@ from .audit import AuditLog, Confirmation
 from .caller import TOKEN_NAME_KEY
 from .config import ConfirmPolicy
 from .cursors import load_or_create_key
-from .errors import ErrorCode, ToolError
+from .errors import ToolError, cannot_confirm, not_confirmed
 from .record import JobRecord
 
 if TYPE_CHECKING:
@@ -194,18 +194,8 @@ def allowed(confirmation: Confirmation) -> bool:
 def declined(confirmation: Confirmation, what: str) -> ToolError:
     """The refusal of a cancel nobody confirmed; `what` names the jobs (e.g. "job 'x' in project 'p'")."""
     if confirmation == Confirmation.FALLBACK_DENY:
-        return ToolError(
-            ErrorCode.DECLINED,
-            f"Canceling {what} needs a person's confirmation, and this client cannot ask for one (it"
-            " declares no MCP elicitation support, or its connection cannot carry a question back)."
-            " Nothing was changed. Use a client that supports elicitation, or ask the server's operator"
-            ' to set fallback = "allow" (or cancel = "never") in its [confirm] configuration, or to'
-            " serve with --confirm-fallback allow.",
-        )
-    how = "closed the question without answering" if confirmation == Confirmation.DISMISSED else "said no"
-    return ToolError(
-        ErrorCode.DECLINED, f"The person asked to confirm canceling {what} {how}. Nothing was changed."
-    )
+        return cannot_confirm(what)
+    return not_confirmed(what, dismissed=confirmation == Confirmation.DISMISSED)
 
 
 def job_question(record: JobRecord, project_reference: str) -> str:

@@ -17,7 +17,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from .errors import ErrorCode, ToolError, refused_cursor
+from .errors import cursor_key_too_short, cursor_key_unreadable, refused_cursor
 
 _SIGNATURE_BYTES = 16
 MIN_KEY_BYTES = 32  # as many as a new key has
@@ -54,21 +54,11 @@ class CursorCodec:
             try:
                 key = load_or_create_key(self._key_path)
             except OSError as error:
-                problem = f"it cannot be read, or made, as a file ({error.strerror})"
-                raise _unusable_key(self._key_path, problem) from None
+                raise cursor_key_unreadable(self._key_path, error) from None
             if len(key) < MIN_KEY_BYTES:
-                # An empty or short key would make cursors forgeable: refuse it rather than sign with it.
-                raise _unusable_key(self._key_path, f"it holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}")
+                raise cursor_key_too_short(self._key_path, len(key), MIN_KEY_BYTES)
             self._key = key
         return self._key
-
-
-def _unusable_key(path: Path, problem: str) -> ToolError:
-    return ToolError(
-        ErrorCode.BACKEND_MISCONFIGURED,
-        f"The list cursor key {path} is unusable: {problem}. Remove it (a new key is made at the next"
-        " listing; cursors handed out before stop working). Nothing was changed.",
-    )
 
 
 def load_or_create_key(path: Path) -> bytes:

@@ -17,10 +17,16 @@ The exceptions:
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from .record import JobRecord
 from .redact import without_url_secrets
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class ErrorCode(StrEnum):
@@ -177,4 +183,183 @@ def internal_error() -> ToolError:
         ErrorCode.INTERNAL_ERROR,
         "The server hit an unexpected problem and could not finish the request. Nothing more was changed;"
         " check the job's state before retrying, and report this if it persists.",
+    )
+
+
+# --- the tools' arguments (arguments.py) ----------------------------------------------------------
+
+MAX_REPORTED_PROBLEMS = 5
+
+
+def invalid_arguments(problems: Iterable[str]) -> ToolError:
+    """Every problem of a call's arguments, each "field: rule", the first few of them."""
+    return ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:MAX_REPORTED_PROBLEMS]))
+
+
+# --- a person's confirmation of a cancel (confirm.py) ---------------------------------------------
+# `what` names the jobs, e.g. "job 'x' in project 'p'".
+
+
+def cannot_confirm(what: str) -> ToolError:
+    """A cancel that needs a person's confirmation, asked of a client that cannot ask one."""
+    return ToolError(
+        ErrorCode.DECLINED,
+        f"Canceling {what} needs a person's confirmation, and this client cannot ask for one (it"
+        " declares no MCP elicitation support, or its connection cannot carry a question back)."
+        " Nothing was changed. Use a client that supports elicitation, or ask the server's operator"
+        ' to set fallback = "allow" (or cancel = "never") in its [confirm] configuration, or to'
+        " serve with --confirm-fallback allow.",
+    )
+
+
+def not_confirmed(what: str, *, dismissed: bool) -> ToolError:
+    """The person asked said no, or closed the question (`dismissed`)."""
+    how = "closed the question without answering" if dismissed else "said no"
+    return ToolError(
+        ErrorCode.DECLINED, f"The person asked to confirm canceling {what} {how}. Nothing was changed."
+    )
+
+
+# --- the key that signs list cursors (cursors.py) -------------------------------------------------
+
+
+def cursor_key_unreadable(path: Path, error: OSError) -> ToolError:
+    return _unusable_cursor_key(path, f"it cannot be read, or made, as a file ({error.strerror})")
+
+
+def cursor_key_too_short(path: Path, size: int, minimum: int) -> ToolError:
+    """An empty or short key would make cursors forgeable: it is refused rather than signed with."""
+    return _unusable_cursor_key(path, f"it holds {size} bytes, fewer than {minimum}")
+
+
+def _unusable_cursor_key(path: Path, problem: str) -> ToolError:
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The list cursor key {path} is unusable: {problem}. Remove it (a new key is made at the next"
+        " listing; cursors handed out before stop working). Nothing was changed.",
+    )
+
+
+# --- the local runtime and its state directory (backends/local/) ----------------------------------
+
+
+def local_job_not_found(job_id: str, project: str, home: Path, consequence: str = "") -> ToolError:
+    return not_found(
+        job_id,
+        f"in project {project!r} on the local runtime (state directory {home})",
+        consequence,
+        "A job is found only within the project it was submitted to, and by servers using the same"
+        " state directory: check all three.",
+    )
+
+
+def database_deleted(database: Path) -> ToolError:
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The local runtime's database {database} was deleted while this server ran. Restart"
+        " the server, or submit a job to start a new database.",
+    )
+
+
+_DISK_FULL = "the disk is full"
+
+
+def unusable_state(home: Path, database: Path, error: BaseException, consequence: str) -> ToolError:
+    """A state directory that cannot be used (an SQLite or OS error), named with its problem, never a
+    traceback; a full disk may pass, every other problem needs a fix."""
+    problem = _state_problem(error, database)
+    code = ErrorCode.UPSTREAM_UNAVAILABLE if problem == _DISK_FULL else ErrorCode.BACKEND_MISCONFIGURED
+    return ToolError(
+        code, f"The local runtime cannot use its state directory {home}: {problem}. {consequence}"
+    )
+
+
+def _state_problem(error: BaseException, database: Path) -> str:
+    name = getattr(error, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or getattr(error, "errno", None) == errno.ENOSPC:
+        return _DISK_FULL
+    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")) or isinstance(
+        error, PermissionError
+    ):
+        return "it cannot be written (read-only, or no permission)"
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return f"{database} is not a usable SQLite database (corrupt?); move it aside to start a new one"
+    if name.startswith("SQLITE_CANTOPEN"):
+        return f"{database} cannot be opened (missing directory, read-only, or no permission)"
+    if isinstance(error, FileExistsError | NotADirectoryError):
+        return "a file is in the way (it must be a directory)"
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} ({error.filename or database})"
+    return str(error)
+
+
+def log_unreadable(job_id: str, path: Path, error: OSError | None) -> ToolError:
+    """A job's log file that cannot be read: `error` says why, None that it is not a regular file."""
+    problem = "it is not a regular file" if error is None else error.strerror or str(error)
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The log of job {job_id!r} ({path}) cannot be read: {problem}. Nothing was changed.",
+    )
+
+
+# --- Ray (backends/ray.py) ---------------------------------------------------------------------------
+
+
+def ray_job_not_found(job_id: str, cluster: str, address: str, consequence: str = "") -> ToolError:
+    hint = "Give the job's submission id (e.g. raysubmit_...), as `ray job list` shows it."
+    return not_found(job_id, f"{on_ray_cluster(cluster)} ({address})", consequence, hint)
+
+
+def on_ray_cluster(cluster: str) -> str:
+    """Where a Ray job is, as messages say it."""
+    return f"on Ray cluster {cluster!r}"
+
+
+def ray_did_not_stop(job_id: str, status: str) -> ToolError:
+    """Ray answered `{"stopped": false}` for a job it still reports as not finished."""
+    return ToolError(
+        ErrorCode.NOT_CANCELLABLE,
+        f"Ray did not stop job {job_id!r}: it reports the job {status} but has no running"
+        " supervisor for it (the job may be finishing right now). Read the job again in a moment.",
+    )
+
+
+def ray_driver_not_stoppable(job_id: str, cluster: str) -> ToolError:
+    """Ray stops only jobs submitted through its Jobs API (it answers "Can only stop submission type
+    jobs")."""
+    return ToolError(
+        ErrorCode.NOT_CANCELLABLE,
+        f"Job {job_id!r} {on_ray_cluster(cluster)} is not a submitted job: Ray can stop only"
+        " jobs submitted through the Jobs API, not a driver script that called ray.init."
+        " Nothing was changed.",
+    )
+
+
+# --- Temporal (backends/temporal.py) -----------------------------------------------------------------
+
+
+def in_temporal_namespace(namespace: str) -> str:
+    """Where a workflow is, as messages say it."""
+    return f"in Temporal namespace {namespace!r}"
+
+
+def workflow_not_found(workflow_id: str, namespace: str, address: str, consequence: str = "") -> ToolError:
+    hint = "Give the workflow id, as `temporal workflow list` shows it, and its namespace."
+    return not_found(workflow_id, f"{in_temporal_namespace(namespace)} ({address})", consequence, hint)
+
+
+# What get_job_logs' not_supported offers instead: Temporal keeps no job output.
+TEMPORAL_LOGS_INSTEAD = (
+    "A workflow's record of what it did is its event history: GET"
+    " /api/v1/namespaces/{namespace}/workflows/{workflow id}/history on the HTTP API, or"
+    " `temporal workflow show --workflow-id ID`; what its activities print stays with the workers."
+    " get_job gives its status and, once closed, its failure or terminate reason."
+)
+
+
+def api_key_in_clear(backend: str, variable: str, host: str) -> BackendConfigError:
+    """An API key is never sent over plain http to a host other than this machine."""
+    return BackendConfigError(
+        f"backend {backend!r} (temporal): {variable} is set, and the API key would go"
+        f" unencrypted to {host}; use an https:// address"
     )

@@ -91,6 +91,17 @@ class Selection:
     def lines(self) -> list[str]:
         return self._newest_first[::-1]
 
+    def answer(self, project_id: str, job_id: str, source: str, log_bytes: int | None) -> JobLogs:
+        """get_job_logs' answer holding this selection."""
+        return JobLogs(
+            project_id=project_id,
+            job_id=job_id,
+            source=source,
+            lines=self.lines,
+            truncated=self.truncated,
+            log_bytes=log_bytes,
+        )
+
 
 def select_text(text: str, query: LogQuery, cut: bool = False) -> Selection:
     """The selection from a whole log held as text; `cut`: the text lacks the log's beginning."""

@@ -40,7 +40,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ErrorCode, ToolError, not_cancellable, not_found
+from ..errors import (
+    ToolError,
+    not_cancellable,
+    on_ray_cluster,
+    ray_did_not_stop,
+    ray_driver_not_stoppable,
+    ray_job_not_found,
+)
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings, JobPage
 from .http.checks import ServiceAddress, checked_segment
@@ -218,12 +225,7 @@ class RayBackend(HostedBackend):
         return to_record(body, project)
 
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return not_found(
-            job_id,
-            f"on Ray cluster {project!r} ({self.http.base_url})",
-            consequence,
-            hint="Give the job's submission id (e.g. raysubmit_...), as `ray job list` shows it.",
-        )
+        return ray_job_not_found(job_id, project, self.http.base_url, consequence)
 
     async def read_job(self, project: str, job_id: str, consequence: str = "") -> JobRecord:
         record = await super().read_job(project, job_id, consequence)
@@ -241,12 +243,7 @@ class RayBackend(HostedBackend):
                 raise self.not_found(project, job_id, " Nothing was canceled.") from None
             if exc.status == 400 and await self._is_driver(project, job_id):
                 # Ray's text/plain answer: "Can only stop submission type jobs".
-                raise ToolError(
-                    ErrorCode.NOT_CANCELLABLE,
-                    f"Job {job_id!r} on Ray cluster {project!r} is not a submitted job: Ray can stop only"
-                    " jobs submitted through the Jobs API, not a driver script that called ray.init."
-                    " Nothing was changed.",
-                ) from None
+                raise ray_driver_not_stoppable(job_id, project) from None
             raise
         stopped = answer.get("stopped") if isinstance(answer, dict) else None
         if not isinstance(stopped, bool):
@@ -255,12 +252,8 @@ class RayBackend(HostedBackend):
         if stopped:
             return record
         if record["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(record, f"on Ray cluster {project!r}")
-        raise ToolError(
-            ErrorCode.NOT_CANCELLABLE,
-            f"Ray did not stop job {job_id!r}: it reports the job {record['status']} but has no running"
-            " supervisor for it (the job may be finishing right now). Read the job again in a moment.",
-        )
+            raise not_cancellable(record, on_ray_cluster(project))
+        raise ray_did_not_stop(job_id, record["status"])
 
     async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
         """Ray's `GET /api/jobs/{id}/logs`: the driver's whole output as `{"logs": text}` (an answer
@@ -275,15 +268,8 @@ class RayBackend(HostedBackend):
         text = answer.get("logs") if isinstance(answer, dict) else None
         if not isinstance(text, str):
             raise malformed(PROVIDER, "the logs answer lacks a string 'logs'")
-        selection = select_text(text, query)
-        return JobLogs(
-            project_id=project,
-            job_id=job_id,
-            source=f"Ray GET {path}",
-            lines=selection.lines,
-            truncated=selection.truncated,
-            log_bytes=len(text.encode("utf-8", "replace")),
-        )
+        size = len(text.encode("utf-8", "replace"))
+        return select_text(text, query).answer(project, job_id, f"Ray GET {path}", size)
 
     async def fetch_page(
         self, project: str, status: JobStatus | None, size: int, cursor: str | None

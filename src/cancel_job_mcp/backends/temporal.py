@@ -65,7 +65,14 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ..errors import BackendConfigError, ToolError, not_cancellable, not_found
+from ..errors import (
+    TEMPORAL_LOGS_INSTEAD,
+    ToolError,
+    api_key_in_clear,
+    in_temporal_namespace,
+    not_cancellable,
+    workflow_not_found,
+)
 from ..record import JobRecord, JobStatus
 from ..stops import Escalation
 from .base import Backend, BackendSettings, Progress
@@ -138,12 +145,7 @@ class TemporalBackend(HostedBackend):
     service, one namespace per project."""
 
     spec = SPEC
-    logs_instead = (
-        "A workflow's record of what it did is its event history: GET"
-        " /api/v1/namespaces/{namespace}/workflows/{workflow id}/history on the HTTP API, or"
-        " `temporal workflow show --workflow-id ID`; what its activities print stays with the workers."
-        " get_job gives its status and, once closed, its failure or terminate reason."
-    )
+    logs_instead = TEMPORAL_LOGS_INSTEAD
 
     def __init__(self, settings: BackendSettings) -> None:
         super().__init__(settings)
@@ -155,10 +157,7 @@ class TemporalBackend(HostedBackend):
             and parts.scheme == "http"
             and not _is_loopback(parts.hostname or "")
         ):
-            raise BackendConfigError(
-                f"backend {settings.name!r} (temporal): {token_env} is set, and the API key would go"
-                f" unencrypted to {parts.hostname}; use an https:// address"
-            )
+            raise api_key_in_clear(settings.name, token_env, str(parts.hostname))
 
     def client_spec(self, settings: BackendSettings) -> ProviderSpec:
         return dataclasses.replace(SPEC, default_base_url=ADDRESS.url(settings))
@@ -171,16 +170,8 @@ class TemporalBackend(HostedBackend):
     def to_record(self, body: Any, project: str) -> JobRecord:
         return to_record(execution_info(body), project, described=body)
 
-    def where(self, project: str) -> str:
-        return f"in Temporal namespace {project!r}"
-
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return not_found(
-            job_id,
-            f"{self.where(project)} ({self.http.base_url})",
-            consequence,
-            hint="Give the workflow id, as `temporal workflow list` shows it, and its namespace.",
-        )
+        return workflow_not_found(job_id, project, self.http.base_url, consequence)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -243,7 +234,7 @@ class TemporalBackend(HostedBackend):
         if found["status"] != JobStatus.WORKING:
             if found["status"] == JobStatus.CANCELED:
                 return await self.read_job(project, job_id)
-            raise not_cancellable(found, self.where(project))
+            raise not_cancellable(found, in_temporal_namespace(project))
         provider = found["config"]["_provider"]
         chain = str(provider["first_run_id"] or provider["run_id"])
         started = anyio.current_time()

@@ -41,12 +41,9 @@ FAILED_REASON_LIMIT = 500
 
 STATUS_MAP: Mapping[str, JobStatus] = {
     "RUNNING": JobStatus.WORKING,
-    "COMPLETED": JobStatus.COMPLETED,
-    "CONTINUED_AS_NEW": JobStatus.COMPLETED,
-    "FAILED": JobStatus.FAILED,
-    "TIMED_OUT": JobStatus.FAILED,
-    "CANCELED": JobStatus.CANCELED,
-    "TERMINATED": JobStatus.CANCELED,
+    **dict.fromkeys(("COMPLETED", "CONTINUED_AS_NEW"), JobStatus.COMPLETED),
+    **dict.fromkeys(("FAILED", "TIMED_OUT"), JobStatus.FAILED),
+    **dict.fromkeys(("CANCELED", "TERMINATED"), JobStatus.CANCELED),
 }
 # Temporal's list query for each of our statuses (its visibility names); submitted has none.
 STATUS_QUERIES: Mapping[JobStatus, str] = {

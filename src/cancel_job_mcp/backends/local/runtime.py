@@ -8,7 +8,6 @@ when a job's supervisor is gone, wake the state directory's one successor (see s
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import secrets
@@ -26,7 +25,15 @@ import anyio
 
 from ...backoff import Backoff
 from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
-from ...errors import ErrorCode, ToolError, not_cancellable, not_found, refused_cursor, untrusted_state
+from ...errors import (
+    ToolError,
+    database_deleted,
+    local_job_not_found,
+    not_cancellable,
+    refused_cursor,
+    untrusted_state,
+    unusable_state,
+)
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
 from ...stops import Signals
 from ..base import JobPage, JobSpec, StopHooks, StopPolling
@@ -355,11 +362,7 @@ class LocalBackend(StopHooks):
             self._connections.remove(conn)
             self._local.conn = None
         if current is None and self._opened_once:
-            raise ToolError(
-                ErrorCode.BACKEND_MISCONFIGURED,
-                f"The local runtime's database {self._db_path} was deleted while this server ran. Restart"
-                " the server, or submit a job to start a new database.",
-            )
+            raise database_deleted(self._db_path)
         conn = store.open_connection(self._db_path)
         identity = _file_identity(self._db_path)
         assert identity is not None
@@ -369,13 +372,7 @@ class LocalBackend(StopHooks):
         return conn
 
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
-        return not_found(
-            job_id,
-            f"in project {project!r} on the local runtime (state directory {self.home})",
-            consequence,
-            "A job is found only within the project it was submitted to, and by servers using the same"
-            " state directory: check all three.",
-        )
+        return local_job_not_found(job_id, project, self.home, consequence)
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:
@@ -394,37 +391,11 @@ def _may_pass(error: BaseException) -> bool:
     )
 
 
-_DISK_FULL = "the disk is full"
-
-
-def _problem(error: BaseException, database: Path) -> str:
-    name = getattr(error, "sqlite_errorname", "")
-    if name == "SQLITE_FULL" or getattr(error, "errno", None) == errno.ENOSPC:
-        return _DISK_FULL
-    if name.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")) or isinstance(
-        error, PermissionError
-    ):
-        return "it cannot be written (read-only, or no permission)"
-    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
-        return f"{database} is not a usable SQLite database (corrupt?); move it aside to start a new one"
-    if name.startswith("SQLITE_CANTOPEN"):
-        return f"{database} cannot be opened (missing directory, read-only, or no permission)"
-    if isinstance(error, FileExistsError | NotADirectoryError):
-        return "a file is in the way (it must be a directory)"
-    if isinstance(error, OSError) and error.strerror:
-        return f"{error.strerror} ({error.filename or database})"
-    return str(error)
-
-
 def state_error(home: Path, error: BaseException, consequence: str) -> ToolError:
     """A state directory that cannot be used, named with its problem (never a traceback)."""
     if isinstance(error, store.UntrustedState):
         return untrusted_state(os.fspath(error.path), error.problem, error.fix)
-    problem = _problem(error, store.database_path(home))
-    code = ErrorCode.UPSTREAM_UNAVAILABLE if problem == _DISK_FULL else ErrorCode.BACKEND_MISCONFIGURED
-    return ToolError(
-        code, f"The local runtime cannot use its state directory {home}: {problem}. {consequence}"
-    )
+    return unusable_state(home, store.database_path(home), error, consequence)
 
 
 def _parse_cursor(cursor: str | None) -> int | None:
