@@ -20,44 +20,14 @@ from cancel_job_mcp.schemas import load_schema
 from cancel_job_mcp.stops import STOP_META_KEY
 
 from ..conftest import client, stdio_server
+from ..listing import all_pages
 from ..ray_cluster import RayHead, SharedJobs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("ray_head")]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
-PAGE = Draft7Validator(load_schema("list_jobs.output"))
 CANCELED = Draft7Validator(load_schema("cancel_job.output"))
 PROJECT = "cluster-e2e"
-
-
-async def all_pages(
-    session: Any, reference: str, limit: int, status: str | None = None
-) -> tuple[list[str], int]:
-    arguments: dict[str, Any] = {"project_reference": reference, "limit": limit}
-    if status is not None:
-        arguments["status"] = status
-    ids: list[str] = []
-    pages = 0
-    cursor = None
-    while True:
-        result = await session.call_tool("list_jobs", {**arguments, **({"cursor": cursor} if cursor else {})})
-        assert not result.is_error, result.content[0].text
-        page = result.structured_content
-        PAGE.validate(page)
-        pages += 1
-        assert 1 <= len(page["jobs"]) <= limit
-        for job in page["jobs"]:
-            RECORD.validate(job)
-            assert job["project_id"] == PROJECT
-            if status is not None:
-                assert job["status"] == status, job
-        created = [job["created_at"] for job in page["jobs"]]
-        assert created == sorted(created, reverse=True)
-        ids += [job["id"] for job in page["jobs"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return ids, pages
-        assert pages < 200, "the listing never ends"
 
 
 def subsequence(items: list[str], of: list[str]) -> bool:
@@ -97,7 +67,7 @@ async def test_list_jobs_pages_rays_listing_in_rays_order(
     """Both routing forms: Ray's whole listing, in Ray's order, at least three pages."""
     everything = ray_head.order()
     for reference in (PROJECT, f"cluster:{PROJECT}"):
-        ids, pages = await all_pages(session, reference, limit=2)
+        ids, pages = await all_pages(session, reference, limit=2, project=PROJECT)
         assert ids == everything
         assert len(set(ids)) == len(ids)
         assert pages >= 3
@@ -106,9 +76,9 @@ async def test_list_jobs_pages_rays_listing_in_rays_order(
 
 async def test_list_jobs_filters_by_status(ray_head: RayHead, ray_jobs: SharedJobs, session: Any) -> None:
     """Only jobs in that state, the shared ones among them, in Ray's order."""
-    completed, pages = await all_pages(session, PROJECT, limit=1, status="completed")
-    failures, _ = await all_pages(session, PROJECT, limit=2, status="failed")
-    working, _ = await all_pages(session, PROJECT, limit=1, status="working")
+    completed, pages = await all_pages(session, PROJECT, limit=1, status="completed", project=PROJECT)
+    failures, _ = await all_pages(session, PROJECT, limit=2, status="failed", project=PROJECT)
+    working, _ = await all_pages(session, PROJECT, limit=1, status="working", project=PROJECT)
     assert pages >= 2
     # Every job that succeeds has succeeded by now (the rest sleep until stopped).
     assert completed == ray_head.order("SUCCEEDED")
@@ -171,9 +141,9 @@ async def test_cancel_job_waits_until_ray_says_stopped(
         record = (await call(session, "get_job", project_reference=PROJECT, job_id=victim)).structured_content
         assert record["status"] == "canceled"
         assert ray_head.info(ray_jobs.running)["status"] == "RUNNING", "only the job named was stopped"
-        stopped, _ = await all_pages(session, PROJECT, limit=5, status="canceled")
+        stopped, _ = await all_pages(session, PROJECT, limit=5, status="canceled", project=PROJECT)
         assert victim in stopped
-        working, _ = await all_pages(session, PROJECT, limit=5, status="working")
+        working, _ = await all_pages(session, PROJECT, limit=5, status="working", project=PROJECT)
         assert victim not in working
         assert ray_jobs.running in working
         again = await call(session, "cancel_job", project_reference=PROJECT, job_id=victim)

@@ -12,6 +12,7 @@ through its own API.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,12 +24,14 @@ from cancel_job_mcp.schemas import load_schema
 from cancel_job_mcp.stops import STOP_META_KEY
 
 from ..conftest import client, stdio_server
+from ..listing import all_pages
 from ..temporal_cluster import TemporalServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("temporal_server")]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
-PAGE = Draft7Validator(load_schema("list_jobs.output"))
+# list_jobs keeps Temporal's own order, open executions first (the README's Temporal section).
+in_temporals_order = functools.partial(all_pages, newest_first=False)
 CANCELED = Draft7Validator(load_schema("cancel_job.output"))
 PATIENT_GRACE = 30
 HASTY_GRACE = 2
@@ -266,27 +269,6 @@ async def test_wait_job_ends_when_the_workflow_closes(temporal_server: TemporalS
     )
 
 
-async def all_pages(
-    session: Any, reference: str, limit: int, status: str | None = None
-) -> list[dict[str, Any]]:
-    arguments: dict[str, Any] = {"project_reference": reference, "limit": limit}
-    if status is not None:
-        arguments["status"] = status
-    jobs: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(100):
-        result = await call(session, "list_jobs", **arguments, **({"cursor": cursor} if cursor else {}))
-        assert not result.is_error, result.content[0].text
-        page = result.structured_content
-        PAGE.validate(page)
-        assert len(page["jobs"]) <= limit
-        jobs += page["jobs"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return jobs
-    raise AssertionError("the listing never ends")
-
-
 async def test_list_and_get_match_the_contract_and_temporals_own_state(
     temporal_server: TemporalServer, session: Any
 ) -> None:
@@ -295,21 +277,16 @@ async def test_list_and_get_match_the_contract_and_temporals_own_state(
     try:
         temporal_server.wait_for_file(mark.with_name(f"{mark.name}.started"))
         temporal_server.wait_for_status(done, "COMPLETED")
-        jobs = await all_pages(session, "default", limit=2)
-        ids = [job["id"] for job in jobs]
+        ids, _ = await in_temporals_order(session, "default", limit=2, project="default")
         assert {running, done} <= set(ids)
         assert len(ids) == len(set(ids)), "each workflow once"
-        for job in jobs:
-            RECORD.validate(job)
-            assert job["project_id"] == "default"
-        working = [job["id"] for job in await all_pages(session, "default", limit=1, status="working")]
+        working, _ = await in_temporals_order(session, "default", limit=1, status="working")
         assert running in working
         assert done not in working
-        completed = await all_pages(session, "default", limit=3, status="completed")
-        assert done in [job["id"] for job in completed]
-        assert {job["status"] for job in completed} == {"completed"}
-        assert await all_pages(session, "default", limit=5, status="submitted") == []
-        others = [job["id"] for job in await all_pages(session, "other", limit=5)]
+        completed, _ = await in_temporals_order(session, "default", limit=3, status="completed")
+        assert done in completed
+        assert (await in_temporals_order(session, "default", limit=5, status="submitted")).ids == []
+        others, _ = await in_temporals_order(session, "other", limit=5)
         assert running not in others
         assert done not in others
 

@@ -26,11 +26,11 @@ from cancel_job_mcp.schemas import load_schema
 
 from ...conftest import client, stdio_server
 from ...fakes import CANARY_TOKEN, PROVIDERS, FakeVeryfront, Fault, ProviderCase
+from ...listing import all_pages
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group(__name__)]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
-PAGE = Draft7Validator(load_schema("list_jobs.output"))
 CANCELED = Draft7Validator(load_schema("cancel_job.output"))
 
 # The protocol version each client mode negotiates with this server.
@@ -94,6 +94,9 @@ class Session:
         self.texts: list[str] = []
 
     async def call(self, tool: str, **arguments: Any) -> Any:
+        return await self.call_tool(tool, arguments)
+
+    async def call_tool(self, tool: str, arguments: dict[str, Any]) -> Any:
         result = await self.session.call_tool(tool, arguments)
         self.texts.append(json.dumps(result.model_dump(mode="json")))
         return result
@@ -110,29 +113,6 @@ class Session:
         assert result.is_error, f"{tool}({arguments}) succeeded: {result.structured_content}"
         text: str = result.content[0].text
         return text
-
-    async def all_pages(self, reference: str, limit: int, status: str | None = None) -> tuple[list[str], int]:
-        """Every job id of the listing, following next_cursor to the end; returns (ids, pages)."""
-        arguments: dict[str, Any] = {"project_reference": reference, "limit": limit}
-        if status is not None:
-            arguments["status"] = status
-        ids: list[str] = []
-        pages = 0
-        cursor = None
-        while True:
-            page = await self.ok("list_jobs", **arguments, **({"cursor": cursor} if cursor else {}))
-            PAGE.validate(page)
-            pages += 1
-            assert len(page["jobs"]) <= limit
-            for job in page["jobs"]:
-                RECORD.validate(job)
-                if status is not None:
-                    assert job["status"] == status, job
-            ids += [job["id"] for job in page["jobs"]]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return ids, pages
-            assert pages < 50, "the listing never ends"
 
 
 def tampered(cursor: str) -> str:
@@ -234,17 +214,17 @@ def served(case: ProviderCase, mode: str, eras: dict[str, Era]) -> Served:
 async def test_list_jobs_pages_newest_first_in_both_routing_forms(served: Served) -> None:
     """Newest first across at least three pages, no repeats, only this project's jobs."""
     for reference in (served.by_glob, served.by_name):
-        ids, pages = await served.mcp.all_pages(reference, limit=3)
+        ids, pages = await all_pages(served.mcp, reference, limit=3)
         assert ids == served.seeded.ids
         assert len(set(ids)) == len(ids)
         assert pages >= 3
 
 
 async def test_list_jobs_filters_by_status(served: Served) -> None:
-    done, pages = await served.mcp.all_pages(served.by_glob, limit=2, status="completed")
+    done, pages = await all_pages(served.mcp, served.by_glob, limit=2, status="completed")
     assert done == served.seeded.finished
     assert pages >= 2
-    working, _ = await served.mcp.all_pages(served.by_name, limit=2, status="working")
+    working, _ = await all_pages(served.mcp, served.by_name, limit=2, status="working")
     assert working == served.active
 
 
@@ -288,9 +268,9 @@ async def test_cancel_job_cancels_the_named_job_and_only_it(served: Served) -> N
     assert untouched["status"] == "working"
     finished = await mcp.ok("get_job", project_reference=served.by_glob, job_id=served.seeded.finished[0])
     assert finished["status"] == "completed"
-    working, _ = await mcp.all_pages(served.by_glob, limit=2, status="working")
+    working, _ = await all_pages(mcp, served.by_glob, limit=2, status="working")
     assert working == served.active
-    canceled_list, _ = await mcp.all_pages(served.by_glob, limit=2, status="canceled")
+    canceled_list, _ = await all_pages(mcp, served.by_glob, limit=2, status="canceled")
     assert canceled_list == [victim]
 
 

@@ -21,12 +21,12 @@ from cancel_job_mcp.schemas import load_schema
 
 from ...cluster_support import poll
 from ...conftest import client, stdio_server
+from ...listing import all_pages
 from ...slurm_cluster import SlurmCluster
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.xdist_group("slurm_cluster")]
 
 RECORD = Draft7Validator(load_schema("get_job.output"))
-PAGE = Draft7Validator(load_schema("list_jobs.output"))
 CANCELED = Draft7Validator(load_schema("cancel_job.output"))
 ACTIVE = ("PENDING", "RUNNING", "COMPLETING")
 
@@ -48,33 +48,6 @@ def slurm_order(cluster: SlurmCluster, account: str, state: str | None = None) -
     jobs = [job for job in cluster.jobs() if job["account"] == account and state in (None, job["job_state"])]
     jobs.sort(key=lambda job: (job["submit_time"], job["job_id"]), reverse=True)
     return [str(job["job_id"]) for job in jobs]
-
-
-async def all_pages(
-    session: Any, reference: str, limit: int, status: str | None = None
-) -> tuple[list[str], int]:
-    arguments: dict[str, Any] = {"project_reference": reference, "limit": limit}
-    if status is not None:
-        arguments["status"] = status
-    ids: list[str] = []
-    pages = 0
-    cursor = None
-    while True:
-        result = await session.call_tool("list_jobs", {**arguments, **({"cursor": cursor} if cursor else {})})
-        assert not result.is_error, result.content[0].text
-        page = result.structured_content
-        PAGE.validate(page)
-        pages += 1
-        assert len(page["jobs"]) <= limit
-        for job in page["jobs"]:
-            RECORD.validate(job)
-            if status is not None:
-                assert job["status"] == status, job
-        ids += [job["id"] for job in page["jobs"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return ids, pages
-        assert pages < 100, "the listing never ends"
 
 
 def config_file(cluster: SlurmCluster, tmp_path: Path, api_version: str | None = None) -> Path:
