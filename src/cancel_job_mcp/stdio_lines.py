@@ -14,7 +14,12 @@ from mcp import types
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
+from .json_depth import nesting_exceeds
+
 MAX_LINE_BYTES = 4 * 1024 * 1024
+# A client's message: about as deep as the SDK's JSON reader takes over Streamable HTTP (pydantic-core
+# refuses past 201 levels), so what one transport serves the other serves too. A provider's answer has a
+# smaller limit of its own (backends/http/answer.py).
 MAX_DEPTH = 200
 MAX_NUMBER_DIGITS = 100
 BATCH_VERSIONS = frozenset({"2025-03-26"})  # the only revision whose JSON-RPC layer has batches
@@ -98,16 +103,16 @@ def _decode_plain(text: str) -> Any:
         return None
 
 
-def _problem(value: Any) -> str | None:
-    """Why a decoded JSON value cannot be served, or None: depth, numbers, lone surrogates."""
-    pending = [(value, 1)]
+def _problem(text: str, value: Any) -> str | None:
+    """Why the JSON `text`, decoded as `value`, cannot be served, or None: depth, numbers, lone
+    surrogates."""
+    if nesting_exceeds(text, MAX_DEPTH):
+        return f"the message nests deeper than {MAX_DEPTH} levels"
+    pending = [value]
     while pending:
-        item, depth = pending.pop()
+        item = pending.pop()
         if isinstance(item, dict | list):
-            if depth > MAX_DEPTH:
-                return f"the message nests deeper than {MAX_DEPTH} levels"
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
+            pending.extend([*item.keys(), *item.values()] if isinstance(item, dict) else item)
         elif isinstance(item, str) and not item.isascii():
             try:
                 item.encode("utf-8")
@@ -177,7 +182,7 @@ def _decode_carefully(text: str) -> SessionMessage | list[Any] | Refusal | None:
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return Refusal(salvage_id(text), types.PARSE_ERROR, "Parse error: the line is not valid JSON")
-    if problem := _problem(value):
+    if problem := _problem(text, value):
         return Refusal(readable_id(value), types.INVALID_REQUEST, f"Invalid request: {problem}")
     if isinstance(value, list):
         return value

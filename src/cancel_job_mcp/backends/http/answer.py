@@ -16,10 +16,14 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ...json_depth import nesting_exceeds
 from .payload import ProviderError, malformed
 
 ACCEPT_ENCODING = "gzip, deflate"
 DEFAULT_LIMIT = 4 * 1024 * 1024
+# A job record nests a few levels. The answer is walked by recursion (redaction) and returned inside
+# a tool result, which must stay readable by a client that refuses a message past 200 levels
+# (stdio_lines.MAX_DEPTH, the SDK's own JSON reader): far below both.
 MAX_DEPTH = 64
 _WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 
@@ -78,7 +82,7 @@ def decode_json(data: bytes, provider: str) -> Any:
         raise malformed(provider, "a number is NaN, Infinity or beyond what a float holds") from None
     except ValueError:  # not JSON, not UTF-8, or an integer of more than 4300 digits
         raise malformed(provider, "the body is not JSON") from None
-    if _nesting_exceeds(text, MAX_DEPTH):
+    if nesting_exceeds(text, MAX_DEPTH):
         raise _too_deep(provider)
     if _may_hold_surrogates(text) and _holds_lone_surrogate(value):
         raise malformed(provider, "a string holds a lone UTF-16 surrogate, which is not Unicode text")
@@ -134,32 +138,6 @@ _ESCAPED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 def _unescaped(escape: re.Match[str]) -> str:
     code = escape.group()[1:]
     return chr(int(code[1:], 16)) if len(code) == 5 else _ESCAPED.get(code, code)
-
-
-_OTHER_BYTES = bytes(byte for byte in range(256) if byte not in b'"[]{}')
-_AS_PARENTHESES = bytes.maketrans(b"[]{}", b"()()")
-_STRING = re.compile(rb'"[^"]*"')
-
-
-def _nesting_exceeds(text: str, limit: int) -> bool:
-    """True when the valid JSON `text` nests lists and objects more than `limit` levels.
-
-    Read from the brackets outside strings in a few passes in C, not by walking the decoded value.
-    Every backslash of valid JSON starts an escape, so once escaped backslashes and quotes are gone,
-    what lies between two quotes is a string; two quotes with nothing kept between them (an empty
-    string, or the end of one and the start of the next) can go first. Each round then removes the
-    innermost pairs of brackets.
-    """
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    unescaped = text.replace("\\\\", "").replace('\\"', "").encode("utf-8", "surrogatepass")
-    quotes_and_brackets = unescaped.translate(_AS_PARENTHESES, _OTHER_BYTES).replace(b'""', b"")
-    brackets = _STRING.sub(b"", quotes_and_brackets)
-    for _ in range(limit):
-        brackets = brackets.replace(b"()", b"")
-        if not brackets:
-            return False
-    return True
 
 
 class _NotFinite(Exception):

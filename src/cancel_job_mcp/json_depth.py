@@ -1,0 +1,35 @@
+"""How deep a JSON text nests, read from its brackets: the one nesting check of the server.
+
+Each caller names its own limit beside the JSON it reads (a client's message in stdio_lines.py, a
+provider's answer in backends/http/answer.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+_OTHER_BYTES = bytes(byte for byte in range(256) if byte not in b'"[]{}')
+_AS_PARENTHESES = bytes.maketrans(b"[]{}", b"()()")
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def nesting_exceeds(text: str, limit: int) -> bool:
+    """True when the valid JSON `text` nests lists and objects more than `limit` levels (a scalar is
+    0 levels, `[]` one, `[{}]` two).
+
+    Read from the brackets outside strings in a few passes in C, not by walking the decoded value.
+    Every backslash of valid JSON starts an escape, so once escaped backslashes and quotes are gone,
+    what lies between two quotes is a string; two quotes with nothing kept between them (an empty
+    string, or the end of one and the start of the next) can go first. Each round then removes the
+    innermost pairs of brackets.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    unescaped = text.replace("\\\\", "").replace('\\"', "").encode("utf-8", "surrogatepass")
+    quotes_and_brackets = unescaped.translate(_AS_PARENTHESES, _OTHER_BYTES).replace(b'""', b"")
+    brackets = _STRING.sub(b"", quotes_and_brackets)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        brackets = brackets.replace(b"()", b"")
+    return bool(brackets)
