@@ -17,7 +17,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from cancel_job_mcp.backends.local import procs
 from cancel_job_mcp.backends.local.runtime import submit_job
 
 from .conftest import CLI, env_for, wait_until
+from .fakes.server import FakeProvider
 
 PROTOCOL_VERSION = "2025-11-25"
 INTERNAL_ERROR = -32603
@@ -182,6 +184,33 @@ def shared_stdio_server(home: Path, stderr_path: Path) -> Iterator[RawStdioServe
     finally:
         server.kill()
         server.close()
+
+
+@dataclass
+class Ending:
+    """How a module's server ended: whether it was still alive when closed, and what it wrote on stderr."""
+
+    alive: bool = False
+    stderr: str = ""
+
+
+@contextlib.contextmanager
+def serving(
+    home: Path, config: Path, env: dict[str, str], log_level: str, fakes: Iterable[FakeProvider]
+) -> Iterator[tuple[RawStdioServer, Ending]]:
+    """A raw stdio server on `config` (its stderr beside it), initialized, for a module's tests; when they
+    end it is closed, then the fakes, and the Ending says how it ended."""
+    options = ("--config", str(config), "--log-level", log_level)
+    server = RawStdioServer(home, *options, stderr_path=config.parent / "stderr.txt", env=env)
+    ending = Ending()
+    try:
+        server.initialize()
+        yield server, ending
+    finally:
+        ending.alive = server.process.poll() is None
+        ending.stderr = server.close()
+        for fake in fakes:
+            fake.close()
 
 
 class StdioServers:

@@ -18,7 +18,7 @@ from jsonschema import Draft7Validator
 
 from cancel_job_mcp.schemas import load_schema
 
-from ..battery_support import RawStdioServer, error_code, structured
+from ..battery_support import RawStdioServer, error_code, serving, structured
 from ..conftest import free_port
 from ..fakes import CANARY_TOKEN, PROVIDERS, FakeProvider, Fault, ProviderCase, provider_tables
 
@@ -76,18 +76,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     config = root / "config.toml"
     config.write_text(text)
     env = {f"BATTERY_{kind.upper()}": CANARY_TOKEN for kind in fakes}
-    server = RawStdioServer(
-        home, "--config", str(config), "--log-level", "info", stderr_path=root / "stderr.txt", env=env
-    )
-    rig = Rig(server, fakes)
-    try:
-        server.initialize()
+    with serving(home, config, env, "info", fakes.values()) as (server, ending):
+        rig = Rig(server, fakes)
         yield rig
-    finally:
-        alive = server.process.poll() is None
-        stderr = server.close()
-        for fake in fakes.values():
-            fake.close()
+    alive, stderr = ending.alive, ending.stderr
     print(
         f"\n[battery-faults] {rig.faults_injected} faults injected, {rig.calls} tool calls,"
         f" slowest failing call per fault: { {k: round(v, 3) for k, v in sorted(rig.slowest.items())} }"

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ..battery_support import RawStdioServer, error_code
+from ..battery_support import RawStdioServer, error_code, serving
 from ..conftest import CLI, env_for
 from ..fakes import (
     PROVIDERS,
@@ -138,18 +138,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     )
     config.write_text(provider_tables(fakes, "HOSTILE", settings))
     env = {f"HOSTILE_{target.kind.upper()}": target.token for target in TARGETS}
-    server = RawStdioServer(
-        home, "--config", str(config), "--log-level", "debug", stderr_path=root / "stderr.txt", env=env
-    )
-    rig = Rig(root, config, env_for(home, **env), server, fakes)
-    try:
-        server.initialize()
+    with serving(home, config, env, "debug", fakes.values()) as (server, ending):
+        rig = Rig(root, config, env_for(home, **env), server, fakes)
         yield rig
-    finally:
-        alive = server.process.poll() is None
-        stderr = server.close()
-        for fake in fakes.values():
-            fake.close()
+    alive, stderr = ending.alive, ending.stderr
     print(
         f"\n[battery-hostile] server: {rig.calls} tool calls, codes {dict(sorted(rig.codes.items()))},"
         f" slowest {rig.slowest:.2f} s (bound {BOUND} s), peak RSS {rig.peak_kib / 1024:.0f} MiB"

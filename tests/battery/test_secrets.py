@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..battery_support import RawStdioServer, error_code
+from ..battery_support import RawStdioServer, error_code, serving
 from ..fakes import (
     PROVIDERS,
     FakeProvider,
@@ -85,18 +85,10 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
     config = root / "config.toml"
     config.write_text(text)
     env = {f"BATTERY_SECRET_{kind.upper()}": token for kind, token in TOKENS.items()}
-    server = RawStdioServer(
-        home, "--config", str(config), "--log-level", "debug", stderr_path=root / "stderr.txt", env=env
-    )
-    rig = Rig(server, fakes)
-    try:
-        server.initialize()
+    with serving(home, config, env, "debug", fakes.values()) as (server, ending):
+        rig = Rig(server, fakes)
         yield rig
-    finally:
-        alive = server.process.poll() is None
-        stderr = server.close()
-        for fake in fakes.values():
-            fake.close()
+    alive, stderr = ending.alive, ending.stderr
     sent = sum(len(fake.requests) for fake in fakes.values())
     print(
         f"\n[battery-secrets] {len(rig.answers)} answers checked, {rig.faults} faults injected,"
