@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from cancel_job_mcp.backends.local import procs
-from cancel_job_mcp.backends.local.runtime import submit_job
+from cancel_job_mcp.backends.local.runtime import LocalBackend, submit_job
 
 from .conftest import CLI, env_for, wait_until
 from .fakes.server import FakeProvider
@@ -279,6 +281,19 @@ def submit_here(home: Path, project: str, *command: str, **options: Any) -> dict
     """Submit a local job from this process with the runtime's `submit_job` (what the CLI's `submit`
     calls), where submitting is not what the test is about: it saves a CLI start (~0.2 s CPU)."""
     return dict(submit_job(home, project, list(command), **options))
+
+
+def backend_cancel(home: Path, project: str, job_id: str) -> None:
+    """The local backend's cancel alone, in this process: the stop is recorded and begun, not waited for."""
+
+    async def cancel() -> None:
+        backend = LocalBackend(home)
+        try:
+            await backend.cancel_job(project, job_id)
+        finally:
+            await backend.aclose()
+
+    anyio.run(cancel)
 
 
 def wait_for_stop(home: Path, job_id: str, timeout: float = 30) -> dict[str, Any]:

@@ -3,6 +3,8 @@ messages and headers, written once."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +13,11 @@ PROTOCOL_VERSION = "2025-11-25"
 # What a Streamable HTTP client sends with each POST.
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+# The tools, in tools/list's order: the reviewed snapshot test_tools_list.py holds the whole answer to.
+TOOL_NAMES = [
+    tool["name"]
+    for tool in json.loads((Path(__file__).parent / "snapshots" / "tools_list.json").read_text())["tools"]
+]
 
 
 def initialize(request_id: int | str = 1, version: str = PROTOCOL_VERSION) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from .conftest import (
     wait_for_process_group,
     wait_until,
 )
-from .mcp_wire import INITIALIZE, MCP_HEADERS, PING, open_session
+from .mcp_wire import INITIALIZE, MCP_HEADERS, PING, TOOL_NAMES, open_session
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -219,14 +219,7 @@ async def test_stateless_mode_serves_every_request_without_a_session(home: Path)
         for mode in ("auto", "legacy"):
             async with client(server.url, mode) as session:
                 tools = (await session.list_tools()).tools
-            assert [tool.name for tool in tools] == [
-                "cancel_job",
-                "cancel_jobs",
-                "get_job",
-                "list_jobs",
-                "get_job_logs",
-                "wait_job",
-            ]
+            assert [tool.name for tool in tools] == TOOL_NAMES
     finally:
         stop_http_server(server)
 

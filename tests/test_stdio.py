@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from .conftest import CLI, env_for
-from .mcp_wire import initialize
+from .mcp_wire import TOOL_NAMES, initialize
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -187,14 +187,7 @@ def test_a_batch_on_a_2025_03_26_connection_gets_a_reply_per_member(pipe: RawPip
     )
     answers = {json.dumps(answer.get("id")): answer for answer in pipe.receive()}
     assert answers["1"]["result"] == {}
-    assert [tool["name"] for tool in answers["2"]["result"]["tools"]] == [
-        "cancel_job",
-        "cancel_jobs",
-        "get_job",
-        "list_jobs",
-        "get_job_logs",
-        "wait_job",
-    ]
+    assert [tool["name"] for tool in answers["2"]["result"]["tools"]] == TOOL_NAMES
     assert answers["3"]["error"]["code"] == -32601
     assert answers["null"]["error"]["code"] == INVALID_REQUEST
     assert len(answers) == 4, "the duplicate id 1 is refused inside the same array"

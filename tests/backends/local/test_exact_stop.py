@@ -13,7 +13,7 @@ import pytest
 from cancel_job_mcp.backends.local import procs
 from cancel_job_mcp.backends.local.runtime import LocalBackend, submit_job
 
-from ...battery_support import wait_for_stop
+from ...battery_support import backend_cancel, wait_for_stop
 from ...conftest import wait_until
 
 pytestmark = pytest.mark.slow
@@ -109,15 +109,7 @@ def test_where_cgroup_v2_is_writable_each_attempt_runs_in_a_cgroup_of_its_own(ho
     for info in members:
         assert Path(f"/proc/{info.pid}/cgroup").read_text().strip().endswith(cgroup.name)
     assert "populated 1" in (cgroup / "cgroup.events").read_text()
-
-    async def cancel() -> None:
-        backend = LocalBackend(home)
-        try:
-            await backend.cancel_job(PROJECT, job["id"])
-        finally:
-            await backend.aclose()
-
-    anyio.run(cancel)
+    backend_cancel(home, PROJECT, job["id"])
     assert wait_for_stop(home, job["id"], timeout=60)["status"] == "canceled"
     assert job_processes(job["id"]) == []
     assert not cgroup.exists(), "the attempt's cgroup is removed once empty"

@@ -25,7 +25,7 @@ from cancel_job_mcp.backends.local.runtime import LocalBackend, submit_job
 from cancel_job_mcp.errors import ToolError
 from cancel_job_mcp.record import make_record, utc_now
 
-from ...battery_support import db_row, wait_for_stop
+from ...battery_support import backend_cancel, db_row, wait_for_stop
 from ...conftest import run_cli, wait_until
 
 PROJECT = "trust"
@@ -375,15 +375,7 @@ def test_a_wall_clock_that_jumps_moves_neither_the_grace_period_nor_the_kill(
     assert str(clock).encode() in supervisor_environ.read_bytes(), (
         "the supervisor runs with the jumping clock"
     )
-
-    async def cancel() -> None:
-        backend = LocalBackend(home)
-        try:
-            await backend.cancel_job(PROJECT, job["id"])
-        finally:
-            await backend.aclose()
-
-    anyio.run(cancel)
+    backend_cancel(home, PROJECT, job["id"])
     record = wait_for_stop(home, job["id"], timeout=60)
 
     assert record["status"] == "canceled"
@@ -493,15 +485,7 @@ def test_jobs_and_show_say_a_stop_is_still_under_way(home: Path, tmp_path: Path)
     log = tmp_path / "signals"
     job = submit_job(home, PROJECT, [sys.executable, "-c", TERM_THEN_ALIVE, str(log)], grace_seconds=600)
     wait_until(Path(f"{log}.ready").exists, timeout=60)
-
-    async def cancel() -> None:  # the backend's cancel alone: recorded, not waited for
-        backend = LocalBackend(home)
-        try:
-            await backend.cancel_job(PROJECT, job["id"])
-        finally:
-            await backend.aclose()
-
-    anyio.run(cancel)
+    backend_cancel(home, PROJECT, job["id"])  # recorded, not waited for
     wait_until(lambda: "TERM" in (log.read_text() if log.exists() else ""), timeout=60)
 
     for listing in (run_cli(home, "jobs"), run_cli(home, "jobs", "--project", PROJECT)):
