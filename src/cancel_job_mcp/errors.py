@@ -2,7 +2,8 @@
 
 Every text a caller sees for a refused or failed request is built here, so that one kind of failure
 reads the same whichever backend reports it. Other modules raise what the named constructors below
-return (grouped by the area that raises them).
+return (grouped by the area that raises them), handing them facts; none constructs these exceptions
+itself (tests/test_errors_built_here.py checks every module of src/, naming those not moved yet).
 
 The exceptions:
 
@@ -69,6 +70,8 @@ class ToolError(Exception):
 class BackendConfigError(Exception):
     """A backend cannot be created from its settings (e.g. its token variable is unset)."""
 
+
+# --- what any backend, the routing and the server say ----------------------------------------------
 
 # What a not_found says unless the backend knows a more useful hint.
 CHECK_BOTH = "A job is found only within the project it belongs to: check both values."
