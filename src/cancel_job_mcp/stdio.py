@@ -1,21 +1,32 @@
 """MCP over stdio: our framing in front of the SDK's serving loop.
 
-We read the lines ourselves, so that:
-- every request whose id can be read gets an answer, even when its line is not valid JSON, holds a lone
-  surrogate, nests too deep or carries an absurd number (-32700 / -32600 with that id);
-- a JSON-RPC batch gets one reply per member: real answers on a 2025-03-26 connection (the one
-  revision that has batches), an error each otherwise;
-- when the input ends, the requests still running are finished and answered (within `drain_seconds`,
-  the call timeout and a little more) before the loop stops: `(cat requests; sleep 1) | cancel-job-mcp`
-  gets every answer;
-- an answer that cannot be encoded (it would need UTF-8 to carry a lone surrogate) becomes an error
-  answer to its request, never the end of the connection;
-- a client that probes with `server/discover` and then falls back to `initialize` (the AI SDK waits
-  one second, less than our start-up on a busy machine) is served: while a connection has seen
-  nothing but `server/discover`, an `initialize` starts it over in the handshake era.
+We read and write the lines ourselves, not through the SDK's `stdio_server`, for what its transport
+does not do (each shown beside the bare SDK in tests/test_stdio_sdk.py):
 
-While serving, fd 0 reads /dev/null and fd 1 writes to stderr, so a stray print or a job's child
-process never touches the wire; the wire itself is a private, non-inheritable copy of both.
+1. Every request whose id can be read is answered: a line that is not JSON, or is cut short, gets
+   -32700 with the id read from its start (the SDK logs such a line and answers nothing).
+2. A line is bounded before the SDK sees it (stdio_lines.py): at most 4 MiB (the SDK reads a line of
+   any length into memory), UTF-8 (the SDK replaces bad bytes and serves the request), no lone
+   surrogate, no number of over 100 digits, no NaN or Infinity (the SDK serves NaN), at most 200
+   levels, an id that is a string or an integer; -32600 with the id otherwise.
+3. A JSON-RPC batch gets one reply per member: real answers on a 2025-03-26 connection (the one
+   revision that has batches), an error each otherwise (the SDK answers nothing).
+4. A client that probes with `server/discover` and then falls back to `initialize` (the AI SDK waits
+   one second, less than our start-up on a busy machine) is served: while a connection has seen
+   nothing but `server/discover`, an `initialize` starts it over in the handshake era (the SDK
+   refuses it, -32022).
+5. When the input ends, the requests still running are finished and answered (within
+   `drain_seconds`, the call timeout and a little more) before the loop stops:
+   `cat requests | cancel-job-mcp` gets every answer (the SDK cancels them, answering
+   -32000 "Connection closed").
+6. An answer that cannot be encoded (it would need UTF-8 to carry a lone surrogate) becomes an error
+   answer to its request, never the end of the connection (the SDK's writer fails, and the
+   transport with it).
+
+As the SDK's transport does, while serving, fd 0 reads /dev/null and fd 1 writes to stderr, so a
+stray print or a job's child process never touches the wire; the wire itself is a private,
+non-inheritable copy of both. The SDK offers that claim only together with its own reader (the
+claim alone is private, `mcp.server.stdio._claim_fd`), so `claimed_stdio` does it here.
 """
 
 from __future__ import annotations
