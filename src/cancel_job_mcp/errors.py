@@ -9,8 +9,8 @@ The exceptions:
 
 * ToolError - a failure the caller can act on: an `ErrorCode` and a sentence safe to show. Every
   refusal or failure of a tool call is one; the server answers it as an error result.
-  + ProviderError - one raised for a provider's answer, carrying its HTTP status and Retry-After
-    for the code that decides what to do next (today in backends/http/payload.py).
+  + ProviderError - one raised for a provider's answer, carrying its HTTP status, Retry-After and
+    the provider's own error numbers for the code that decides what to do next.
 * BackendConfigError - a backend cannot be made from its settings (a setting only the backend can
   check, e.g. $RAY_ADDRESS). No caller sees it as such: routing, the one place that makes backends,
   catches it alone and answers `backend_misconfigured` (`cannot_start`).
@@ -19,6 +19,7 @@ The exceptions:
 from __future__ import annotations
 
 import errno
+import math
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -65,6 +66,25 @@ class ToolError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ProviderError(ToolError):
+    """A `ToolError` for a provider's answer: `status` is its HTTP status, if there was one; `retry_after`
+    the seconds it asked us to wait; `numbers` the provider's own error numbers (Slurm's), if it gave any."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        numbers: tuple[int, ...] = (),
+    ) -> None:
+        super().__init__(code, message)
+        self.status = status
+        self.retry_after = retry_after
+        self.numbers = numbers
 
 
 class BackendConfigError(Exception):
@@ -365,4 +385,127 @@ def api_key_in_clear(backend: str, variable: str, host: str) -> BackendConfigErr
     return BackendConfigError(
         f"backend {backend!r} (temporal): {variable} is set, and the API key would go"
         f" unencrypted to {host}; use an https:// address"
+    )
+
+
+# --- Provider answers (backends/http: what a provider answered, or did not) -------------------------
+
+
+def malformed(provider: str, detail: str) -> ProviderError:
+    """An answer we cannot read; `detail` says what was wrong with it."""
+    return ProviderError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"{provider} answered in an unexpected form ({detail}). This is not something a retry fixes;"
+        " if it persists, the provider's API may have changed.",
+    )
+
+
+def answer_too_large(provider: str, limit: int) -> ProviderError:
+    return malformed(
+        provider,
+        f"the answer is larger than {limit} bytes, the most this backend reads (max_response_bytes); none of"
+        " it was used",
+    )
+
+
+def answer_too_slow(provider: str, address: str, deadline: float) -> ProviderError:
+    return ProviderError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        f"{provider} at {address} did not send its whole answer within {deadline:g} s (the backend's"
+        " total_timeout, by default connect_timeout + read_timeout); try again later.",
+    )
+
+
+def unreachable(provider: str, address: str, problem: str) -> ProviderError:
+    """`problem` says what went wrong, e.g. "did not answer in time (ReadTimeout)"."""
+    return ProviderError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        f"{provider} at {address} {problem}; check the network and the backend's base_url, then try again.",
+    )
+
+
+def log_url_failed(provider: str, status: int) -> ProviderError:
+    """A URL the provider handed out for a job's logs answered an error."""
+    return ProviderError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"a log URL {provider} handed out answered HTTP {status}; try again later (such URLs expire).",
+    )
+
+
+def rejected_as_invalid(provider: str, status: int, said: str) -> ProviderError:
+    """`said` is the provider's own message, as " Veryfront said: ..." (or "")."""
+    return ProviderError(
+        ErrorCode.INVALID_ARGUMENT,
+        f"{provider} rejected the request as invalid (HTTP {status}).{said}",
+        status=status,
+    )
+
+
+def credentials_refused(provider: str, status: int, token_env: str | None) -> ProviderError:
+    """HTTP 401 or 403: which variable to check, or that no token is sent at all."""
+    problem = "rejected the credentials" if status == 401 else "refused access with these credentials"
+    check = (
+        f"Check that the environment variable {token_env} holds a valid {provider} token with access to"
+        " this project (the server reads it at start)."
+        if token_env
+        else f"This server sends no token to {provider}: set token_env in its [backends.NAME] table to the"
+        " environment variable that holds one, and restart the server."
+    )
+    return ProviderError(
+        ErrorCode.UNAUTHORIZED, f"{provider} {problem} (HTTP {status}). {check}", status=status
+    )
+
+
+def provider_found_none(provider: str, what: str) -> ProviderError:
+    """HTTP 404; `what` names the thing asked for, e.g. "job 'abc'"."""
+    return ProviderError(
+        ErrorCode.NOT_FOUND,
+        f"{provider} found no {what} (HTTP 404). Check the project reference and the job id.",
+        status=404,
+    )
+
+
+def refused_by_its_state(provider: str, what: str, said: str) -> ProviderError:
+    """HTTP 409: the thing's current state forbids the change."""
+    return ProviderError(
+        ErrorCode.NOT_CANCELLABLE,
+        f"{provider} refused the change because of the {what}'s current state (HTTP 409).{said}",
+        status=409,
+    )
+
+
+def rate_limited(provider: str, wait: float | None) -> ProviderError:
+    when = f"retry after {math.ceil(wait)} s" if wait is not None else "wait a minute before retrying"
+    return ProviderError(
+        ErrorCode.RATE_LIMITED,
+        f"{provider} is rate limiting this token (HTTP 429); {when}.",
+        status=429,
+        retry_after=wait,
+    )
+
+
+def provider_failing(provider: str, status: int, said: str, wait: float | None) -> ProviderError:
+    """HTTP 5xx; `wait` is what a 503 asked for."""
+    return ProviderError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        f"{provider} is failing (HTTP {status}); try again shortly.{said}",
+        status=status,
+        retry_after=wait,
+    )
+
+
+def unexpected_status(provider: str, status: int, said: str) -> ProviderError:
+    return ProviderError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"{provider} answered with an unexpected HTTP {status}.{said}",
+        status=status,
+    )
+
+
+def cancel_refused_while_active(provider: str, job_id: str, status: int | None, current: str) -> ToolError:
+    """The provider refused a cancel as if the job had finished, but it reads `current` (still active)."""
+    return ToolError(
+        ErrorCode.NOT_CANCELLABLE,
+        f"{provider} refused to cancel job {job_id!r} (HTTP {status}) although it reads {current}; it may be"
+        " changing state: read it again before retrying.",
     )

@@ -17,7 +17,7 @@ import httpx
 import jwt
 
 from .backends.http.answer import TooLarge, decode_json, read_body
-from .backends.http.payload import ProviderError
+from .errors import ProviderError
 
 # Asymmetric algorithms only: a key set never verifies an HMAC (its "secret" would be public) or `none`.
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")

@@ -43,16 +43,14 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import refused_cursor
+from ..errors import ProviderError, malformed, refused_cursor
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
 from .http.payload import (
-    ProviderError,
     latest,
-    malformed,
     normalize_timestamp,
     optional_str,
     require_fields,

@@ -43,14 +43,13 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ..errors import not_cancellable, refused_cursor
+from ..errors import malformed, not_cancellable, refused_cursor
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
 from .http.payload import (
-    malformed,
     normalize_timestamp,
     optional_str,
     require_fields,

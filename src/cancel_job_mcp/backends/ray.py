@@ -41,7 +41,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import (
+    ProviderError,
     ToolError,
+    malformed,
     not_cancellable,
     on_ray_cluster,
     ray_did_not_stop,
@@ -54,13 +56,7 @@ from .http.checks import ServiceAddress, checked_segment
 from .http.credentials import REDACTED
 from .http.flows import ProviderPage, cursor_position, cut_page
 from .http.hosted import HostedBackend
-from .http.payload import (
-    ProviderError,
-    latest,
-    malformed,
-    normalize_timestamp,
-    required_timestamp,
-)
+from .http.payload import latest, normalize_timestamp, required_timestamp
 from .logs import JobLogs, LogQuery, select_text
 from .registry import ProviderSpec
 

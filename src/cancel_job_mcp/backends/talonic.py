@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import malformed
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import uuid_segment
@@ -49,7 +50,6 @@ from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
 from .http.payload import (
     latest,
-    malformed,
     normalize_timestamp,
     optional_str,
     require_fields,

@@ -67,6 +67,7 @@ import anyio
 
 from ..errors import (
     TEMPORAL_LOGS_INSTEAD,
+    ProviderError,
     ToolError,
     api_key_in_clear,
     in_temporal_namespace,
@@ -79,7 +80,6 @@ from .base import Backend, BackendSettings, Progress
 from .http.checks import ServiceAddress, checked_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
-from .http.payload import ProviderError
 from .registry import ProviderSpec
 from .temporal_mapping import (
     EVERY_CHAIN_QUERY,

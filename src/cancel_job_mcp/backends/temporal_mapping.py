@@ -32,8 +32,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import malformed
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
-from .http.payload import latest, malformed, normalize_timestamp, required_timestamp
+from .http.payload import latest, normalize_timestamp, required_timestamp
 
 PROVIDER = "Temporal"
 STATUS_PREFIX = "WORKFLOW_EXECUTION_STATUS_"

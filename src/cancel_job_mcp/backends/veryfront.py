@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import malformed
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment, uuid_segment
@@ -40,7 +41,6 @@ from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
 from .http.payload import (
     latest,
-    malformed,
     normalize_timestamp,
     optional_str,
     require_fields,

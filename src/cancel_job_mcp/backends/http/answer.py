@@ -16,8 +16,8 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ...errors import ProviderError, malformed
 from ...json_depth import nesting_exceeds
-from .payload import ProviderError, malformed
 
 ACCEPT_ENCODING = "gzip, deflate"
 DEFAULT_LIMIT = 4 * 1024 * 1024

@@ -57,7 +57,6 @@ redacted and cut to 300 characters, and dropped entirely if it still mentions an
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,12 +67,26 @@ import httpx
 
 from ... import __version__
 from ...backoff import Backoff
-from ...errors import BackendConfigError, ErrorCode
+from ...errors import (
+    BackendConfigError,
+    ProviderError,
+    answer_too_large,
+    answer_too_slow,
+    credentials_refused,
+    log_url_failed,
+    malformed,
+    provider_failing,
+    provider_found_none,
+    rate_limited,
+    refused_by_its_state,
+    rejected_as_invalid,
+    unexpected_status,
+    unreachable,
+)
 from ..base import BackendSettings
 from ..registry import ProviderSpec
 from .answer import ACCEPT_ENCODING, TooLarge, decode_json, json_strings, read_body
 from .credentials import protected, read_token
-from .payload import ProviderError, malformed
 from .retry import RETRIED_STATUSES, Policy, parse_retry_after
 
 logger = logging.getLogger("cancel_job_mcp.backends.http")
@@ -212,18 +225,9 @@ class HttpClient:
                         body = None  # an error answer is mapped by its status alone
                     return Answer(response.status_code, response.headers, body)
         except TimeoutError:
-            raise ProviderError(
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"{self.provider} at {self.base_url} did not send its whole answer within {deadline:g} s"
-                " (the backend's total_timeout, by default connect_timeout + read_timeout); try again"
-                " later.",
-            ) from None
+            raise answer_too_slow(self.provider, self.base_url, deadline) from None
         except TooLarge:
-            raise malformed(
-                self.provider,
-                f"the answer is larger than {self.policy.max_response_bytes} bytes, the most this backend"
-                " reads (max_response_bytes); none of it was used",
-            ) from None
+            raise answer_too_large(self.provider, self.policy.max_response_bytes) from None
         except httpx.TimeoutException as exc:
             raise self._transport_error(exc, timed_out=True) from None
         except httpx.HTTPError as exc:
@@ -255,11 +259,7 @@ class HttpClient:
         try:
             async with client.stream("GET", url) as response:
                 if not response.is_success:
-                    raise ProviderError(
-                        ErrorCode.UPSTREAM_ERROR,
-                        f"a log URL {self.provider} handed out answered HTTP {response.status_code}; try"
-                        " again later (such URLs expire).",
-                    )
+                    raise log_url_failed(self.provider, response.status_code)
                 if response.headers.get("content-encoding", "identity") != "identity":
                     raise malformed(self.provider, "a log URL answered with a compressed body, unasked")
                 async for chunk in response.aiter_raw():
@@ -291,68 +291,23 @@ class HttpClient:
         detail = self._provider_message(answer.body)
         said = f" {self.provider} said: {detail}" if detail else ""
         if status in (400, 422):
-            return ProviderError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{self.provider} rejected the request as invalid (HTTP {status}).{said}",
-                status=status,
-            )
+            return rejected_as_invalid(self.provider, status, said)
         if status in (401, 403):
-            problem = "rejected the credentials" if status == 401 else "refused access with these credentials"
-            check = (
-                f"Check that the environment variable {self.token_env} holds a valid {self.provider} token"
-                " with access to this project (the server reads it at start)."
-                if self.token_env
-                else f"This server sends no token to {self.provider}: set token_env in its [backends.NAME]"
-                " table to the environment variable that holds one, and restart the server."
-            )
-            return ProviderError(
-                ErrorCode.UNAUTHORIZED, f"{self.provider} {problem} (HTTP {status}). {check}", status=status
-            )
+            return credentials_refused(self.provider, status, self.token_env)
         if status == 404:
-            return ProviderError(
-                ErrorCode.NOT_FOUND,
-                f"{self.provider} found no {what} (HTTP 404). Check the project reference and the job id.",
-                status=status,
-            )
+            return provider_found_none(self.provider, what)
         if status == 409:
-            return ProviderError(
-                ErrorCode.NOT_CANCELLABLE,
-                f"{self.provider} refused the change because of the {what}'s current state (HTTP 409).{said}",
-                status=status,
-            )
+            return refused_by_its_state(self.provider, what, said)
         if status == 429:
-            wait = parse_retry_after(answer.headers)
-            when = f"retry after {math.ceil(wait)} s" if wait is not None else "wait a minute before retrying"
-            return ProviderError(
-                ErrorCode.RATE_LIMITED,
-                f"{self.provider} is rate limiting this token (HTTP 429); {when}.",
-                status=status,
-                retry_after=wait,
-            )
+            return rate_limited(self.provider, parse_retry_after(answer.headers))
         if status >= 500:
             wait = parse_retry_after(answer.headers) if status == 503 else None
-            return ProviderError(
-                ErrorCode.UPSTREAM_UNAVAILABLE,
-                f"{self.provider} is failing (HTTP {status}); try again shortly.{said}",
-                status=status,
-                retry_after=wait,
-            )
-        return ProviderError(
-            ErrorCode.UPSTREAM_ERROR,
-            f"{self.provider} answered with an unexpected HTTP {status}.{said}",
-            status=status,
-        )
+            return provider_failing(self.provider, status, said, wait)
+        return unexpected_status(self.provider, status, said)
 
     def _transport_error(self, exc: httpx.HTTPError, *, timed_out: bool) -> ProviderError:
-        if timed_out:
-            problem = f"did not answer in time ({type(exc).__name__})"
-        else:
-            problem = f"could not be reached ({type(exc).__name__})"
-        return ProviderError(
-            ErrorCode.UPSTREAM_UNAVAILABLE,
-            f"{self.provider} at {self.base_url} {problem}; check the network and the backend's base_url,"
-            " then try again.",
-        )
+        problem = "did not answer in time" if timed_out else "could not be reached"
+        return unreachable(self.provider, self.base_url, f"{problem} ({type(exc).__name__})")
 
     def _provider_message(self, body: bytes | None) -> str | None:
         """One message field of a JSON error body, redacted and cut short; None if it may hold a secret."""

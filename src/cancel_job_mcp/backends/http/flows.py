@@ -7,10 +7,15 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from ...errors import ErrorCode, ToolError, not_cancellable, refused_cursor
+from ...errors import (
+    ErrorCode,
+    ProviderError,
+    cancel_refused_while_active,
+    not_cancellable,
+    refused_cursor,
+)
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ..base import JobPage
-from .payload import ProviderError
 
 ProviderPage = tuple[list[JobRecord], str | None]
 Position = TypeVar("Position", tuple[int, int], tuple[int, str])
@@ -49,11 +54,7 @@ async def cancel_with_followup(
         if current["status"] in TERMINAL_STATUSES:
             raise not_cancellable(current, f"on {provider}") from None
         if error.code == ErrorCode.NOT_CANCELLABLE:
-            raise ToolError(
-                ErrorCode.NOT_CANCELLABLE,
-                f"{provider} refused to cancel job {job_id!r} (HTTP {error.status}) although it reads"
-                f" {current['status']}; it may be changing state: read it again before retrying.",
-            ) from None
+            raise cancel_refused_while_active(provider, job_id, error.status, current["status"]) from None
         raise
     if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise not_cancellable(record, f"on {provider}")

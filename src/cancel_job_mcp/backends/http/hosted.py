@@ -11,14 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import ErrorCode, ToolError, not_found, not_supported
+from ...errors import ErrorCode, ProviderError, ToolError, not_found, not_supported
 from ...record import JobRecord, JobStatus
 from ..base import BackendSettings, JobPage, StopHooks
 from ..logs import JobLogs, LogQuery
 from ..registry import ProviderSpec
 from .checks import checked_cursor, checked_limit, checked_status
 from .flows import ProviderPage, cancel_with_followup, filtered_page, refused_by_state
-from .payload import ProviderError
 
 if TYPE_CHECKING:
     from .client import HttpClient

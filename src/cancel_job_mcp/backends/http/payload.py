@@ -10,32 +10,13 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from ...errors import ErrorCode, ToolError
+from ...errors import malformed
 from ...record import format_timestamp
 
 # The times a job can sanely carry; anything outside is a provider fault, not a date to print.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _EPOCH_MILLIS = 1e11  # an epoch number this large is in milliseconds (1e11 s is the year 5138)
-
-
-class ProviderError(ToolError):
-    """A `ToolError` raised for a provider's answer; `status` is its HTTP status, if there was one."""
-
-    def __init__(
-        self, code: ErrorCode, message: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(code, message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-def malformed(provider: str, detail: str) -> ProviderError:
-    return ProviderError(
-        ErrorCode.UPSTREAM_ERROR,
-        f"{provider} answered in an unexpected form ({detail}). This is not something a retry fixes;"
-        " if it persists, the provider's API may have changed.",
-    )
 
 
 def require_fields(payload: Any, fields: tuple[str, ...], provider: str, what: str = "job") -> dict[str, Any]:

@@ -10,14 +10,22 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ...errors import BackendConfigError, ErrorCode, ToolError, invalid_argument, not_cancellable, not_found
+from ...errors import (
+    BackendConfigError,
+    ErrorCode,
+    ProviderError,
+    ToolError,
+    invalid_argument,
+    malformed,
+    not_cancellable,
+    not_found,
+)
 from ...record import JobRecord, JobStatus, is_terminal, utc_now
 from ..base import Backend, BackendSettings
 from ..http.checks import checked_segment
 from ..http.credentials import REDACTED
 from ..http.flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
 from ..http.hosted import HostedBackend
-from ..http.payload import ProviderError, malformed
 from ..logs import JobLogs, LogQuery
 
 if TYPE_CHECKING:

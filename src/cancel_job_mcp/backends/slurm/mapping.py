@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ...errors import ErrorCode
+from ...errors import ErrorCode, ProviderError, malformed
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
-from ..http.payload import ProviderError, latest, malformed, normalize_timestamp
+from ..http.payload import latest, normalize_timestamp
 from ..registry import ProviderSpec
 
 if TYPE_CHECKING:
