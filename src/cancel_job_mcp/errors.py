@@ -390,6 +390,9 @@ def api_key_in_clear(backend: str, variable: str, host: str) -> BackendConfigErr
 
 # --- Provider answers (backends/http: what a provider answered, or did not) -------------------------
 
+# What a not_found for a cancel adds: the provider was sent nothing.
+NOTHING_CANCELED = " Nothing was canceled."
+
 
 def malformed(provider: str, detail: str) -> ProviderError:
     """An answer we cannot read; `detail` says what was wrong with it."""
@@ -508,4 +511,74 @@ def cancel_refused_while_active(provider: str, job_id: str, status: int | None, 
         ErrorCode.NOT_CANCELLABLE,
         f"{provider} refused to cancel job {job_id!r} (HTTP {status}) although it reads {current}; it may be"
         " changing state: read it again before retrying.",
+    )
+
+
+# --- Slurm (backends/slurm: slurmrestd's answers, a job's output file) -------------------------------
+
+
+def slurm_credentials_refused(
+    address: str, status: int, token_env: str | None, user_name: str | None
+) -> ProviderError:
+    """HTTP 401 or 403 from slurmrestd: which JWT to check, or to send one."""
+    if token_env is None:
+        fix = (
+            "set token_env to the variable holding a Slurm JWT (`scontrol token` prints one as SLURM_JWT=...)"
+        )
+    else:
+        whose = f" of the user {user_name!r}" if user_name else ""
+        fix = (
+            f"check that the environment variable {token_env} holds a valid, unexpired Slurm JWT{whose}"
+            " (`scontrol token` makes one; the server reads it at start)"
+        )
+    return ProviderError(
+        ErrorCode.UNAUTHORIZED,
+        f"slurmrestd at {address} refused the request (HTTP {status}): {fix}.",
+        status=status,
+    )
+
+
+# `said` is Slurm's own words for its errors, `numbers` their error numbers.
+
+
+def slurm_job_unknown(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
+    return ProviderError(
+        ErrorCode.NOT_FOUND, f"Slurm knows no such job: {said}.", status=status, numbers=numbers
+    )
+
+
+def slurm_access_denied(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
+    return ProviderError(
+        ErrorCode.UNAUTHORIZED,
+        f"Slurm refused the request (HTTP {status}): {said}. The job belongs to a user that slurmrestd's"
+        " user (or the token's) may not act for; nothing was canceled: ask its owner or an administrator.",
+        status=status,
+        numbers=numbers,
+    )
+
+
+def slurm_controller_unreachable(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
+    return ProviderError(
+        ErrorCode.UPSTREAM_UNAVAILABLE,
+        f"slurmrestd could not reach the Slurm controller (HTTP {status}): {said}. Try again shortly.",
+        status=status,
+        numbers=numbers,
+    )
+
+
+def slurm_refused(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
+    return ProviderError(
+        ErrorCode.UPSTREAM_ERROR,
+        f"Slurm refused the request (HTTP {status}): {said}.",
+        status=status,
+        numbers=numbers,
+    )
+
+
+def output_unreadable(job_id: str, path: str, node: str, reason: object) -> ToolError:
+    """A job's output file that this machine cannot read (`reason`: why)."""
+    return ToolError(
+        ErrorCode.NOT_SUPPORTED,
+        f"The output of job {job_id!r} is in {path} on {node}, which this machine cannot read ({reason}):"
+        " read it there.",
     )

@@ -43,8 +43,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ..errors import malformed, not_cancellable, refused_cursor
-from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
+from ..errors import malformed, refused_cursor
+from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment
 from .http.flows import ProviderPage
@@ -181,6 +181,7 @@ def _has_next(meta: dict[str, Any], offset: int, limit: int, received: int) -> b
 class IonworksBackend(HostedBackend):
     spec = SPEC
     cancel_body: ClassVar[Any] = {}  # as the SDK sends
+    read_before_cancel = True  # Ionworks cancels by id alone: another project's job is never canceled
     logs_instead = (
         "Its job record is what it offers: get_job shows the job's status, and its failed_reason carries"
         " Ionworks' error and error code."
@@ -195,15 +196,6 @@ class IonworksBackend(HostedBackend):
 
     def owns(self, record: JobRecord, project: str) -> bool:
         return in_project(record, project)
-
-    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        # Ionworks cancels by id alone: the job is read first, and another project's is never canceled.
-        current = await self.read_job(project, job_id, " Nothing was canceled.")
-        if current["status"] == JobStatus.CANCELED:
-            return current
-        if current["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(current, f"on {PROVIDER}")
-        return await super().cancel_job(project, job_id)
 
     async def fetch_page(
         self, project: str, status: JobStatus | None, size: int, cursor: str | None

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,11 +113,18 @@ class HttpClient:
     """The HTTP side of one hosted backend, made from its settings and its provider's spec.
 
     The spec's `auth_header`/`auth_scheme` say how the token is sent: `("Authorization", "Bearer")`
-    gives `Authorization: Bearer <token>`, `("X-API-Key", None)` gives `X-API-Key: <token>`.
+    gives `Authorization: Bearer <token>`, `("X-API-Key", None)` gives `X-API-Key: <token>`. `headers`
+    go with every request; `read_error` reads a provider's own error answers (None leaves one to the
+    common table).
     """
 
     def __init__(
-        self, settings: BackendSettings, spec: ProviderSpec, *, headers: Mapping[str, str] | None = None
+        self,
+        settings: BackendSettings,
+        spec: ProviderSpec,
+        *,
+        headers: Mapping[str, str] | None = None,
+        read_error: Callable[[Answer], ProviderError | None] | None = None,
     ) -> None:
         if spec.default_base_url is None and settings.base_url is None:
             raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs base_url to be set")
@@ -131,6 +138,7 @@ class HttpClient:
         self._auth_header = spec.auth_header
         self._auth_scheme = spec.auth_scheme
         self._extra_headers = dict(headers or {})
+        self._read_error = read_error
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -286,7 +294,10 @@ class HttpClient:
         return value
 
     def error_for(self, answer: Answer, what: str = "resource") -> ProviderError:
-        """The ToolError for a non-2xx answer (see the module docstring's table)."""
+        """The ToolError for a non-2xx answer: the provider's own reading (`read_error`), else the
+        module docstring's table."""
+        if self._read_error is not None and (error := self._read_error(answer)) is not None:
+            return error
         status = answer.status
         detail = self._provider_message(answer.body)
         said = f" {self.provider} said: {detail}" if detail else ""

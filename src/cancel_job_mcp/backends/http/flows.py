@@ -28,13 +28,15 @@ def refused_by_state(error: ProviderError) -> bool:
 
 async def cancel_with_followup(
     provider: str,
+    where: str,
     job_id: str,
     post: Callable[[], Awaitable[JobRecord]],
     get: Callable[[], Awaitable[JobRecord]],
     *,
     refused: Callable[[ProviderError], bool] = refused_by_state,
 ) -> JobRecord:
-    """The cancel flow every hosted backend shares (waiting for the job to stop is the service's job).
+    """The cancel flow every hosted backend shares (waiting for the job to stop is the service's job);
+    `where` says where the job is, as `not_cancellable` says it ("on Veryfront").
 
     1. `post()` sends the cancel. If the provider refuses it in a way `refused` recognises (a 409 by
        default), `get()` reads the job: already canceled gives that record (canceling twice is not an
@@ -52,12 +54,12 @@ async def cancel_with_followup(
         if current["status"] == JobStatus.CANCELED:
             return current
         if current["status"] in TERMINAL_STATUSES:
-            raise not_cancellable(current, f"on {provider}") from None
+            raise not_cancellable(current, where) from None
         if error.code == ErrorCode.NOT_CANCELLABLE:
             raise cancel_refused_while_active(provider, job_id, error.status, current["status"]) from None
         raise
     if record["status"] in (JobStatus.COMPLETED, JobStatus.FAILED):
-        raise not_cancellable(record, f"on {provider}")
+        raise not_cancellable(record, where)
     return record
 
 

@@ -2,17 +2,27 @@
 
 A provider module subclasses it with its `SPEC` and what is its own: the job's path (checking the
 provider's id formats), `to_record` (its answer as our record), `fetch_page` (one page of its
-listing), and, where its API differs, the hooks below (`owns`, `refused`, `canceled_record`,
-`cancel_body`, `not_found`).
-"""
+listing), and, where its API differs, the hooks below: how the client is made (`client_spec`,
+`client_headers`), how an error answer reads (`answer_error`), whose a job is (`owns`), how a cancel
+is sent and answered (`read_before_cancel`, `send_cancel`, `cancel_body`, `canceled_record`,
+`refused`), and how messages name where a job is (`not_found`, `cancel_where`)."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ...errors import ErrorCode, ProviderError, ToolError, not_found, not_supported
-from ...record import JobRecord, JobStatus
+from ...errors import (
+    NOTHING_CANCELED,
+    ErrorCode,
+    ProviderError,
+    ToolError,
+    not_cancellable,
+    not_found,
+    not_supported,
+)
+from ...record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ..base import BackendSettings, JobPage, StopHooks
 from ..logs import JobLogs, LogQuery
 from ..registry import ProviderSpec
@@ -20,13 +30,16 @@ from .checks import checked_cursor, checked_limit, checked_status
 from .flows import ProviderPage, cancel_with_followup, filtered_page, refused_by_state
 
 if TYPE_CHECKING:
-    from .client import HttpClient
+    from .client import Answer, HttpClient
 
 
 class HostedBackend(StopHooks, ABC):
     spec: ClassVar[ProviderSpec]
     # The JSON body of a cancel request (None: no body).
     cancel_body: ClassVar[Any] = None
+    # For a provider that cancels by id alone: cancel_job reads the job first, so that nothing is sent
+    # for a job of another project (not_found) or one that has finished.
+    read_before_cancel: ClassVar[bool] = False
     # For a provider that documents no log endpoint: what it offers instead, in a sentence.
     logs_instead: ClassVar[str] = (
         "Read the job with get_job: its status and failed_reason say how it is doing or why it failed."
@@ -38,7 +51,12 @@ class HostedBackend(StopHooks, ABC):
 
         self.name = settings.name
         self.kind = self.spec.kind
-        self.http: HttpClient = HttpClient(settings, self.client_spec(settings))
+        self.http: HttpClient = HttpClient(
+            settings,
+            self.client_spec(settings),
+            headers=self.client_headers(settings),
+            read_error=self.answer_error,
+        )
 
     @property
     def provider(self) -> str:
@@ -66,6 +84,15 @@ class HostedBackend(StopHooks, ABC):
         """The spec the HTTP client is made from (adapted where settings choose the address or auth)."""
         return self.spec
 
+    def client_headers(self, settings: BackendSettings) -> Mapping[str, str]:
+        """Headers for every request besides the auth header."""
+        return {}
+
+    def answer_error(self, answer: Answer) -> ProviderError | None:
+        """The error for a non-2xx answer where the provider says more than its status (None: the
+        common table, HttpClient.error_for, reads it)."""
+        return None
+
     def owns(self, record: JobRecord, project: str) -> bool:
         """True when the job belongs to `project`; only needed where the provider's paths do not say."""
         return True
@@ -77,6 +104,17 @@ class HostedBackend(StopHooks, ABC):
     def canceled_record(self, body: Any, project: str) -> JobRecord:
         """The record in the answer to a cancel request."""
         return self.to_record(body, project)
+
+    async def send_cancel(self, project: str, job_id: str, current: JobRecord | None) -> JobRecord:
+        """Ask the provider to cancel the job (`POST {job}/cancel`); the record its answer gives.
+        `current` is the job as cancel_job read it first (with `read_before_cancel`), else None."""
+        path = f"{self.job_path(project, job_id)}/cancel"
+        body = await self._request("POST", path, project, job_id, NOTHING_CANCELED, json=self.cancel_body)
+        return self.canceled_record(body, project)
+
+    def cancel_where(self, project: str) -> str:
+        """Where a job is, as a refusal to cancel a finished one says it ("on Veryfront")."""
+        return f"on {self.provider}"
 
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
         return not_found(job_id, f"in project {project!r} on {self.provider}", consequence)
@@ -95,16 +133,20 @@ class HostedBackend(StopHooks, ABC):
         return record
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        path = f"{self.job_path(project, job_id)}/cancel"
-
-        async def post() -> JobRecord:
-            body = await self._request(
-                "POST", path, project, job_id, " Nothing was canceled.", json=self.cancel_body
-            )
-            return self.canceled_record(body, project)
-
+        current = None
+        if self.read_before_cancel:
+            current = await self.read_job(project, job_id, NOTHING_CANCELED)
+            if current["status"] == JobStatus.CANCELED:
+                return current  # canceling a canceled job answers its record, as the tool promises
+            if current["status"] in TERMINAL_STATUSES:
+                raise not_cancellable(current, self.cancel_where(project))
         return await cancel_with_followup(
-            self.provider, job_id, post, lambda: self.get_job(project, job_id), refused=self.refused
+            self.provider,
+            self.cancel_where(project),
+            job_id,
+            lambda: self.send_cancel(project, job_id, current),
+            lambda: self.get_job(project, job_id),
+            refused=self.refused,
         )
 
     async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:

@@ -5,31 +5,35 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from ...errors import (
+    NOTHING_CANCELED,
     BackendConfigError,
     ErrorCode,
     ProviderError,
     ToolError,
     invalid_argument,
     malformed,
-    not_cancellable,
     not_found,
+    output_unreadable,
+    slurm_credentials_refused,
 )
-from ...record import JobRecord, JobStatus, is_terminal, utc_now
+from ...record import JobRecord, JobStatus, utc_now
 from ..base import Backend, BackendSettings
+from ..http.answer import decode_json
 from ..http.checks import checked_segment
 from ..http.credentials import REDACTED
-from ..http.flows import ProviderPage, cancel_with_followup, cursor_position, cut_page
+from ..http.flows import ProviderPage, cursor_position, cut_page
 from ..http.hosted import HostedBackend
 from ..logs import JobLogs, LogQuery
 
 if TYPE_CHECKING:
-    from ..http.client import HttpClient
+    from ..http.client import Answer
 
 from .mapping import (
     _CURSOR,
@@ -41,7 +45,6 @@ from .mapping import (
     SPEC,
     UNIX_PREFIX,
     USER_NAME_HEADER,
-    SlurmError,
     array_tasks,
     in_scope,
     listed_jobs,
@@ -84,59 +87,11 @@ def _option(settings: BackendSettings, key: str) -> str | None:
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
 
-@functools.cache
-def _client_type() -> type[HttpClient]:
-    """HttpClient reading Slurm's `errors` list (made on first use: httpx is imported only then)."""
-    from ..http.answer import decode_json
-    from ..http.client import Answer, HttpClient
-
-    class SlurmHttpClient(HttpClient):
-        def error_for(self, answer: Answer, what: str = "resource") -> ProviderError:
-            status = answer.status
-            if status in (401, 403):
-                return self.unauthorized(status)
-            try:
-                errors = slurm_errors(decode_json(answer.body, self.provider)) if answer.body else []
-            except ProviderError:
-                errors = []
-            if not errors:
-                return super().error_for(answer, what)
-            return slurm_error(status, [self.without_secrets(error) for error in errors])
-
-        def unauthorized(self, status: int) -> ProviderError:
-            user = self.settings.options.get("user_name")
-            if self.token_env is None:
-                fix = (
-                    "set token_env to the variable holding a Slurm JWT (`scontrol token` prints one as"
-                    " SLURM_JWT=...)"
-                )
-            else:
-                fix = (
-                    f"check that the environment variable {self.token_env} holds a valid, unexpired Slurm"
-                    f" JWT{f' of the user {user!r}' if user else ''} (`scontrol token` makes one; the server"
-                    " reads it at start)"
-                )
-            return ProviderError(
-                ErrorCode.UNAUTHORIZED,
-                f"slurmrestd at {self.base_url} refused the request (HTTP {status}): {fix}.",
-                status=status,
-            )
-
-        def without_secrets(self, error: dict[str, Any]) -> dict[str, Any]:
-            """The error's texts without our token (in any form) or anything shaped like a JWT."""
-
-            def clean(text: str) -> str:
-                return _JWT.sub(REDACTED, self.redacted(text))
-
-            return {key: clean(value) if isinstance(value, str) else value for key, value in error.items()}
-
-    return SlurmHttpClient
-
-
 class SlurmBackend(HostedBackend):
     """Cancels, reads and lists the jobs of one Slurm cluster's account, partition or user."""
 
     spec = SPEC
+    read_before_cancel = True  # a job outside the project is not_found, and nothing is sent to cancel it
     # slurmrestd serves no job output, only the path of the file it goes to, on the job's node. That file
     # is read here only where the configuration says so (`read_output = true`): a path the controller
     # names could otherwise be any file this server's user can read.
@@ -147,21 +102,15 @@ class SlurmBackend(HostedBackend):
     )
 
     def __init__(self, settings: BackendSettings) -> None:
-        self.name = settings.name
-        self.kind = SPEC.kind
         # scope and api_version were checked with the rest of the file (config_models.SlurmTable).
         self.scope = _option(settings, "scope") or "account"
         self.read_output = settings.options.get("read_output") is True
         self.api_version = _option(settings, "api_version")
+        self.user_name = _option(settings, "user_name")
         _checked_address(settings)
-        user_name = _option(settings, "user_name")
         # The listing is the whole queue at once (3-10 KB a job): more than the 4 MiB other providers get.
         options = {"max_response_bytes": LISTING_LIMIT, **settings.options}
-        self.http: HttpClient = _client_type()(
-            dataclasses.replace(settings, options=options),
-            SPEC,
-            headers={USER_NAME_HEADER: user_name} if user_name else None,
-        )
+        super().__init__(dataclasses.replace(settings, options=options))
         self._version_lock = anyio.Lock()
 
     # --- HostedBackend's hooks ----------------------------------------------------------------------
@@ -176,11 +125,39 @@ class SlurmBackend(HostedBackend):
             raise slurm_error(200, errors) if errors else malformed(PROVIDER, "the answer lists no job")
         return to_record(jobs[0], project)
 
+    def client_headers(self, settings: BackendSettings) -> Mapping[str, str]:
+        return {USER_NAME_HEADER: self.user_name} if self.user_name else {}
+
+    def answer_error(self, answer: Answer) -> ProviderError | None:
+        """slurmrestd's 401/403 (naming its JWT), and the `errors` its answers carry, in Slurm's words."""
+        if answer.status in (401, 403):
+            return slurm_credentials_refused(
+                self.http.base_url, answer.status, self.http.token_env, self.user_name
+            )
+        try:
+            errors = slurm_errors(decode_json(answer.body, PROVIDER)) if answer.body else []
+        except ProviderError:
+            errors = []
+        return (
+            slurm_error(answer.status, [self._without_secrets(error) for error in errors]) if errors else None
+        )
+
+    def _without_secrets(self, error: dict[str, Any]) -> dict[str, Any]:
+        """The error's texts without our token (in any form) or anything shaped like a JWT."""
+
+        def clean(text: str) -> str:
+            return _JWT.sub(REDACTED, self.http.redacted(text))
+
+        return {key: clean(value) if isinstance(value, str) else value for key, value in error.items()}
+
     def owns(self, record: JobRecord, project: str) -> bool:
         return scope_matches(record["config"].get(self.scope), self.scope, project)
 
     def refused(self, error: ProviderError) -> bool:
-        return isinstance(error, SlurmError) and ALREADY_DONE in error.numbers
+        return ALREADY_DONE in error.numbers
+
+    def cancel_where(self, project: str) -> str:
+        return self.where(project)
 
     def not_found(self, project: str, job_id: str, consequence: str = "") -> ToolError:
         return not_found(
@@ -252,30 +229,22 @@ class SlurmBackend(HostedBackend):
                 return {**record, "id": f"{array_job}_{task}", "batch_id": array_job}
         return None
 
-    async def cancel_job(self, project: str, job_id: str) -> JobRecord:
-        """Read first (a job of another project is not_found, and nothing is sent), then DELETE."""
-        nothing = " Nothing was canceled."
-        current = await self.read_job(project, job_id, nothing)
-        if current["status"] == JobStatus.CANCELED:
-            return current  # canceling a canceled job returns its record, as the tool promises
-        if is_terminal(current):
-            raise not_cancellable(current, self.where(project))
-
-        async def delete() -> JobRecord:
-            await self._request("DELETE", self.job_path(project, job_id), project, job_id, nothing)
-            try:
-                return await self.read_job(project, job_id)
-            except ToolError as error:
-                if error.code != ErrorCode.NOT_FOUND or current["status"] != JobStatus.SUBMITTED:
-                    raise
-                # A pending array task that Slurm canceled leaves its array's pending tasks and keeps
-                # no record of its own: it never ran, and is canceled now.
-                now = utc_now()
-                return {**current, "status": JobStatus.CANCELED, "completed_at": now, "updated_at": now}
-
-        return await cancel_with_followup(
-            PROVIDER, job_id, delete, lambda: self.read_job(project, job_id), refused=self.refused
-        )
+    async def send_cancel(self, project: str, job_id: str, current: JobRecord | None) -> JobRecord:
+        """DELETE the job (read first: `current`), then read it again."""
+        await self._request("DELETE", self.job_path(project, job_id), project, job_id, NOTHING_CANCELED)
+        try:
+            return await self.read_job(project, job_id)
+        except ToolError as error:
+            if (
+                error.code != ErrorCode.NOT_FOUND
+                or current is None
+                or current["status"] != JobStatus.SUBMITTED
+            ):
+                raise
+            # A pending array task that Slurm canceled leaves its array's pending tasks and keeps
+            # no record of its own: it never ran, and is canceled now.
+            now = utc_now()
+            return {**current, "status": JobStatus.CANCELED, "completed_at": now, "updated_at": now}
 
     async def get_job_logs(self, project: str, job_id: str, query: LogQuery) -> JobLogs:
         """The job's StdOut file, read here when `read_output` is set and this machine can read it; only a
@@ -295,11 +264,7 @@ class SlurmBackend(HostedBackend):
         try:
             selection, size = await anyio.to_thread.run_sync(read)
         except OSError as error:
-            raise ToolError(
-                ErrorCode.NOT_SUPPORTED,
-                f"The output of job {job_id!r} is in {path} on {node}, which this machine cannot read"
-                f" ({error.strerror or error}): read it there.",
-            ) from None
+            raise output_unreadable(job_id, path, node, error.strerror or error) from None
         return JobLogs(
             project_id=project,
             job_id=job_id,

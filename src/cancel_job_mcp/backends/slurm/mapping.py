@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ...errors import ErrorCode, ProviderError, malformed
+from ...errors import (
+    ProviderError,
+    malformed,
+    slurm_access_denied,
+    slurm_controller_unreachable,
+    slurm_job_unknown,
+    slurm_refused,
+)
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from ..http.payload import latest, normalize_timestamp
 from ..registry import ProviderSpec
-
-if TYPE_CHECKING:
-    pass
-
 
 SPEC = ProviderSpec(
     kind="slurm",
@@ -246,45 +249,18 @@ def describe_errors(errors: list[dict[str, Any]]) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
 
 
-class SlurmError(ProviderError):
-    """An error Slurm reported in an answer's `errors`, with their numbers."""
-
-    def __init__(self, code: ErrorCode, message: str, *, status: int, numbers: tuple[int, ...]) -> None:
-        super().__init__(code, message, status=status)
-        self.numbers = numbers
-
-
-def slurm_error(status: int, errors: list[dict[str, Any]]) -> SlurmError:
+def slurm_error(status: int, errors: list[dict[str, Any]]) -> ProviderError:
     """The error for an answer carrying Slurm errors: an unknown job, an unreachable controller, or
-    anything else Slurm refused, in Slurm's words."""
+    anything else Slurm refused, in Slurm's words (the error numbers kept in `numbers`)."""
     numbers = tuple(n for n in map(error_number, errors) if n is not None)
     said = describe_errors(errors)
     if INVALID_JOB_ID in numbers or (EMPTY_RESULT in numbers and "Unable to find JobId" in said):
-        return SlurmError(
-            ErrorCode.NOT_FOUND, f"Slurm knows no such job: {said}.", status=status, numbers=numbers
-        )
+        return slurm_job_unknown(status, said, numbers)
     if ACCESS_DENIED in numbers:
-        return SlurmError(
-            ErrorCode.UNAUTHORIZED,
-            f"Slurm refused the request (HTTP {status}): {said}. The job belongs to a user that"
-            " slurmrestd's user (or the token's) may not act for; nothing was canceled: ask its owner or"
-            " an administrator.",
-            status=status,
-            numbers=numbers,
-        )
+        return slurm_access_denied(status, said, numbers)
     if any(n in COMMUNICATION_ERRORS for n in numbers):
-        return SlurmError(
-            ErrorCode.UPSTREAM_UNAVAILABLE,
-            f"slurmrestd could not reach the Slurm controller (HTTP {status}): {said}. Try again shortly.",
-            status=status,
-            numbers=numbers,
-        )
-    return SlurmError(
-        ErrorCode.UPSTREAM_ERROR,
-        f"Slurm refused the request (HTTP {status}): {said}.",
-        status=status,
-        numbers=numbers,
-    )
+        return slurm_controller_unreachable(status, said, numbers)
+    return slurm_refused(status, said, numbers)
 
 
 _TASK_RANGE = re.compile(r"([0-9]{1,10})(?:-([0-9]{1,10})(?::([0-9]{1,10}))?)?")

@@ -7,13 +7,9 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..logs import LogQuery, Selection, select_file
-
-if TYPE_CHECKING:
-    pass
-
 from .mapping import number, text_field
 
 _FILENAME_PATTERN = re.compile(r"%(%|[0-9]*[jAaxuN])")
