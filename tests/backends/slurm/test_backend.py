@@ -273,7 +273,7 @@ async def test_finished_jobs_are_not_cancellable_and_nothing_is_sent(
     done = fake.add("COMPLETED", exit_code={"status": ["SUCCESS"], "return_code": number(0)})
     error = await error_of(backend.cancel_job("physics", str(done)))
     assert error.code == ErrorCode.NOT_CANCELLABLE
-    assert "already completed" in error.message
+    assert f"Job '{done}' in account 'physics' on Slurm at {fake.url} is already completed" in error.message
     assert not fake.requests_to("DELETE")
 
 
@@ -284,7 +284,8 @@ async def test_a_job_that_finishes_before_the_delete_is_not_cancellable(
     fake.finish_on_delete.add(job_id)
     error = await error_of(backend.cancel_job("physics", str(job_id)))
     assert error.code == ErrorCode.NOT_CANCELLABLE
-    assert "already completed" in error.message
+    # Worded as when the job had finished before the cancel: where it is, then its status.
+    assert f"Job '{job_id}' in account 'physics' on Slurm at {fake.url} is already completed" in error.message
 
 
 async def test_unknown_and_malformed_ids(backend: SlurmBackend, fake: FakeSlurmrestd) -> None:
