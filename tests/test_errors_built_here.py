@@ -32,10 +32,7 @@ NOT_YET_MOVED = {
     "backends/http/checks.py": "issue 21, provider errors (H1)",
     "backends/http/client.py": "issue 21, provider errors (H1)",
     "backends/http/credentials.py": "issue 21, provider errors (H1)",
-    "backends/http/flows.py": "issue 21, provider errors (H1)",
-    "backends/http/payload.py": "issue 21, provider errors (H1)",
     "backends/slurm/backend.py": "issue 21, provider errors (H1)",
-    "backends/slurm/mapping.py": "issue 21, provider errors (H1)",
 }
 
 
