@@ -53,14 +53,16 @@ __all__ = [
 
 
 def backend_settings(kind: str, base_url: str, **overrides: Any) -> BackendSettings:
-    # Tiny per-read timeouts keep hang tests fast; the total deadline stays generous for a loaded machine.
+    # Tiny per-read timeouts keep hang tests fast; the total deadline stays generous for a loaded machine,
+    # and so does the connect timeout: a fake on loopback is refused at once, and only a starved event
+    # loop makes a connect slow (0.5 s gave ConnectTimeout in test_talonic and test_ionworks at load 12).
     options = {"max_retries": 2, "max_retry_wait": 1.0, "retry_backoff": 0.01, "total_timeout": 10.0}
     options.update(overrides.pop("options", {}))
     values: dict[str, Any] = {
         "name": kind,
         "kind": kind,
         "base_url": base_url,
-        "connect_timeout": 0.5,
+        "connect_timeout": 5.0,
         "read_timeout": 0.3,
         "settle_timeout": 0.0,
         "options": options,
