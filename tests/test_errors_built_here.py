@@ -25,16 +25,6 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "cancel_job_mcp"
 ERRORS = SRC / "errors.py"
 ROOTS = frozenset({"ToolError", "BackendConfigError"})
 
-# Modules still constructing errors of their own, each waiting on a piece of work under way (issue 21:
-# the provider answers' errors move into errors.py). An entry is removed as soon as its module is clean;
-# the test fails on an entry that no longer applies, so the list cannot outlive its reason.
-NOT_YET_MOVED = {
-    "backends/http/checks.py": "issue 21, provider errors (H1)",
-    "backends/http/client.py": "issue 21, provider errors (H1)",
-    "backends/http/credentials.py": "issue 21, provider errors (H1)",
-    "backends/slurm/backend.py": "issue 21, provider errors (H1)",
-}
-
 
 def _modules() -> dict[str, ast.Module]:
     return {
@@ -81,20 +71,11 @@ def test_only_errors_py_constructs_the_tools_errors() -> None:
     offenders = {
         module: found
         for module, tree in modules.items()
-        if module != "errors.py" and module not in NOT_YET_MOVED and (found := _constructions(tree, classes))
+        if module != "errors.py" and (found := _constructions(tree, classes))
     }
     assert not offenders, (
         "Error texts are built only in errors.py: give each of these a named constructor there (in the"
         f" section of its area) and raise what it returns: {offenders}"
-    )
-
-
-def test_every_module_waiting_to_move_still_waits() -> None:
-    modules = _modules()
-    classes = _error_classes(modules)
-    done = [module for module in NOT_YET_MOVED if not _constructions(modules[module], classes)]
-    assert not done, (
-        f"These modules construct no error of their own now: remove them from NOT_YET_MOVED: {done}"
     )
 
 

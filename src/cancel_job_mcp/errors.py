@@ -388,6 +388,75 @@ def api_key_in_clear(backend: str, variable: str, host: str) -> BackendConfigErr
     )
 
 
+# --- A hosted backend's settings (backends/http, backends/slurm: checked when the backend is made) -----
+
+
+def _backend(name: str, kind: str) -> str:
+    return f"backend {name!r} ({kind})"
+
+
+def setting_missing(name: str, kind: str, key: str) -> BackendConfigError:
+    return BackendConfigError(f"{_backend(name, kind)} needs {key} to be set")
+
+
+def token_unset(name: str, kind: str, variable: str) -> BackendConfigError:
+    return BackendConfigError(
+        f"{_backend(name, kind)}: the environment variable {variable} is not set or is empty; set it to the"
+        " provider's API token (or set token_env to the variable that holds it)"
+    )
+
+
+def token_unsendable(name: str, kind: str, variable: str) -> BackendConfigError:
+    return BackendConfigError(
+        f"{_backend(name, kind)}: the token in {variable} holds whitespace or control characters, which an"
+        " HTTP header cannot carry; check how the variable was set"
+    )
+
+
+# `source` is where the address came from (base_url or an environment variable), `shown` the address as
+# it may be shown (without secrets, cut short).
+
+
+def address_not_a_url(
+    name: str, kind: str, source: str, shown: str, what: str, instead: str
+) -> BackendConfigError:
+    """`what` says what the address must be, `instead` what to give in its place."""
+    return BackendConfigError(f"{_backend(name, kind)}: {source}={shown!r} is not {what}. {instead}")
+
+
+def address_with_credentials(name: str, kind: str, source: str, credential: str) -> BackendConfigError:
+    """`credential` says where the secret goes instead of the URL."""
+    return BackendConfigError(
+        f"{_backend(name, kind)}: {source} holds a user name or password (user:password@), which this server"
+        f" never sends in a URL; remove it, and {credential}"
+    )
+
+
+def address_port_invalid(name: str, kind: str, source: str, shown: str, port: str) -> BackendConfigError:
+    """`port` says which port the service listens on by default."""
+    return BackendConfigError(
+        f"{_backend(name, kind)}: {source}={shown!r} has a port that is not a number from 1 to 65535; {port}"
+    )
+
+
+def slurm_address_missing(name: str) -> BackendConfigError:
+    return BackendConfigError(
+        f"{_backend(name, 'slurm')} needs base_url: slurmrestd's address, e.g. http://slurm-head:6820 or"
+        " unix:/run/slurmrestd/slurmrestd.socket"
+    )
+
+
+def slurm_socket_relative(name: str, configured: str) -> BackendConfigError:
+    return BackendConfigError(
+        f"{_backend(name, 'slurm')}: base_url {configured!r} must give the socket's absolute path, as in"
+        " unix:/run/slurmrestd/slurmrestd.socket"
+    )
+
+
+def slurm_option_not_text(name: str, key: str) -> BackendConfigError:
+    return BackendConfigError(f"{_backend(name, 'slurm')}: {key} must be a string")
+
+
 # --- Provider answers (backends/http: what a provider answered, or did not) -------------------------
 
 # What a not_found for a cancel adds: the provider was sent nothing.

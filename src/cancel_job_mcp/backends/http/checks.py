@@ -12,7 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from ...errors import BackendConfigError, invalid_argument, refused_cursor
+from ...errors import (
+    address_not_a_url,
+    address_port_invalid,
+    address_with_credentials,
+    invalid_argument,
+    refused_cursor,
+)
 from ...record import JobStatus
 from ...redact import without_url_secrets
 from ..base import BackendSettings
@@ -44,21 +50,15 @@ class ServiceAddress:
             return self.default
         source = "base_url" if settings.base_url else self.env
         shown = without_url_secrets(configured)[:80]
-        backend = f"backend {settings.name!r} ({self.kind})"
         parts = urlsplit(configured)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BackendConfigError(f"{backend}: {source}={shown!r} is not {self.what}. {self.instead}")
+            raise address_not_a_url(settings.name, self.kind, source, shown, self.what, self.instead)
         if "@" in parts.netloc:
-            raise BackendConfigError(
-                f"{backend}: {source} holds a user name or password (user:password@), which this server"
-                f" never sends in a URL; remove it, and {self.credential}"
-            )
+            raise address_with_credentials(settings.name, self.kind, source, self.credential)
         try:
             parts.port  # noqa: B018  # raises for a port outside 0-65535 or not a number
         except ValueError:
-            raise BackendConfigError(
-                f"{backend}: {source}={shown!r} has a port that is not a number from 1 to 65535; {self.port}"
-            ) from None
+            raise address_port_invalid(settings.name, self.kind, source, shown, self.port) from None
         return configured.rstrip("/")
 
 

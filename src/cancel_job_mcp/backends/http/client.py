@@ -68,7 +68,6 @@ import httpx
 from ... import __version__
 from ...backoff import Backoff
 from ...errors import (
-    BackendConfigError,
     ProviderError,
     answer_too_large,
     answer_too_slow,
@@ -80,6 +79,7 @@ from ...errors import (
     rate_limited,
     refused_by_its_state,
     rejected_as_invalid,
+    setting_missing,
     unexpected_status,
     unreachable,
 )
@@ -127,7 +127,7 @@ class HttpClient:
         read_error: Callable[[Answer], ProviderError | None] | None = None,
     ) -> None:
         if spec.default_base_url is None and settings.base_url is None:
-            raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs base_url to be set")
+            raise setting_missing(settings.name, settings.kind, "base_url")
         self.settings = settings
         self.provider = spec.display_name
         self.base_url = (settings.base_url or spec.default_base_url or "").rstrip("/")

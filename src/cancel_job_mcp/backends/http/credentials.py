@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from ...errors import BackendConfigError
+from ...errors import setting_missing, token_unsendable, token_unset
 from ..base import BackendSettings
 
 # What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.
@@ -31,21 +31,14 @@ def read_token(settings: BackendSettings, default_env: str | None, *, required: 
     env = settings.token_env or default_env
     if env is None:
         if required:
-            raise BackendConfigError(f"backend {settings.name!r} ({settings.kind}) needs token_env to be set")
+            raise setting_missing(settings.name, settings.kind, "token_env")
         return None
     token = os.environ.get(env, "").strip()
     if token and not HEADER_SAFE_TOKEN.fullmatch(token):
-        raise BackendConfigError(
-            f"backend {settings.name!r} ({settings.kind}): the token in {env} holds whitespace or control"
-            " characters, which an HTTP header cannot carry; check how the variable was set"
-        )
+        raise token_unsendable(settings.name, settings.kind, env)
     if not token:
         if required or settings.token_env:
-            raise BackendConfigError(
-                f"backend {settings.name!r} ({settings.kind}): the environment variable {env} is not set or"
-                f" is empty; set it to the provider's API token (or set token_env to the variable that"
-                f" holds it)"
-            )
+            raise token_unset(settings.name, settings.kind, env)
         return None
     return token
 

@@ -13,7 +13,6 @@ import anyio
 
 from ...errors import (
     NOTHING_CANCELED,
-    BackendConfigError,
     ErrorCode,
     ProviderError,
     ToolError,
@@ -21,7 +20,10 @@ from ...errors import (
     malformed,
     not_found,
     output_unreadable,
+    slurm_address_missing,
     slurm_credentials_refused,
+    slurm_option_not_text,
+    slurm_socket_relative,
 )
 from ...record import JobRecord, JobStatus, utc_now
 from ..base import Backend, BackendSettings
@@ -66,21 +68,15 @@ def _checked_address(settings: BackendSettings) -> None:
     """`base_url` is slurmrestd's http(s) URL or `unix:` and its socket's absolute path."""
     configured = settings.base_url
     if not configured:
-        raise BackendConfigError(
-            f"backend {settings.name!r} (slurm) needs base_url: slurmrestd's address, e.g."
-            " http://slurm-head:6820 or unix:/run/slurmrestd/slurmrestd.socket"
-        )
+        raise slurm_address_missing(settings.name)
     if configured.startswith(UNIX_PREFIX) and not configured.startswith(f"{UNIX_PREFIX}/"):
-        raise BackendConfigError(
-            f"backend {settings.name!r} (slurm): base_url {configured!r} must give the socket's absolute"
-            " path, as in unix:/run/slurmrestd/slurmrestd.socket"
-        )
+        raise slurm_socket_relative(settings.name, configured)
 
 
 def _option(settings: BackendSettings, key: str) -> str | None:
     value = settings.options.get(key)
     if value is not None and not isinstance(value, str):
-        raise BackendConfigError(f"backend {settings.name!r} (slurm): {key} must be a string")
+        raise slurm_option_not_text(settings.name, key)
     return value
 
 
