@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import errno
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from .record import JobRecord
 from .redact import without_url_secrets
@@ -129,17 +129,37 @@ def refused_cursor() -> ToolError:
     )
 
 
-def unknown_project(problem: str, served: str) -> ToolError:
-    """`served` lists each backend with the projects it serves."""
+# A backend as unknown_project lists it: its name and its `projects` patterns.
+Served = tuple[str, Sequence[str]]
+
+
+def no_backend_named(
+    name: str, served: Iterable[Served], *, is_kind: bool = False, variable: str | None = None
+) -> ToolError:
+    """`NAME:REF` with no backend NAME; when NAME is a backend kind, what would turn that backend on
+    (`variable`: the environment variable that does, if any)."""
+    problem = f"There is no backend named {name!r}."
+    if is_kind:
+        problem += " " + _backend_off(name, variable)
+    return _unknown_project(problem, served)
+
+
+def no_backend_serves(project_reference: str, served: Iterable[Served]) -> ToolError:
+    return _unknown_project(f"No backend serves project {project_reference!r}.", served)
+
+
+def _unknown_project(problem: str, served: Iterable[Served]) -> ToolError:
+    backends = "; ".join(
+        f"{name} ({', '.join(projects) or 'only as ' + name + ':REF'})" for name, projects in served
+    )
     return ToolError(
         ErrorCode.UNKNOWN_PROJECT,
         f"{problem} Use a project a backend serves, or name the backend as 'NAME:PROJECT'."
-        f" Backends: {served}.",
+        f" Backends: {backends or 'none'}.",
     )
 
 
-def backend_off(kind: str, variable: str | None) -> str:
-    """Why `KIND:REF` found no backend `KIND`, when KIND is a kind: what would turn it on."""
+def _backend_off(kind: str, variable: str | None) -> str:
     table = f'a [backends.NAME] table with kind = "{kind}" in the configuration file'
     if variable is None:
         return f"A {kind} backend needs {table}."
@@ -147,6 +167,20 @@ def backend_off(kind: str, variable: str | None) -> str:
         f"The {kind} backend is on when ${variable} is set in the server's environment (or with {table}):"
         " set it and restart the server."
     )
+
+
+# What a backend that does not run jobs itself says of the local runtime's own operations.
+LocalOperation = Literal["submit", "prune", "a listing across projects"]
+_LOCAL_ONLY: dict[LocalOperation, str] = {
+    "submit": "submit starts jobs on the local runtime only: name a local backend, as 'local:PROJECT'."
+    " Nothing was submitted.",
+    "prune": "Its provider keeps and removes its jobs.",
+    "a listing across projects": "List one project's jobs (list_jobs).",
+}
+
+
+def local_only(backend: str, kind: str, operation: LocalOperation) -> ToolError:
+    return not_supported(f"backend {backend!r} ({kind})", operation, _LOCAL_ONLY[operation])
 
 
 def cannot_start(backend: str, reason: object) -> ToolError:

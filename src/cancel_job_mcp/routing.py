@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from .backends import registry
 from .backends.base import Backend, BackendSettings
 from .config import LOCAL, Config
-from .errors import BackendConfigError, ToolError, backend_off, cannot_start, unknown_project
+from .errors import BackendConfigError, Served, ToolError, cannot_start, no_backend_named, no_backend_serves
 
 BackendFactory = Callable[[BackendSettings], Backend]
 
@@ -69,29 +69,25 @@ class Router:
         name, separator, project = project_reference.partition(":")
         if separator:
             if name not in self._settings:
-                raise self._unknown(f"There is no backend named {name!r}.{_how_to_enable(name)}")
+                raise self._no_backend_named(name)
             return self._settings[name], project
         for settings in self._settings.values():
             if any(fnmatchcase(project_reference, pattern) for pattern in settings.projects):
                 return settings, project_reference
-        raise self._unknown(f"No backend serves project {project_reference!r}.")
+        raise no_backend_serves(project_reference, self._served())
 
-    def _unknown(self, problem: str) -> ToolError:
-        served = "; ".join(
-            f"{settings.name} ({', '.join(settings.projects) or 'only as ' + settings.name + ':REF'})"
-            for settings in self._settings.values()
+    def _no_backend_named(self, name: str) -> ToolError:
+        entry = registry.ENTRIES.get(name)
+        if entry is None or name == "local":
+            return no_backend_named(name, self._served())
+        return no_backend_named(
+            name, self._served(), is_kind=True, variable=entry.token_env or entry.address_env
         )
-        return unknown_project(problem, served or "none")
+
+    def _served(self) -> list[Served]:
+        return [(settings.name, settings.projects) for settings in self._settings.values()]
 
     async def aclose(self) -> None:
         for backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()
-
-
-def _how_to_enable(name: str) -> str:
-    """For a kind's own name: what turns its backend on."""
-    entry = registry.ENTRIES.get(name)
-    if entry is None or name == "local":
-        return ""
-    return " " + backend_off(name, entry.token_env or entry.address_env)

@@ -12,7 +12,7 @@ import anyio
 
 from ..backoff import Backoff
 from ..defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
-from ..errors import ToolError, not_supported
+from ..errors import ToolError, local_only
 from ..record import JobRecord, is_terminal
 
 if TYPE_CHECKING:
@@ -68,24 +68,13 @@ class StopHooks:
     stop_polling: StopPolling = StopPolling()
 
     async def submit_job(self, project: str, spec: JobSpec) -> JobRecord:
-        raise not_supported(
-            f"backend {self.name!r} ({self.kind})",
-            "submit",
-            "submit starts jobs on the local runtime only: name a local backend, as 'local:PROJECT'."
-            " Nothing was submitted.",
-        )
+        raise local_only(self.name, self.kind, "submit")
 
     async def prune_jobs(self, older_than: timedelta) -> list[str]:
-        raise not_supported(
-            f"backend {self.name!r} ({self.kind})", "prune", "Its provider keeps and removes its jobs."
-        )
+        raise local_only(self.name, self.kind, "prune")
 
     async def list_every_project(self, status: str | None, limit: int, cursor: str | None) -> JobPage:
-        raise not_supported(
-            f"backend {self.name!r} ({self.kind})",
-            "a listing across projects",
-            "List one project's jobs (list_jobs).",
-        )
+        raise local_only(self.name, self.kind, "a listing across projects")
 
     async def cancel_job(self, project: str, job_id: str) -> JobRecord:
         raise NotImplementedError
