@@ -3,7 +3,7 @@
 Every text a caller sees for a refused or failed request is built here, so that one kind of failure
 reads the same whichever backend reports it. Other modules raise what the named constructors below
 return (grouped by the area that raises them), handing them facts; none constructs these exceptions
-itself (tests/test_errors_built_here.py checks every module of src/, naming those not moved yet).
+itself (tests/test_errors_built_here.py checks every module of src/).
 
 The exceptions:
 
@@ -95,6 +95,8 @@ class BackendConfigError(Exception):
 
 # What a not_found says unless the backend knows a more useful hint.
 CHECK_BOTH = "A job is found only within the project it belongs to: check both values."
+# What a not_found met by a cancel adds (its `consequence`).
+NOTHING_CANCELED = " Nothing was canceled."
 
 
 def invalid_argument(field: str, rule: str) -> ToolError:
@@ -492,9 +494,6 @@ def slurm_option_not_text(name: str, key: str) -> BackendConfigError:
 
 
 # --- Provider answers (backends/http: what a provider answered, or did not) -------------------------
-
-# What a not_found for a cancel adds: the provider was sent nothing.
-NOTHING_CANCELED = " Nothing was canceled."
 
 
 def malformed(provider: str, detail: str) -> ProviderError:

@@ -19,7 +19,7 @@ from .backends.base import BackendSettings, JobPage, JobSpec, Progress
 from .backends.logs import DEFAULT_MAX_BYTES, DEFAULT_TAIL_LINES, JobLogs, LogQuery
 from .config import HTTP_TOKENS_ENV
 from .cursors import CursorCodec
-from .errors import ErrorCode, ToolError, refused_cursor
+from .errors import NOTHING_CANCELED, ErrorCode, ToolError, refused_cursor
 from .grants import current_grant
 from .http_values import named_token
 from .identifiers import check_identifier, is_identifier
@@ -68,7 +68,7 @@ class JobService:
         outcome: str = ErrorCode.INTERNAL_ERROR
         status = None
         try:
-            route = self._route(project_reference, job_id, " Nothing was canceled.")
+            route = self._route(project_reference, job_id, NOTHING_CANCELED)
             record = await route.backend.cancel_job_with_progress(route.project, job_id, progress)
             stop = await self._settle(route, record, progress)
             outcome, status = OK, stop.record["status"]

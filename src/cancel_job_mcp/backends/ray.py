@@ -41,6 +41,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import (
+    NOTHING_CANCELED,
     ProviderError,
     ToolError,
     malformed,
@@ -236,7 +237,7 @@ class RayBackend(HostedBackend):
             answer = await self.http.request_json("POST", path, what=f"job {job_id!r}")
         except ProviderError as exc:
             if exc.status == 404:
-                raise self.not_found(project, job_id, " Nothing was canceled.") from None
+                raise self.not_found(project, job_id, NOTHING_CANCELED) from None
             if exc.status == 400 and await self._is_driver(project, job_id):
                 # Ray's text/plain answer: "Can only stop submission type jobs".
                 raise ray_driver_not_stoppable(job_id, project) from None

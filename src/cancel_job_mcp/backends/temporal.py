@@ -66,6 +66,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ..errors import (
+    NOTHING_CANCELED,
     TEMPORAL_LOGS_INSTEAD,
     ProviderError,
     ToolError,
@@ -229,7 +230,7 @@ class TemporalBackend(HostedBackend):
     ) -> JobRecord:
         """Ask the workflow to cancel, wait out the grace period for it to close, terminate it if not."""
         # Every answer is read whole before anything is sent: a malformed one changes nothing.
-        body = await self._get(self.job_path(project, job_id), project, job_id, " Nothing was canceled.")
+        body = await self._get(self.job_path(project, job_id), project, job_id, NOTHING_CANCELED)
         found = self.to_record(body, project)
         if found["status"] != JobStatus.WORKING:
             if found["status"] == JobStatus.CANCELED:

@@ -26,6 +26,7 @@ import anyio
 from ...backoff import Backoff
 from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import (
+    NOTHING_CANCELED,
     ToolError,
     database_deleted,
     local_job_not_found,
@@ -210,7 +211,7 @@ class LocalBackend(StopHooks):
             "Nothing was canceled.", self._cancel, project, job_id
         )
         if row is None:
-            raise self.not_found(project, job_id, " Nothing was canceled.")
+            raise self.not_found(project, job_id, NOTHING_CANCELED)
         if row.status != JobStatus.CANCELED:
             raise not_cancellable(row.record, "on the local runtime")
         return row.record
