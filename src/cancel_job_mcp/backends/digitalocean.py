@@ -49,13 +49,7 @@ from .base import Backend, BackendSettings
 from .http.checks import plain_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
-from .http.payload import (
-    latest,
-    normalize_timestamp,
-    optional_str,
-    require_fields,
-    required_timestamp,
-)
+from .http.payload import job_times, optional_str, require_fields
 from .logs import JobLogs, LogQuery, select_text
 from .registry import ProviderSpec
 
@@ -97,9 +91,7 @@ def to_record(payload: Any, project: str) -> JobRecord:
     job_name = optional_str(job.get("job_name"))
     trigger = _trigger(job.get("trigger"))
     trigger_type = str(trigger.get("type") or "").upper() if trigger else ""
-    created = required_timestamp(job["created_at"], "created_at", PROVIDER)
-    started = normalize_timestamp(job.get("started_at"), "started_at", PROVIDER)
-    completed = normalize_timestamp(job.get("completed_at"), "completed_at", PROVIDER)
+    times = job_times(job, PROVIDER)
     config = {
         "app_id": project,
         "job_name": job_name,
@@ -116,10 +108,7 @@ def to_record(payload: Any, project: str) -> JobRecord:
         target=job_name or "",
         config={key: value for key, value in config.items() if value is not None},
         failed_reason=_failed_reason(job, phase.upper()),
-        started_at=started,
-        completed_at=completed,
-        created_at=created,
-        updated_at=latest(completed, started, created) or created,
+        **times,
     )
 
 

@@ -48,13 +48,7 @@ from .base import Backend, BackendSettings
 from .http.checks import uuid_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
-from .http.payload import (
-    latest,
-    normalize_timestamp,
-    optional_str,
-    require_fields,
-    required_timestamp,
-)
+from .http.payload import job_times, optional_str, require_fields
 from .registry import ProviderSpec
 
 SPEC = ProviderSpec(
@@ -107,9 +101,7 @@ def to_record(payload: Any, project: str, *, canceled: bool = False) -> JobRecor
     message = optional_str(error.get("message")) if isinstance(error, dict) else optional_str(error)
     raw_status = str(job["status"])
     status = map_status(raw_status, message, canceled=canceled)
-    created = required_timestamp(job["created_at"], "created_at", PROVIDER)
-    started = normalize_timestamp(job.get("started_at"), "started_at", PROVIDER)
-    completed = normalize_timestamp(job.get("completed_at"), "completed_at", PROVIDER)
+    times = job_times(job, PROVIDER)
     raw_schema = job.get("schema")
     schema: dict[str, Any] = raw_schema if isinstance(raw_schema, dict) else {}
     config: dict[str, Any] = {key: job[key] for key in _CONFIG_KEYS if job.get(key) is not None}
@@ -122,10 +114,7 @@ def to_record(payload: Any, project: str, *, canceled: bool = False) -> JobRecor
         target=f"schema:{schema['id']}" if schema.get("id") else "extraction",
         config=config,
         failed_reason=message if status in (JobStatus.FAILED, JobStatus.CANCELED) else None,
-        started_at=started,
-        completed_at=completed,
-        created_at=created,
-        updated_at=latest(completed, started, created) or created,
+        **times,
     )
 
 

@@ -39,13 +39,7 @@ from .base import Backend, BackendSettings
 from .http.checks import plain_segment, uuid_segment
 from .http.flows import ProviderPage
 from .http.hosted import HostedBackend
-from .http.payload import (
-    latest,
-    normalize_timestamp,
-    optional_str,
-    require_fields,
-    required_timestamp,
-)
+from .http.payload import job_times, optional_str, require_fields
 from .registry import ProviderSpec
 
 SPEC = ProviderSpec(
@@ -88,10 +82,7 @@ def to_record(payload: Any, project: str) -> JobRecord:
     config = dict(config)
     if raw_status.lower() not in _STATUSES or raw_status != status.value:
         config["provider_status"] = raw_status
-    created = required_timestamp(job["created_at"], "created_at", PROVIDER)
-    started = normalize_timestamp(job.get("started_at"), "started_at", PROVIDER)
-    completed = normalize_timestamp(job.get("completed_at"), "completed_at", PROVIDER)
-    updated = normalize_timestamp(job.get("updated_at"), "updated_at", PROVIDER)
+    times = job_times(job, PROVIDER, updated_field="updated_at")
     return make_record(
         id=str(job["id"]),
         project_id=optional_str(job.get("project_id")) or project,
@@ -107,10 +98,7 @@ def to_record(payload: Any, project: str) -> JobRecord:
         backoff_limit=_number(job.get("backoff_limit"), "backoff_limit"),
         exit_code=_exit_code(job.get("exit_code")),
         failed_reason=optional_str(job.get("failed_reason")) or optional_str(job.get("failure_detail")),
-        started_at=started,
-        completed_at=completed,
-        created_at=created,
-        updated_at=updated or latest(completed, started, created) or created,
+        **times,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from ...errors import malformed
 from ...record import format_timestamp
@@ -74,6 +74,30 @@ def required_timestamp(value: Any, field: str, provider: str) -> str:
     if stamp is None:
         raise malformed(provider, f"the job lacks {field!r}")
     return stamp
+
+
+class JobTimes(TypedDict):
+    """A job's four times, as `make_record` takes them (`**times`)."""
+
+    started_at: str | None
+    completed_at: str | None
+    created_at: str
+    updated_at: str
+
+
+def job_times(job: dict[str, Any], provider: str, *, updated_field: str | None = None) -> JobTimes:
+    """A job's `created_at` (required), `started_at` and `completed_at`, each ISO 8601 or epoch; its
+    `updated_at` is the provider's `updated_field` when it sends one, else the latest of the three."""
+    created = required_timestamp(job.get("created_at"), "created_at", provider)
+    started = normalize_timestamp(job.get("started_at"), "started_at", provider)
+    completed = normalize_timestamp(job.get("completed_at"), "completed_at", provider)
+    updated = normalize_timestamp(job.get(updated_field), updated_field, provider) if updated_field else None
+    return {
+        "started_at": started,
+        "completed_at": completed,
+        "created_at": created,
+        "updated_at": updated or latest(completed, started, created) or created,
+    }
 
 
 def latest(*stamps: str | None) -> str | None:
