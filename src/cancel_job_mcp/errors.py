@@ -496,6 +496,30 @@ def slurm_option_not_text(name: str, key: str) -> BackendConfigError:
 # --- Provider answers (backends/http: what a provider answered, or did not) -------------------------
 
 
+# What get_job_logs' not_supported offers instead, for a provider that serves no job output: by default,
+# the job's record; where the record is all a provider offers, `record_for_logs` says what it carries.
+READ_THE_RECORD = (
+    "Read the job with get_job: its status and failed_reason say how it is doing or why it failed."
+)
+TALONIC_LOGS_INSTEAD = (
+    "It offers the rows a job has processed, through its results endpoint (GET /v1/jobs/{id}/results), and"
+    " the job's status and error through get_job."
+)
+SLURM_LOGS_INSTEAD = (
+    "Slurm writes a job's output to the file its StdOut names (`scontrol show job ID`), on the node that ran"
+    " the job: read it there, or set read_output = true in this backend's table when this machine shares"
+    " that file system."
+)
+
+
+def record_for_logs(carried: str) -> str:
+    """`carried` is what the record's failed_reason carries, e.g. "Veryfront's failure detail"."""
+    return (
+        "Its job record is what it offers: get_job shows the job's status, and its failed_reason carries"
+        f" {carried}."
+    )
+
+
 def malformed(provider: str, detail: str) -> ProviderError:
     """An answer we cannot read; `detail` says what was wrong with it."""
     return ProviderError(

@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ..errors import malformed, refused_cursor
+from ..errors import malformed, record_for_logs, refused_cursor
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment
@@ -182,10 +182,7 @@ class IonworksBackend(HostedBackend):
     spec = SPEC
     cancel_body: ClassVar[Any] = {}  # as the SDK sends
     read_before_cancel = True  # Ionworks cancels by id alone: another project's job is never canceled
-    logs_instead = (
-        "Its job record is what it offers: get_job shows the job's status, and its failed_reason carries"
-        " Ionworks' error and error code."
-    )
+    logs_instead = record_for_logs("Ionworks' error and error code")
 
     def job_path(self, project: str, job_id: str) -> str:
         plain_segment("project_reference", project, _EXPECTS_PROJECT)

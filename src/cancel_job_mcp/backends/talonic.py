@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import malformed
+from ..errors import TALONIC_LOGS_INSTEAD, malformed
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import uuid_segment
@@ -120,10 +120,7 @@ def to_record(payload: Any, project: str, *, canceled: bool = False) -> JobRecor
 
 class TalonicBackend(HostedBackend):
     spec = SPEC
-    logs_instead = (
-        "It offers the rows a job has processed, through its results endpoint (GET /v1/jobs/{id}/results),"
-        " and the job's status and error through get_job."
-    )
+    logs_instead = TALONIC_LOGS_INSTEAD
 
     def job_path(self, project: str, job_id: str) -> str:
         return f"/v1/jobs/{uuid_segment('job_id', job_id, PROVIDER)}"

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import malformed
+from ..errors import malformed, record_for_logs
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment, uuid_segment
@@ -137,10 +137,7 @@ def _next_cursor(body: dict[str, Any]) -> str | None:
 
 class VeryfrontBackend(HostedBackend):
     spec = SPEC
-    logs_instead = (
-        "Its job record is what it offers: get_job shows the job's status, and its failed_reason carries"
-        " Veryfront's failure detail."
-    )
+    logs_instead = record_for_logs("Veryfront's failure detail")
 
     def job_path(self, project: str, job_id: str) -> str:
         return f"{_jobs_path(project)}/{uuid_segment('job_id', job_id, PROVIDER)}"

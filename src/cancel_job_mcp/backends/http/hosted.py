@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import (
     NOTHING_CANCELED,
+    READ_THE_RECORD,
     ErrorCode,
     ProviderError,
     ToolError,
@@ -41,9 +42,7 @@ class HostedBackend(StopHooks, ABC):
     # for a job of another project (not_found) or one that has finished.
     read_before_cancel: ClassVar[bool] = False
     # For a provider that documents no log endpoint: what it offers instead, in a sentence.
-    logs_instead: ClassVar[str] = (
-        "Read the job with get_job: its status and failed_reason say how it is doing or why it failed."
-    )
+    logs_instead: ClassVar[str] = READ_THE_RECORD
 
     def __init__(self, settings: BackendSettings) -> None:
         # Imported here: httpx is the costliest import of the server, and only a backend in use needs it.

@@ -13,6 +13,7 @@ import anyio
 
 from ...errors import (
     NOTHING_CANCELED,
+    SLURM_LOGS_INSTEAD,
     ErrorCode,
     ProviderError,
     ToolError,
@@ -91,11 +92,7 @@ class SlurmBackend(HostedBackend):
     # slurmrestd serves no job output, only the path of the file it goes to, on the job's node. That file
     # is read here only where the configuration says so (`read_output = true`): a path the controller
     # names could otherwise be any file this server's user can read.
-    logs_instead = (
-        "Slurm writes a job's output to the file its StdOut names (`scontrol show job ID`), on the node"
-        " that ran the job: read it there, or set read_output = true in this backend's table when this"
-        " machine shares that file system."
-    )
+    logs_instead = SLURM_LOGS_INSTEAD
 
     def __init__(self, settings: BackendSettings) -> None:
         # scope and api_version were checked with the rest of the file (config_models.SlurmTable).
