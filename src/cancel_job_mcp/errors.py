@@ -203,15 +203,6 @@ def audit_unavailable(path: object, error: BaseException) -> ToolError:
     )
 
 
-def untrusted_state(path: str, problem: str, fix: str) -> ToolError:
-    """The local runtime's state directory, or a file in it, that another user could have written."""
-    return ToolError(
-        ErrorCode.BACKEND_MISCONFIGURED,
-        f"The local runtime refuses {path}: {problem}, so another user could read its jobs or plant one."
-        f" Nothing was read, changed or run. {fix}",
-    )
-
-
 def busy(limit: int) -> ToolError:
     return ToolError(
         ErrorCode.BUSY,
@@ -309,6 +300,32 @@ def local_job_not_found(job_id: str, project: str, home: Path, consequence: str 
         consequence,
         "A job is found only within the project it was submitted to, and by servers using the same"
         " state directory: check all three.",
+    )
+
+
+def state_of_another_user(path: Path, owner: str, user: str) -> ToolError:
+    """The state directory, or a file in it, belongs to `owner`, not to this server's `user` (or root)."""
+    return _untrusted_state(
+        path,
+        f"it belongs to another user ({owner})",
+        f"Use a state directory of your own (--home or CANCEL_JOB_MCP_HOME), or, if {owner} is you"
+        f" by another name, give it to this user: chown -R {user} {path}",
+    )
+
+
+def state_writable_by_others(path: Path, mode: int) -> ToolError:
+    return _untrusted_state(
+        path,
+        f"it is writable by group or others (mode {mode:04o})",
+        f"Make it writable by its owner only: chmod go-w {path}",
+    )
+
+
+def _untrusted_state(path: Path, problem: str, fix: str) -> ToolError:
+    return ToolError(
+        ErrorCode.BACKEND_MISCONFIGURED,
+        f"The local runtime refuses {path}: {problem}, so another user could read its jobs or plant one."
+        f" Nothing was read, changed or run. {fix}",
     )
 
 

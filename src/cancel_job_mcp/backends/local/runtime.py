@@ -32,7 +32,6 @@ from ...errors import (
     local_job_not_found,
     not_cancellable,
     refused_cursor,
-    untrusted_state,
     unusable_state,
 )
 from ...record import JobRecord, JobStatus, format_timestamp, is_terminal, make_record, utc_now
@@ -395,7 +394,7 @@ def _may_pass(error: BaseException) -> bool:
 def state_error(home: Path, error: BaseException, consequence: str) -> ToolError:
     """A state directory that cannot be used, named with its problem (never a traceback)."""
     if isinstance(error, store.UntrustedState):
-        return untrusted_state(os.fspath(error.path), error.problem, error.fix)
+        return error.refusal
     return unusable_state(home, store.database_path(home), error, consequence)
 
 

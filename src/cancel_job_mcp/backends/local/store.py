@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
+from ...errors import ToolError, state_of_another_user, state_writable_by_others
 from ...record import ACTIVE_STATUSES, TERMINAL_STATUSES, JobRecord, JobStatus, utc_now
 from . import procs
 
@@ -127,11 +128,9 @@ def database_path(home: Path) -> Path:
 class UntrustedState(PermissionError):
     """The state directory, or a file in it, is another user's or writable by others (see `secure`)."""
 
-    def __init__(self, path: Path, problem: str, fix: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
-        self.fix = fix
+    def __init__(self, refusal: ToolError) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal  # what the caller is told
 
 
 # The files kept in the state directory besides the job logs (0600 each): the jobs, the cursor key,
@@ -171,18 +170,9 @@ def _check_owner_and_mode(path: Path, status: os.stat_result) -> None:
     me = os.geteuid()
     if status.st_uid not in (me, 0):
         owner = _user_name(status.st_uid)
-        raise UntrustedState(
-            path,
-            f"it belongs to another user ({owner})",
-            f"Use a state directory of your own (--home or CANCEL_JOB_MCP_HOME), or, if {owner} is you"
-            f" by another name, give it to this user: chown -R {_user_name(me)} {path}",
-        )
+        raise UntrustedState(state_of_another_user(path, owner, _user_name(me)))
     if status.st_mode & 0o022:
-        raise UntrustedState(
-            path,
-            f"it is writable by group or others (mode {stat.S_IMODE(status.st_mode):04o})",
-            f"Make it writable by its owner only: chmod go-w {path}",
-        )
+        raise UntrustedState(state_writable_by_others(path, stat.S_IMODE(status.st_mode)))
 
 
 def _user_name(uid: int) -> str:
