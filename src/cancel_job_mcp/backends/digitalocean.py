@@ -194,14 +194,7 @@ class DigitalOceanBackend(HostedBackend):
         job_name = quote(str(record["config"].get("job_name") or record["name"]), safe="")
         app = plain_segment("project_reference", project, "DigitalOcean expects an app id")
         path = f"/v2/apps/{app}/jobs/{job_name}/invocations/{quote(record['id'], safe='')}/logs"
-        try:
-            body = await self.http.request_json(
-                "GET", path, params={"type": "JOB_INVOCATION"}, what=f"job {job_id!r}"
-            )
-        except ProviderError as error:
-            if error.status == 404:
-                raise self.not_found(project, job_id) from None
-            raise
+        body = await self._request("GET", path, project, job_id, params={"type": "JOB_INVOCATION"})
         urls = _log_urls(body)
         data, cut = await self.http.read_handed_out(urls)
         selection = select_text(data.decode("utf-8", "replace"), query)

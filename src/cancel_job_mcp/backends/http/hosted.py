@@ -167,10 +167,21 @@ class HostedBackend(StopHooks, ABC):
         await self.http.aclose()
 
     async def _request(
-        self, method: str, path: str, project: str, job_id: str, consequence: str, json: Any = None
+        self,
+        method: str,
+        path: str,
+        project: str,
+        job_id: str,
+        consequence: str = "",
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Any:
+        """A request about one job; the provider's not_found is the backend's own (`not_found`)."""
         try:
-            return await self.http.request_json(method, path, json=json, what=f"job {job_id!r}")
+            return await self.http.request_json(
+                method, path, params=params, json=json, what=f"job {job_id!r}"
+            )
         except ProviderError as error:
             if error.code == ErrorCode.NOT_FOUND:
                 raise self.not_found(project, job_id, consequence) from None
