@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import invalid_arguments
+from .errors import invalid_arguments, missing_field, not_a_member, unaccepted_field, wrong_type
 from .identifiers import preview
 
 if TYPE_CHECKING:
@@ -70,18 +70,16 @@ def _problems(error: ValidationError, accepted: list[str]) -> list[str]:
     instance = cast(dict[str, Any], error.instance)
     if error.validator == "required":
         missing = [name for name in cast(list[str], error.validator_value) if name not in instance]
-        return [f"{name}: is required (the tool takes: {fields})" for name in missing]
+        return [missing_field(name, fields) for name in missing]
     if error.validator == "additionalProperties":
         extra = sorted(set(instance) - set(accepted))
-        return [
-            f"{preview(name)}: is not an accepted field (the tool takes only: {fields})" for name in extra
-        ]
+        return [unaccepted_field(preview(name), fields) for name in extra]
     if error.validator == "type":
         expected = " or ".join(_types({"type": error.validator_value}))
-        return [f"{field}: must be of type {expected}, got {_json_type(error.instance)}"]
+        return [wrong_type(field, expected, _json_type(error.instance))]
     if error.validator == "enum":
         members = ", ".join(json.dumps(member) for member in cast(list[Any], error.validator_value))
-        return [f"{field}: must be one of {members}; got {_truncate(json.dumps(error.instance))}"]
+        return [not_a_member(field, members, _truncate(json.dumps(error.instance)))]
     return [f"{field}: {_truncate(error.message)}"]
 
 

@@ -246,6 +246,25 @@ def invalid_arguments(problems: Iterable[str]) -> ToolError:
     return ToolError(ErrorCode.INVALID_ARGUMENT, "; ".join(list(problems)[:MAX_REPORTED_PROBLEMS]))
 
 
+# Each problem of a call's arguments, as "field: rule" (`accepted` lists the tool's fields).
+
+
+def missing_field(name: str, accepted: str) -> str:
+    return f"{name}: is required (the tool takes: {accepted})"
+
+
+def unaccepted_field(shown: str, accepted: str) -> str:
+    return f"{shown}: is not an accepted field (the tool takes only: {accepted})"
+
+
+def wrong_type(field: str, expected: str, got: str) -> str:
+    return f"{field}: must be of type {expected}, got {got}"
+
+
+def not_a_member(field: str, members: str, got: str) -> str:
+    return f"{field}: must be one of {members}; got {got}"
+
+
 # --- a person's confirmation of a cancel (confirm.py) ---------------------------------------------
 # `what` names the jobs, e.g. "job 'x' in project 'p'".
 
