@@ -210,7 +210,8 @@ def busy(limit: int) -> ToolError:
     )
 
 
-# What a call that ran out of time had done, as its `timeout` answer says.
+# What a call that ran out of time had done, as its `timeout` answer says (NOTHING_CHANGED is also what
+# a read says when the local runtime cannot use its state directory).
 NOTHING_CHANGED = "Nothing was changed."
 CANCEL_ACCEPTED = (
     "The cancel was accepted, but the job had not yet stopped: check with get_job (canceling again is safe)."

@@ -27,6 +27,7 @@ from ...backoff import Backoff
 from ...defaults import DEFAULT_GRACE_SECONDS, DEFAULT_LOG_LIMIT
 from ...errors import (
     NOTHING_CANCELED,
+    NOTHING_CHANGED,
     ToolError,
     database_deleted,
     local_job_not_found,
@@ -169,7 +170,7 @@ class LocalBackend(StopHooks):
 
     async def get_job(self, project: str, job_id: str) -> JobRecord:
         row = self._settled(project, job_id) or await self._db(
-            "Nothing was changed.", self._read_one, project, job_id
+            NOTHING_CHANGED, self._read_one, project, job_id
         )
         if row is None:
             raise self.not_found(project, job_id)
@@ -184,7 +185,7 @@ class LocalBackend(StopHooks):
     async def _list(self, project: str | None, status: str | None, limit: int, cursor: str | None) -> JobPage:
         """A page of the project's jobs (`None`: every project's); the cursor is a sequence number."""
         before = _parse_cursor(cursor)
-        rows = await self._db("Nothing was changed.", self._read_page, project, status, limit, before)
+        rows = await self._db(NOTHING_CHANGED, self._read_page, project, status, limit, before)
         next_cursor = str(rows[-1].sequence) if len(rows) == limit else None
         return JobPage(jobs=[row.record for row in rows], next_cursor=next_cursor)
 
