@@ -1,15 +1,15 @@
-"""errors.py builds every text a caller sees: no other module of src/ constructs an error of the tool.
+"""errors/ builds every text a caller sees: no other module of src/ constructs an error of the tool.
 
 The rule, checked on the source (ast), so that it holds for code no test runs:
 
-- Outside errors.py, nothing calls an error class: `ToolError(...)`, `BackendConfigError(...)`, or any
-  subclass of them, wherever it is defined. A module raises what a named constructor of errors.py
+- Outside errors/, nothing calls an error class: `ToolError(...)`, `BackendConfigError(...)`, or any
+  subclass of them, wherever it is defined. A module raises what a named constructor of errors/
   returns, giving it facts (ids, paths, numbers, a provider's own words); the sentence is written there.
   The rule is about the call, whatever its arguments: a message assembled from variables or f-strings
   is as much a text built elsewhere as a literal one, and no call site needs an exception (re-raising
   an error object is not a construction).
-- Outside errors.py, no class derives from them: an error type, and so the words its construction
-  needs, is declared in errors.py too.
+- Outside errors/, no class derives from them: an error type, and so the words its construction
+  needs, is declared in errors/ too.
 
 What it does not hold: the facts handed to a constructor may themselves be phrases (an argument's
 rule beside the pattern that enforces it, a provider's detail for `malformed`); they describe the
@@ -22,7 +22,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "cancel_job_mcp"
-ERRORS = SRC / "errors.py"
+ERRORS = SRC / "errors" / "__init__.py"
 ROOTS = frozenset({"ToolError", "BackendConfigError"})
 
 
@@ -71,10 +71,10 @@ def test_only_errors_py_constructs_the_tools_errors() -> None:
     offenders = {
         module: found
         for module, tree in modules.items()
-        if module != "errors.py" and (found := _constructions(tree, classes))
+        if not module.startswith("errors/") and (found := _constructions(tree, classes))
     }
     assert not offenders, (
-        "Error texts are built only in errors.py: give each of these a named constructor there (in the"
+        "Error texts are built only in errors/: give each of these a named constructor there (in the"
         f" section of its area) and raise what it returns: {offenders}"
     )
 
@@ -89,7 +89,7 @@ def test_the_rule_sees_what_it_forbids() -> None:
         "raise Late(code, message)\n"
         "raise not_found(job_id, where)\n"
     )
-    classes = _error_classes({"errors.py": ast.parse(ERRORS.read_text()), "x.py": tree})
+    classes = _error_classes({"errors/__init__.py": ast.parse(ERRORS.read_text()), "x.py": tree})
     assert _constructions(tree, classes) == [
         "line 2: class Late",
         "line 3: ToolError(...)",

@@ -43,7 +43,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ..errors import ProviderError, malformed, refused_cursor
+from ..errors import ProviderError, refused_cursor
+from ..errors.providers import malformed
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment

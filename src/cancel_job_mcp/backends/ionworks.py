@@ -43,7 +43,8 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from ..errors import malformed, record_for_logs, refused_cursor
+from ..errors import refused_cursor
+from ..errors.providers import malformed, record_for_logs
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment

@@ -40,12 +40,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import (
-    NOTHING_CANCELED,
-    ProviderError,
-    ToolError,
+from ..errors import NOTHING_CANCELED, ProviderError, ToolError, not_cancellable
+from ..errors.providers import (
     malformed,
-    not_cancellable,
     on_ray_cluster,
     ray_did_not_stop,
     ray_driver_not_stoppable,

@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import TALONIC_LOGS_INSTEAD, malformed
+from ..errors.providers import TALONIC_LOGS_INSTEAD, malformed
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import uuid_segment

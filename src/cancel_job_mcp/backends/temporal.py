@@ -65,14 +65,11 @@ from urllib.parse import urlsplit
 
 import anyio
 
-from ..errors import (
-    NOTHING_CANCELED,
+from ..errors import NOTHING_CANCELED, ProviderError, ToolError, not_cancellable
+from ..errors.providers import (
     TEMPORAL_LOGS_INSTEAD,
-    ProviderError,
-    ToolError,
     api_key_in_clear,
     in_temporal_namespace,
-    not_cancellable,
     workflow_not_found,
 )
 from ..record import JobRecord, JobStatus

@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import malformed
+from ..errors.providers import malformed
 from ..record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from .http.payload import latest, normalize_timestamp, required_timestamp
 

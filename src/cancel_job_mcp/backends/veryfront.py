@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import malformed, record_for_logs
+from ..errors.providers import malformed, record_for_logs
 from ..record import JobRecord, JobStatus, make_record
 from .base import Backend, BackendSettings
 from .http.checks import plain_segment, uuid_segment

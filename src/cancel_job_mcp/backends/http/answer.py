@@ -16,7 +16,8 @@ import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...errors import ProviderError, malformed
+from ...errors import ProviderError
+from ...errors.providers import malformed
 from ...json_depth import nesting_exceeds
 
 ACCEPT_ENCODING = "gzip, deflate"

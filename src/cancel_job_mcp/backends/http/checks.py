@@ -12,13 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from ...errors import (
-    address_not_a_url,
-    address_port_invalid,
-    address_with_credentials,
-    invalid_argument,
-    refused_cursor,
-)
+from ...errors import invalid_argument, refused_cursor
+from ...errors.providers import address_not_a_url, address_port_invalid, address_with_credentials
 from ...record import JobStatus
 from ...redact import without_url_secrets
 from ..base import BackendSettings

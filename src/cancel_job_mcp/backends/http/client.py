@@ -67,8 +67,8 @@ import httpx
 
 from ... import __version__
 from ...backoff import Backoff
-from ...errors import (
-    ProviderError,
+from ...errors import ProviderError
+from ...errors.providers import (
     answer_too_large,
     answer_too_slow,
     credentials_refused,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from ...errors import setting_missing, token_unsendable, token_unset
+from ...errors.providers import setting_missing, token_unsendable, token_unset
 from ..base import BackendSettings
 
 # What an HTTP header value can carry as a credential: visible ASCII, no spaces or control characters.

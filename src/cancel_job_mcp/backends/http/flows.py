@@ -7,13 +7,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from ...errors import (
-    ErrorCode,
-    ProviderError,
-    cancel_refused_while_active,
-    not_cancellable,
-    refused_cursor,
-)
+from ...errors import ErrorCode, ProviderError, not_cancellable, refused_cursor
+from ...errors.providers import cancel_refused_while_active
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ..base import JobPage
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import (
     NOTHING_CANCELED,
-    READ_THE_RECORD,
     ErrorCode,
     ProviderError,
     ToolError,
@@ -23,6 +22,7 @@ from ...errors import (
     not_found,
     not_supported,
 )
+from ...errors.providers import READ_THE_RECORD
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus
 from ..base import BackendSettings, JobPage, StopHooks
 from ..logs import JobLogs, LogQuery

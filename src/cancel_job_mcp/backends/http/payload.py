@@ -10,7 +10,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from ...errors import malformed
+from ...errors.providers import malformed
 from ...record import format_timestamp
 
 # The times a job can sanely carry; anything outside is a provider fault, not a date to print.

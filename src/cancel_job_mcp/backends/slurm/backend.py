@@ -11,15 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ...errors import (
-    NOTHING_CANCELED,
+from ...errors import NOTHING_CANCELED, ErrorCode, ProviderError, ToolError, invalid_argument, not_found
+from ...errors.providers import (
     SLURM_LOGS_INSTEAD,
-    ErrorCode,
-    ProviderError,
-    ToolError,
-    invalid_argument,
     malformed,
-    not_found,
     output_unreadable,
     slurm_address_missing,
     slurm_credentials_refused,

@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import (
-    ProviderError,
+from ...errors import ProviderError
+from ...errors.providers import (
     malformed,
     slurm_access_denied,
     slurm_controller_unreachable,
