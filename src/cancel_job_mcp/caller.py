@@ -7,6 +7,7 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 # Where the HTTP guard (`http_security.BearerAuth`) leaves the name of the token a request presented,
@@ -29,6 +30,7 @@ class Caller:
     client_version: str | None = None
 
 
+@cache  # without $USER, getpass reads the passwd database: once a process is enough
 def os_user() -> str:
     """The user this process runs as: the login name, else the numeric uid."""
     try:
