@@ -58,6 +58,7 @@ COLUMNS = (
     "at", "tool", "transport", "principal", "client_name", "client_version", "project", "job_id",
     "backend", "confirmation", "outcome", "status",
 )  # fmt: skip
+_INSERT = f"INSERT INTO attempts ({', '.join(COLUMNS[:10])}) VALUES ({', '.join('?' * 10)})"
 OK = "ok"  # the outcome of a cancel the backend accepted; any other outcome is an error code
 
 T = TypeVar("T")
@@ -114,9 +115,7 @@ class AuditLog:
         )  # fmt: skip
 
         def insert(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                f"INSERT INTO attempts ({', '.join(COLUMNS[:10])}) VALUES ({', '.join('?' * 10)})", values
-            )
+            cursor = conn.execute(_INSERT, values)
             return int(cursor.lastrowid or 0)
 
         return await self._run(insert)

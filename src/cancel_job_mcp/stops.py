@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from .record import JobRecord
@@ -53,6 +54,12 @@ class Stop:
     signals: Signals | None = None
     escalation: Escalation | None = None
 
+    @cached_property
+    def _sent_at(self) -> tuple[str, ...]:
+        """Each signal's time as text, formatted once for the facts and the words (a formatting costs
+        as much as the rest of either)."""
+        return tuple(_time(signal.sent_at) for signal in self.signals.sent) if self.signals else ()
+
     def facts(self) -> dict[str, Any]:
         facts: dict[str, Any] = {
             "job_id": self.record["id"],
@@ -70,7 +77,8 @@ class Stop:
             due = term + grace if term is not None and grace is not None and SIGKILL not in sent else None
             facts |= {
                 "signals": [
-                    {"signal": signal.name, "sent_at": _time(signal.sent_at)} for signal in self.signals.sent
+                    {"signal": signal.name, "sent_at": at}
+                    for signal, at in zip(self.signals.sent, self._sent_at, strict=True)
                 ],
                 "grace_seconds": self.signals.grace_seconds,
                 "sigkill_needed": SIGKILL in sent,
@@ -99,10 +107,11 @@ class Stop:
             if self.stopped:
                 return f"Job {job} stopped: no process of it was running, so none had to be signalled."
             return f"The stop of job {job} is under way: its processes have not been signalled yet."
-        term = f"SIGTERM was sent to its processes at {_time(sent[SIGTERM])}"
+        sent_at = dict(zip((signal.name for signal in signals.sent), self._sent_at, strict=True))
+        term = f"SIGTERM was sent to its processes at {sent_at[SIGTERM]}"
         grace = f"the grace period of {signals.grace_seconds or 0:g} s"
         if SIGKILL in sent:
-            done = f"{grace} ran out, so SIGKILL was sent at {_time(sent[SIGKILL])}"
+            done = f"{grace} ran out, so SIGKILL was sent at {sent_at[SIGKILL]}"
         else:
             done = f"they exited within {grace}, so no SIGKILL was needed"
         if self.stopped:

@@ -27,7 +27,12 @@ _LATEST = 1e11  # seconds: a time or a grace period beyond this (year 5138) is n
 
 
 def stop_path(home: Path, job_id: str) -> Path:
-    return home / "logs" / f"{job_id}.stop"
+    return Path(_stop_file(home, job_id))
+
+
+def _stop_file(home: Path, job_id: str) -> str:
+    # A string: pathlib's joins cost as much as reading the note back, on every cancel's answer.
+    return f"{os.fspath(home)}/logs/{job_id}.stop"
 
 
 def note(home: Path, job_id: str, name: str, grace_seconds: float) -> None:
@@ -49,7 +54,7 @@ def signals_sent(home: Path, job_id: str) -> Signals:
     to be signalled) or the note cannot be read."""
     sent = []
     grace_seconds: float | None = None
-    for line in _read(stop_path(home, job_id)).splitlines():
+    for line in _read(_stop_file(home, job_id)).splitlines():
         try:
             item = json.loads(line)
             name, at, grace = str(item["signal"]), float(item["at"]), float(item["grace"])
@@ -61,7 +66,7 @@ def signals_sent(home: Path, job_id: str) -> Signals:
     return Signals(tuple(sent), grace_seconds)
 
 
-def _read(path: Path) -> str:
+def _read(path: str) -> str:
     """The note's text, read without waiting (O_NONBLOCK: a FIFO put in its place cannot hang a cancel)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
