@@ -312,41 +312,25 @@ def slurm_credentials_refused(
     )
 
 
-# `said` is Slurm's own words for its errors, `numbers` their error numbers.
+# What Slurm's errors in an answer come to, by the code the backend gives them (slurm/mapping.py decides
+# it from their numbers): {said} is Slurm's own words, {status} the answer's HTTP status.
+_SLURM_REFUSALS = {
+    ErrorCode.NOT_FOUND: "Slurm knows no such job: {said}.",
+    ErrorCode.UNAUTHORIZED: (
+        "Slurm refused the request (HTTP {status}): {said}. The job belongs to a user that slurmrestd's"
+        " user (or the token's) may not act for; nothing was canceled: ask its owner or an administrator."
+    ),
+    ErrorCode.UPSTREAM_UNAVAILABLE: (
+        "slurmrestd could not reach the Slurm controller (HTTP {status}): {said}. Try again shortly."
+    ),
+    ErrorCode.UPSTREAM_ERROR: "Slurm refused the request (HTTP {status}): {said}.",
+}
 
 
-def slurm_job_unknown(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
-    return ProviderError(
-        ErrorCode.NOT_FOUND, f"Slurm knows no such job: {said}.", status=status, numbers=numbers
-    )
-
-
-def slurm_access_denied(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
-    return ProviderError(
-        ErrorCode.UNAUTHORIZED,
-        f"Slurm refused the request (HTTP {status}): {said}. The job belongs to a user that slurmrestd's"
-        " user (or the token's) may not act for; nothing was canceled: ask its owner or an administrator.",
-        status=status,
-        numbers=numbers,
-    )
-
-
-def slurm_controller_unreachable(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
-    return ProviderError(
-        ErrorCode.UPSTREAM_UNAVAILABLE,
-        f"slurmrestd could not reach the Slurm controller (HTTP {status}): {said}. Try again shortly.",
-        status=status,
-        numbers=numbers,
-    )
-
-
-def slurm_refused(status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
-    return ProviderError(
-        ErrorCode.UPSTREAM_ERROR,
-        f"Slurm refused the request (HTTP {status}): {said}.",
-        status=status,
-        numbers=numbers,
-    )
+def slurm_refusal(code: ErrorCode, status: int, said: str, numbers: tuple[int, ...]) -> ProviderError:
+    """Slurm's errors in an answer as `code` (one of _SLURM_REFUSALS'), keeping their `numbers`."""
+    message = _SLURM_REFUSALS[code].format(status=status, said=said)
+    return ProviderError(code, message, status=status, numbers=numbers)
 
 
 def output_unreadable(job_id: str, path: str, node: str, reason: object) -> ToolError:

@@ -7,13 +7,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ...errors import ProviderError
+from ...errors import ErrorCode, ProviderError
 from ...errors.providers import (
     malformed,
-    slurm_access_denied,
-    slurm_controller_unreachable,
-    slurm_job_unknown,
-    slurm_refused,
+    slurm_refusal,
 )
 from ...record import TERMINAL_STATUSES, JobRecord, JobStatus, make_record
 from ..http.payload import latest, normalize_timestamp
@@ -255,12 +252,14 @@ def slurm_error(status: int, errors: list[dict[str, Any]]) -> ProviderError:
     numbers = tuple(n for n in map(error_number, errors) if n is not None)
     said = describe_errors(errors)
     if INVALID_JOB_ID in numbers or (EMPTY_RESULT in numbers and "Unable to find JobId" in said):
-        return slurm_job_unknown(status, said, numbers)
-    if ACCESS_DENIED in numbers:
-        return slurm_access_denied(status, said, numbers)
-    if any(n in COMMUNICATION_ERRORS for n in numbers):
-        return slurm_controller_unreachable(status, said, numbers)
-    return slurm_refused(status, said, numbers)
+        code = ErrorCode.NOT_FOUND
+    elif ACCESS_DENIED in numbers:
+        code = ErrorCode.UNAUTHORIZED
+    elif any(n in COMMUNICATION_ERRORS for n in numbers):
+        code = ErrorCode.UPSTREAM_UNAVAILABLE
+    else:
+        code = ErrorCode.UPSTREAM_ERROR
+    return slurm_refusal(code, status, said, numbers)
 
 
 _TASK_RANGE = re.compile(r"([0-9]{1,10})(?:-([0-9]{1,10})(?::([0-9]{1,10}))?)?")
