@@ -48,7 +48,8 @@ def test_the_verdict_is_jsonschemas(tool: str, data: st.DataObject) -> None:
     arguments = data.draw(arguments_for(SCHEMAS[tool]))
 
     if JSONSCHEMA[tool].is_valid(arguments):
-        assert OURS[tool].validate(arguments) == arguments
+        given = {name: value for name, value in arguments.items() if value is not None}  # null: not given
+        assert OURS[tool].validate(arguments) == given
     else:
         with pytest.raises(ToolError) as refused:
             OURS[tool].validate(arguments)
