@@ -4,7 +4,6 @@ records them. Never a secret: over HTTP the principal is the bearer token's name
 
 from __future__ import annotations
 
-import getpass
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -33,6 +32,8 @@ class Caller:
 @cache  # without $USER, getpass reads the passwd database: once a process is enough
 def os_user() -> str:
     """The user this process runs as: the login name, else the numeric uid."""
+    import getpass  # with termios, at the first cancel rather than at every start
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry and no $USER
