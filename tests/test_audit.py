@@ -75,6 +75,7 @@ async def test_a_stdio_cancel_is_recorded_with_the_os_user_and_the_client(home: 
     assert AUDIT_FILE in modes
 
 
+@pytest.mark.slow
 def test_a_cli_cancel_is_recorded_and_the_audit_command_filters(home: Path) -> None:
     first = submit(home, "cli-a", "sleep", "600")
     second = submit(home, "cli-b", "sleep", "600")

@@ -32,6 +32,7 @@ def configured(tmp_path: Path, home: Path) -> Path:
     return tmp_path / "jobs-here"
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_the_configured_home_serves_submit_show_cancel_jobs_and_the_tools(
     home: Path, configured: Path

@@ -164,6 +164,7 @@ BAD_LINES = {
 }
 
 
+@pytest.mark.slow
 def test_every_readable_id_is_answered_where_the_sdk_drops_or_serves_the_line(home: Path) -> None:
     """Additions 1-3: the id salvaged; a line's bounds (size, UTF-8, surrogates, numbers, depth,
     id); batches."""

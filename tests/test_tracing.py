@@ -59,6 +59,7 @@ print(json.dumps(spans))
 """
 
 
+@pytest.mark.slow
 def test_with_a_tracer_provider_every_tool_call_has_its_span(home: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", TRACED_CALL, str(home), json.dumps(ARGUMENTS)],

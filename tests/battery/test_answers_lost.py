@@ -31,6 +31,9 @@ from ..conftest import CLI, client, env_for, start_http_server, stop_http_server
 from ..fakes import CANARY_TOKEN, CASES, Fault
 from ..mcp_wire import INITIALIZE
 
+# The adversarial battery: CI runs it in full; the inner loop (`-m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 NOT_UTF8 = b"caf\xe9"  # Latin-1 "café": a legal Linux file name, not UTF-8
 ESCAPED = "caf\\udce9"  # how the answer writes it
 

@@ -25,6 +25,9 @@ from ..conftest import CLI, env_for, wait_until
 from ..fakes import CANARY_TOKEN, CASES, FakeRay
 from ..mcp_wire import INITIALIZE
 
+# The adversarial battery: CI runs it in full; the inner loop (`-m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 
 def run(home: Path, *args: str | bytes, **extra: Any) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(

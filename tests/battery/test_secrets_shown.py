@@ -22,6 +22,9 @@ from ..conftest import CLI, env_for, start_http_server
 from ..fakes import FakeRay
 from ..mcp_wire import MCP_HEADERS, PING
 
+# The adversarial battery: CI runs it in full; the inner loop (`-m "not slow"`) leaves it out.
+pytestmark = pytest.mark.slow
+
 CANARY = "Cj5Secret0Canary7Value9Q"  # 24 characters; its pieces are searched for too
 CANARY_UPPER = "CJ5SECRET0CANARY7VALUE9Q"
 

@@ -94,6 +94,7 @@ async def read_logs(session: Any, job_id: str, **options: Any) -> dict[str, Any]
     return answer
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_tail_is_the_last_lines_of_a_200000_line_log(session: Any, jobs: Jobs) -> None:
     answer = await read_logs(session, jobs.big, tail_lines=10)
