@@ -328,6 +328,37 @@ def test_a_job_that_stops_its_supervisor_is_still_stopped_on_cancel(home: Path, 
     assert "has been stopped for" in (home / "logs" / "successor.log").read_text()
 
 
+def test_a_supervisor_that_resumes_and_finishes_its_job_lets_the_successor_go(
+    home: Path, tmp_path: Path
+) -> None:
+    """A supervisor stopped for less than the bound, which resumes and settles its job before the
+    successor looks again: the successor leaves (it watched the settled job on, waking twice a second
+    for ever). The successor is held stopped meanwhile, so its next look comes after the settling."""
+    fifo = tmp_path / "release"
+    os.mkfifo(fifo)
+    job = submit_job(home, PROJECT, ["sh", "-c", f"read line < {fifo}"], grace_seconds=1)
+    owner = wait_until(
+        lambda: store.lease_of(owner := db_row(home, job["id"])["supervisor"]) is None and owner
+    )
+    supervisor = procs.ProcessIdentity.decode(owner)
+    os.kill(supervisor.pid, signal.SIGSTOP)
+    read_once(home, job["id"])  # a read finds the owner stopped and wakes the successor
+    successor_log = home / "logs" / "successor.log"
+    wait_until(lambda: successor_log.exists() and "supervisor is stopped" in successor_log.read_text())
+    [successor] = successor_processes(home)
+    os.kill(successor, signal.SIGSTOP)
+    try:
+        fd = os.open(fifo, os.O_WRONLY)  # the job reads its line and exits 0
+        os.write(fd, b"go\n")
+        os.close(fd)
+        os.kill(supervisor.pid, signal.SIGCONT)
+        wait_until(lambda: db_row(home, job["id"])["completed_at"] is not None, timeout=60)
+    finally:
+        os.kill(successor, signal.SIGCONT)
+    wait_until(lambda: successor_processes(home) == [], timeout=30)
+    assert db_row(home, job["id"])["status"] == "completed"
+
+
 def _tagged(job_id: str) -> list[procs.ProcessInfo]:
     return procs.tagged_by_job(procs.process_table()).get(job_id, [])
 

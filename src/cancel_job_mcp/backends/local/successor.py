@@ -149,7 +149,11 @@ class Successor:
     def look(self) -> None:
         """Take over the jobs that need it, and move each stop under way one step on."""
         now = procs.boot_clock()
-        for row in store.unsettled(self.conn):
+        rows = store.unsettled(self.conn)
+        # A stopped supervisor that resumed and settled its job: nothing left to watch there.
+        for job_id in self.stopped_since.keys() - {row.record["id"] for row in rows}:
+            del self.stopped_since[job_id]
+        for row in rows:
             job_id = row.record["id"]
             if job_id in self.takeovers:
                 self.takeovers[job_id].row = row
@@ -173,6 +177,8 @@ class Successor:
     def watch_stopped(self, row: JobRow, now: float) -> None:
         job_id = row.record["id"]
         assert row.supervisor is not None
+        if job_id not in self.stopped_since:
+            log.info("job %s: its supervisor is stopped; it is replaced unless it resumes", job_id)
         seen, since = self.stopped_since.setdefault(job_id, (row.supervisor, now))
         if seen != row.supervisor:
             self.stopped_since[job_id] = (row.supervisor, now)
