@@ -7,11 +7,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import anyio
 import pytest
 
 from cancel_job_mcp.backends.local import procs
-from cancel_job_mcp.backends.local.runtime import LocalBackend, submit_job
+from cancel_job_mcp.backends.local.runtime import submit_job
 
 from ...battery_support import backend_cancel, wait_for_stop
 from ...conftest import wait_until
@@ -56,14 +55,7 @@ def test_a_canceled_job_with_a_fork_hopping_child_is_stopped_before_it_is_record
 ) -> None:
     job_id = submit_hopper(home, tmp_path, "sleep")
 
-    async def cancel() -> None:
-        backend = LocalBackend(home)
-        try:
-            await backend.cancel_job(PROJECT, job_id)
-        finally:
-            await backend.aclose()
-
-    anyio.run(cancel)
+    backend_cancel(home, PROJECT, job_id)
     record = wait_for_stop(home, job_id, timeout=60)
     left = job_processes(job_id)
     assert left == [], "processes of the job outlived its recorded stop"
