@@ -342,6 +342,9 @@ def test_a_supervisor_that_resumes_and_finishes_its_job_lets_the_successor_go(
     )
     supervisor = procs.ProcessIdentity.decode(owner)
     os.kill(supervisor.pid, signal.SIGSTOP)
+    # SIGSTOP takes effect when the kernel next schedules the supervisor, not when kill() returns:
+    # on a busy machine a read at once could still find it running and wake nobody.
+    wait_until(lambda: procs.is_stopped(supervisor))
     read_once(home, job["id"])  # a read finds the owner stopped and wakes the successor
     successor_log = home / "logs" / "successor.log"
     wait_until(lambda: successor_log.exists() and "supervisor is stopped" in successor_log.read_text())
