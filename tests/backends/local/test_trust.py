@@ -350,6 +350,7 @@ def test_a_supervisor_that_resumes_and_finishes_its_job_lets_the_successor_go(
     wait_until(lambda: successor_log.exists() and "supervisor is stopped" in successor_log.read_text())
     [successor] = successor_processes(home)
     os.kill(successor, signal.SIGSTOP)
+    wait_until(lambda: procs.is_stopped(procs.identify(successor)))
     try:
         fd = os.open(fifo, os.O_WRONLY)  # the job reads its line and exits 0
         os.write(fd, b"go\n")
