@@ -270,6 +270,14 @@ def cpu_burners(count: int) -> Iterator[None]:
             burner.wait()
 
 
+def veryfront_config(path: Path, fake: FakeProvider, *extra: str) -> Path:
+    """A config file at `path` routing `proj-*` to the fake Veryfront (token in $VF_TOKEN), plus `extra`
+    lines of its table."""
+    lines = ["[backends.vf]", 'kind = "veryfront"', f'base_url = "{fake.url}"', 'token_env = "VF_TOKEN"']
+    path.write_text("\n".join([*lines, 'projects = ["proj-*"]', *extra, ""]))
+    return path
+
+
 def get_job(server: RawStdioServer, project: str, job_id: str) -> dict[str, Any]:
     """The job's record, read through the get_job tool."""
     return structured(

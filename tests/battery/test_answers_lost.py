@@ -25,6 +25,7 @@ from ..battery_support import (
     structured,
     submit_here,
     tool_result,
+    veryfront_config,
     wait_for_stop,
 )
 from ..conftest import CLI, client, env_for, start_http_server, stop_http_server, wait_for_process_group
@@ -98,11 +99,7 @@ def test_a_provider_answer_with_a_lone_surrogate_is_upstream_error_and_the_serve
 ) -> None:
     case = CASES["veryfront"]
     fake = case.fake(CANARY_TOKEN)
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[backends.vf]\nkind = "veryfront"\nbase_url = "{fake.url}"\ntoken_env = "VF_TOKEN"\n'
-        'projects = ["proj-*"]\nmax_retries = 0\n'
-    )
+    config = veryfront_config(tmp_path / "config.toml", fake, "max_retries = 0")
     server = RawStdioServer(
         home, "--config", str(config), stderr_path=tmp_path / "stderr.txt", env={"VF_TOKEN": CANARY_TOKEN}
     )

@@ -20,7 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
-from ..battery_support import RawStdioServer, error_code, structured, submit_here, tool_result, wait_for_stop
+from ..battery_support import (
+    RawStdioServer,
+    error_code,
+    structured,
+    submit_here,
+    tool_result,
+    veryfront_config,
+    wait_for_stop,
+)
 from ..conftest import CLI, env_for, wait_until
 from ..fakes import CANARY_TOKEN, CASES, FakeRay
 from ..mcp_wire import INITIALIZE
@@ -205,11 +213,7 @@ def test_null_optional_arguments_and_an_integral_limit_are_one_rule_everywhere(
 ) -> None:
     case = CASES["veryfront"]
     fake = case.fake(CANARY_TOKEN)
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[backends.vf]\nkind = "veryfront"\nbase_url = "{fake.url}"\ntoken_env = "VF_TOKEN"\n'
-        'projects = ["proj-*"]\n'
-    )
+    config = veryfront_config(tmp_path / "config.toml", fake)
     if backend == "local":
         project = "local:p"
         for _ in range(7):
