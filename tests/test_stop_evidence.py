@@ -5,6 +5,7 @@ Real local jobs, really signalled, through a real MCP client."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
+from cancel_job_mcp.backends.local import procs
 from cancel_job_mcp.schemas import load_schema
 from cancel_job_mcp.stops import STOP_META_KEY, Signals, SignalSent, Stop
 
@@ -112,6 +114,8 @@ async def test_a_stop_still_under_way_says_when_sigkill_is_due(home: Path, tmp_p
     assert seconds(facts["sigkill_due_at"]) == pytest.approx(term + 20, abs=0.002)
     assert f"SIGKILL is due at {facts['sigkill_due_at']}" in words
     assert "Call wait_job to see it end." in words
+    # Not 20 s more of a job that ignores SIGTERM beside the rest of the suite.
+    procs.send_signals(procs.tagged_by_job(procs.process_table()).get(job["id"], []), signal.SIGKILL)
 
 
 def stop(signals: Signals | None, stopped: bool = True) -> Stop:
