@@ -128,7 +128,28 @@ async def test_without_a_narrowing_filter_it_lists_no_more_than_max_needs() -> N
     answer = await cancel_jobs(backend, max=3)
     assert answer["matched"] == 3
     assert answer["truncated"] is True
-    assert backend.listed == 3  # one page of `max` working jobs (and an empty one of submitted jobs)
+    assert backend.listed == 3  # an empty page of submitted jobs, and one of `max` working jobs
+
+
+class StartingBackend(ListingBackend):
+    """Its submitted jobs start (become working) just after its first listing, whatever it listed."""
+
+    async def list_jobs(self, project: str, status: str | None, limit: int, cursor: str | None) -> JobPage:
+        page = await super().list_jobs(project, status, limit, cursor)
+        for job_id, record in self.jobs.items():
+            if record["status"] == "submitted":
+                self.jobs[job_id] = {**record, "status": "working"}
+        return page
+
+
+@pytest.mark.anyio
+async def test_a_job_that_starts_between_the_listings_is_still_taken() -> None:
+    """Each active status is listed on its own: a job moving from one to the next meanwhile must be in
+    one of the two listings (seen under load: a job submitted just before the call was missed)."""
+    backend = StartingBackend([job(2), job(1, "submitted")])
+    answer = await cancel_jobs(backend, max=10)
+    assert [entry["job_id"] for entry in answer["jobs"]] == ["j00002", "j00001"]
+    assert answer["jobs"][1]["record"]["status"] == "working", "the job as last seen"
 
 
 @pytest.mark.anyio

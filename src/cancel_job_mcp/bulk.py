@@ -23,7 +23,9 @@ from .service import JobService
 
 log = logging.getLogger(__name__)
 
-ACTIVE = (JobStatus.WORKING, JobStatus.SUBMITTED)
+# In the order a job goes through them: a job that starts between the two listings is seen in the first,
+# where the other order would miss it in both.
+ACTIVE = (JobStatus.SUBMITTED, JobStatus.WORKING)
 PAGE_SIZE = 100  # the most a listing gives at once
 MAX_SCANNED = 5_000  # jobs read per status at most, matching or not
 AT_ONCE = 8  # cancels under way at once
@@ -79,7 +81,7 @@ async def find_jobs(service: JobService, project_reference: str, wanted: JobFilt
         jobs, stopped_early = await _search(service, project_reference, status, wanted, limit)
         truncated |= stopped_early
         for record in jobs:
-            found.setdefault(record["id"], record)  # a job seen as submitted, then as working: once
+            found[record["id"]] = record  # a job seen as submitted, then as working: once, as last seen
     ordered = sorted(found.values(), key=lambda record: record["created_at"], reverse=True)
     return Selection(ordered[:limit], truncated or len(ordered) > limit)
 
