@@ -33,12 +33,17 @@ ACTIVE = ("PENDING", "RUNNING", "COMPLETING")
 
 def trapping_script(marker: Path) -> str:
     """Logs SIGTERM to `marker`, takes a second to clean up, logs EXIT and exits 0; `marker`.ready once
-    the trap is set. Slurm reports the job COMPLETING during that second."""
+    the trap is set. Slurm reports the job COMPLETING during that second.
+
+    Its child ignores SIGTERM, so that the script ends through its trap only: Slurm (proctrack/linuxproc)
+    signals the step's processes one by one, and a child that died first let the script's `wait` return
+    and the script end before its own SIGTERM came (seen under load: no TERM logged)."""
     return (
         "#!/bin/bash\n"
-        f"trap 'echo TERM >> {marker}; sleep 1; echo EXIT >> {marker}; exit 0' TERM\n"
+        f"trap 'echo TERM >> {marker}; kill -KILL $child; sleep 1; echo EXIT >> {marker}; exit 0' TERM\n"
+        "(trap '' TERM; exec sleep 600) &\n"
+        "child=$!\n"
         f"touch {marker}.ready\n"
-        "sleep 600 &\n"
         "wait\n"
     )
 
