@@ -22,6 +22,7 @@ import pytest
 
 from ..battery_support import (
     RawStdioServer,
+    db_row,
     error_code,
     structured,
     submit_here,
@@ -165,6 +166,8 @@ def test_a_state_directory_that_is_a_file_is_named(home: Path, tmp_path: Path) -
 
 def test_a_row_whose_config_is_not_json_is_still_read_and_canceled(home: Path, tmp_path: Path) -> None:
     job = submit_here(home, "p", "sleep", "600")
+    # Once it runs: a supervisor that reads the spoiled config before it starts the command fails the job.
+    wait_until(lambda: db_row(home, job["id"])["status"] == "working")
     with sqlite3.connect(home / "jobs.sqlite3") as conn:
         conn.execute("UPDATE jobs SET config = '{not json' WHERE id = ?", (job["id"],))
     server = RawStdioServer(home, stderr_path=tmp_path / "stderr.txt")
