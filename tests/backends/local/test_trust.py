@@ -328,12 +328,28 @@ def test_a_job_that_stops_its_supervisor_is_still_stopped_on_cancel(home: Path, 
     assert "has been stopped for" in (home / "logs" / "successor.log").read_text()
 
 
+# The boot clock, as this process reads it, runs a thousand times slower than the real one.
+SLOW_BOOT_CLOCK = """
+import time
+_real, _start = time.clock_gettime, time.clock_gettime(time.CLOCK_BOOTTIME)
+def _slow(clock):
+    now = _real(clock)
+    return _start + (now - _start) / 1000 if clock == time.CLOCK_BOOTTIME else now
+time.clock_gettime = _slow
+"""
+
+
 def test_a_supervisor_that_resumes_and_finishes_its_job_lets_the_successor_go(
-    home: Path, tmp_path: Path
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A supervisor stopped for less than the bound, which resumes and settles its job before the
     successor looks again: the successor leaves (it watched the settled job on, waking twice a second
-    for ever). The successor is held stopped meanwhile, so its next look comes after the settling."""
+    for ever). The successor is held stopped meanwhile, so its next look comes after the settling.
+    Its boot clock runs a thousand times slow, so on however busy a machine the test's steps come
+    well within its bound (else it replaces the supervisor and stops the job the test then feeds)."""
+    clock = tmp_path / "clock"
+    clock.mkdir()
+    (clock / "sitecustomize.py").write_text(SLOW_BOOT_CLOCK)
     fifo = tmp_path / "release"
     os.mkfifo(fifo)
     job = submit_job(home, PROJECT, ["sh", "-c", f"read line < {fifo}"], grace_seconds=1)
@@ -345,10 +361,13 @@ def test_a_supervisor_that_resumes_and_finishes_its_job_lets_the_successor_go(
     # SIGSTOP takes effect when the kernel next schedules the supervisor, not when kill() returns:
     # on a busy machine a read at once could still find it running and wake nobody.
     wait_until(lambda: procs.is_stopped(supervisor))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(clock), os.environ.get("PYTHONPATH", "")]))
     read_once(home, job["id"])  # a read finds the owner stopped and wakes the successor
+    monkeypatch.delenv("PYTHONPATH")
     successor_log = home / "logs" / "successor.log"
     wait_until(lambda: successor_log.exists() and "supervisor is stopped" in successor_log.read_text())
     [successor] = successor_processes(home)
+    assert str(clock).encode() in Path(f"/proc/{successor}/environ").read_bytes()
     os.kill(successor, signal.SIGSTOP)
     wait_until(lambda: procs.is_stopped(procs.identify(successor)))
     try:
